@@ -1,0 +1,86 @@
+package spec
+
+import "time"
+
+// Pos is a place in a spec file. Line and Col are 1-based.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+// Spec is a loaded, validated pipeline spec. Maps that users write in order
+// (params, env, matrix) keep that order in slices, so plans and reports are
+// stable.
+type Spec struct {
+	File        string
+	Source      []byte // the bytes it was loaded from, for snapshots and digests
+	Version     int
+	Name        string
+	Description string
+	Params      []Param
+	Env         []KV
+	Concurrency int    // 0: the engine's default
+	State       string // store URL, "" for the default
+	Hosts       []HostDecl
+	Steps       []Step
+}
+
+// Param is a declared pipeline parameter.
+type Param struct {
+	Name        string
+	Type        string // string, integer, number, boolean
+	Default     any    // nil when required
+	Enum        []any
+	Description string
+	Secret      bool
+	Pos         Pos
+}
+
+// KV is one ordered key/value pair (env entries).
+type KV struct {
+	Key   string
+	Value string
+}
+
+// HostDecl is a named host declared once and referenced by steps (host: gaudi).
+type HostDecl struct {
+	Name    string
+	Address string // "local", or "ssm:<instance id>", usually an expression
+	Cards   int    // accelerator cards available on it (8 on dl1.24xlarge)
+	Pos     Pos
+}
+
+// Step is one step as written in the spec, before matrix expansion.
+type Step struct {
+	ID      string
+	Type    string
+	Needs   []string
+	With    map[string]any // the type's own parameters; strings may hold ${{ }}
+	If      string         // "" means success()
+	Retry   Retry
+	Timeout time.Duration // 0: none
+	Env     []KV
+	Matrix  []MatrixAxis
+	Host    string // a declared host name, or an address; "" means local
+	Pos     Pos    // where the step's mapping starts
+	// FieldPos locates the step's fields ("with.task", "host", ...) for error
+	// annotations on a failing step.
+	FieldPos map[string]Pos
+}
+
+// Retry is a step's retry policy. Attempts counts every try, so 1 means no retry.
+type Retry struct {
+	Attempts   int
+	Backoff    time.Duration // first delay
+	MaxBackoff time.Duration
+	// On, when set, retries only when the failed attempt's log matches one of
+	// these regular expressions (the synStatus flake).
+	On []string
+}
+
+// MatrixAxis is one matrix variable and its values, in the order written.
+type MatrixAxis struct {
+	Name   string
+	Values []any
+}

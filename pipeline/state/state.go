@@ -1,0 +1,150 @@
+// Package state defines a run's durable state, the Store interface that keeps it
+// (a local folder, S3), and the Journal that applies changes with group commit
+// and compare-and-swap, holding the run's lease while it drives the run.
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SchemaVersion is the version of the state document this gpipe writes. A
+// document with a higher version is refused rather than overwritten.
+const SchemaVersion = 1
+
+// Run is the whole durable state of one run, stored as one JSON document so a
+// single compare-and-swap covers steps, outputs and the lease together.
+type Run struct {
+	SchemaVersion int               `json:"schema_version"`
+	ID            string            `json:"id"`
+	Pipeline      string            `json:"pipeline"`
+	SpecFile      string            `json:"spec_file"`
+	SpecDigest    string            `json:"spec_digest"` // sha256 of the spec snapshot
+	Params        map[string]string `json:"params,omitempty"`
+	Status        RunStatus         `json:"status"`
+	Created       time.Time         `json:"created"`
+	Updated       time.Time         `json:"updated"`
+	Lease         *Lease            `json:"lease,omitempty"`
+	Steps         map[string]*Step  `json:"steps"`
+	Order         []string          `json:"order"` // step ids in plan order, for stable listings
+}
+
+// RunStatus is the status of a whole run.
+type RunStatus string
+
+const (
+	RunPending     RunStatus = "pending"
+	RunRunning     RunStatus = "running"
+	RunSucceeded   RunStatus = "succeeded"
+	RunFailed      RunStatus = "failed"
+	RunInterrupted RunStatus = "interrupted"
+)
+
+// StepStatus is the status of one step.
+type StepStatus string
+
+const (
+	StepPending   StepStatus = "pending"
+	StepRunning   StepStatus = "running"
+	StepSucceeded StepStatus = "succeeded"
+	StepFailed    StepStatus = "failed"
+	StepCancelled StepStatus = "cancelled"
+	StepSkipped   StepStatus = "skipped"
+)
+
+// Step is the state of one (matrix-expanded) step.
+type Step struct {
+	ID        string            `json:"id"`
+	Type      string            `json:"type"`
+	Status    StepStatus        `json:"status"`
+	DefDigest string            `json:"def_digest"` // digest of the step's definition, to spot edits on resume
+	Needs     []string          `json:"needs,omitempty"`
+	Attempts  []Attempt         `json:"attempts,omitempty"`
+	Outputs   map[string]string `json:"outputs,omitempty"`
+	Resume    map[string]string `json:"resume,omitempty"` // see pipeline.StepRun.Resume
+	Reason    string            `json:"reason,omitempty"` // why skipped or cancelled
+}
+
+// Attempt records one try of a step.
+type Attempt struct {
+	N        int        `json:"n"`
+	Start    time.Time  `json:"start"`
+	End      *time.Time `json:"end,omitempty"`
+	ExitCode *int       `json:"exit_code,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	Log      string     `json:"log"` // log name for Store.ReadLog, e.g. "train.1"
+}
+
+// Lease says which runner drives a run. It is renewed by heartbeat; a lease
+// whose Expires has passed may be taken over.
+type Lease struct {
+	Owner    string    `json:"owner"` // unique per runner process
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Acquired time.Time `json:"acquired"`
+	Renewed  time.Time `json:"renewed"`
+	Expires  time.Time `json:"expires"`
+}
+
+// Version identifies one stored version of a run document (an ETag, a
+// generation counter). Stores compare it on Save.
+type Version string
+
+// Store keeps runs. Implementations: pipeline/store/file, pipeline/store/s3.
+// Every implementation must pass pipeline/store/storetest.
+type Store interface {
+	// Create stores the first version of a run document. ErrExists if the run exists.
+	Create(ctx context.Context, runID string, doc []byte) (Version, error)
+	// Load returns the current document and its version. ErrNotFound if absent.
+	Load(ctx context.Context, runID string) ([]byte, Version, error)
+	// Save replaces the document only if its version is still v. ErrConflict
+	// when someone else wrote since; ErrNotFound when the run is gone.
+	Save(ctx context.Context, runID string, doc []byte, v Version) (Version, error)
+	// List returns the ids of all runs, in no particular order.
+	List(ctx context.Context) ([]string, error)
+
+	// PutBlob and GetBlob keep a run's other files: the spec snapshot ("spec.yaml").
+	PutBlob(ctx context.Context, runID, name string, data []byte) error
+	GetBlob(ctx context.Context, runID, name string) ([]byte, error)
+
+	// AppendLog adds to a step attempt's log; ReadLog reads it from offset, so
+	// `gpipe logs --follow` can poll. Logs are visible to readers on other
+	// machines while the step runs.
+	AppendLog(ctx context.Context, runID, name string, p []byte) error
+	ReadLog(ctx context.Context, runID, name string, offset int64) ([]byte, error)
+
+	// String names the store for messages ("file://.gpipe", "s3://bucket/prefix").
+	String() string
+}
+
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("changed by another writer")
+)
+
+// HeldError says a run's lease is held by another live runner.
+type HeldError struct {
+	RunID string
+	Lease Lease
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("run %s is driven by another runner (host %s, pid %d) since %s, lease renewed %s; "+
+		"wait for it, or take over with --force if you are sure it is gone",
+		e.RunID, e.Lease.Host, e.Lease.PID, e.Lease.Acquired.UTC().Format(time.RFC3339),
+		e.Lease.Renewed.UTC().Format(time.RFC3339))
+}
+
+// NewerSchemaError says a run document was written by a newer gpipe.
+type NewerSchemaError struct {
+	RunID   string
+	Version int
+}
+
+func (e *NewerSchemaError) Error() string {
+	return fmt.Sprintf("run %s was written by a newer gpipe (state schema %d, this gpipe knows %d): upgrade gpipe",
+		e.RunID, e.Version, SchemaVersion)
+}

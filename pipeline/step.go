@@ -1,0 +1,89 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Runner is what a step type implements. The engine calls Run once per attempt,
+// with expressions in With, Env and Host already resolved.
+//
+// Run returns the step's outputs. A non-nil error fails the attempt; wrap an
+// *ExitError to report a process exit code. Run must return promptly when ctx is
+// cancelled, after stopping whatever it started (process group, remote command).
+type Runner interface {
+	Run(ctx context.Context, sr *StepRun) (Result, error)
+}
+
+// CardDemander is implemented by step types that occupy accelerator cards on
+// their host (train-unet with hpus: 8). The engine never hands out more cards
+// of a host than the host declares, and passes the granted indices in
+// StepRun.Cards.
+type CardDemander interface {
+	Cards(with map[string]any) int
+}
+
+// ScriptRenderer is implemented by host step types, so that `gpipe plan
+// --scripts` can print what would run without running it.
+type ScriptRenderer interface {
+	Script(sr *StepRun) (string, error)
+}
+
+// Registry maps a step type name to its Runner.
+type Registry interface {
+	Lookup(stepType string) (Runner, bool)
+}
+
+// StepRun is everything one attempt of one step gets.
+type StepRun struct {
+	RunID   string
+	StepID  string // the id after matrix expansion, e.g. "train-fold-0"
+	Type    string
+	Attempt int // 1-based
+	With    map[string]any
+	Env     map[string]string // spec env, then step env (step wins); not the runner's own
+	Host    Host
+	Timeout time.Duration // 0: none
+	Cards   []int         // accelerator card indices granted on Host, if the type demands any
+
+	// Log receives the step's output. It is stored with the run and streamed to
+	// the console with the step id in front. Safe for concurrent writes.
+	Log io.Writer
+
+	// Resume holds what earlier attempts (also of earlier runners) saved with
+	// SaveResume: a CloudFormation stack name, an SSM command id. A step uses it
+	// to reattach instead of starting over.
+	Resume map[string]string
+	// SaveResume makes key=value durable in the run state before it returns.
+	SaveResume func(ctx context.Context, key, value string) error
+}
+
+// Host says where a host step runs. Name is the spec's host name ("local" when
+// none was given); Address is the resolved address: "local" or "ssm:i-0abc...".
+type Host struct {
+	Name    string
+	Address string
+	Cards   int // accelerator cards the host declares; 0 means none
+}
+
+// Result is what a successful attempt produces.
+type Result struct {
+	Outputs map[string]string
+}
+
+// ExitError reports that a step's process exited with a non-zero code.
+type ExitError struct {
+	Code int
+	Err  error // optional detail
+}
+
+func (e *ExitError) Error() string {
+	if e.Err != nil {
+		return "exit status " + strconv.Itoa(e.Code) + ": " + e.Err.Error()
+	}
+	return "exit status " + strconv.Itoa(e.Code)
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
