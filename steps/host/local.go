@@ -1,0 +1,145 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline"
+)
+
+// Local runs scripts on this machine with bash, each in a process group of its
+// own so that cancelling a step also stops everything the script started.
+type Local struct {
+	// BaseEnv is the environment scripts start from; nil means os.Environ().
+	BaseEnv []string
+	// Grace is how long a cancelled script gets between SIGTERM and SIGKILL.
+	Grace time.Duration
+	// TempDir holds scripts and output files; "" means os.TempDir().
+	TempDir string
+}
+
+// Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
+func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
+	dir, err := os.MkdirTemp(l.TempDir, "gpipe-step-")
+	if err != nil {
+		return nil, fmt.Errorf("make step directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	scriptPath := filepath.Join(dir, "script.sh")
+	outputPath := filepath.Join(dir, "outputs")
+	if err := os.WriteFile(scriptPath, []byte(s.Body), 0o700); err != nil {
+		return nil, fmt.Errorf("write script: %w", err)
+	}
+	if err := os.WriteFile(outputPath, nil, 0o600); err != nil {
+		return nil, fmt.Errorf("create output file: %w", err)
+	}
+
+	// An *os.File as Stdout keeps exec from starting a copy goroutine that
+	// would wait for every background child to close its end of the pipe.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("make log pipe: %w", err)
+	}
+	cmd := exec.Command("bash", "--noprofile", "--norc", scriptPath)
+	cmd.Env = l.env(s.Env, outputPath)
+	cmd.Stdin = nil
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("start bash: %w", err)
+	}
+	pw.Close()
+	copied := make(chan error, 1)
+	go func() {
+		log := s.Log
+		if log == nil {
+			log = io.Discard
+		}
+		_, err := io.Copy(log, pr)
+		pr.Close()
+		copied <- err
+	}()
+
+	pgid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go l.stopOnCancel(ctx, pgid, exited)
+	waitErr := cmd.Wait()
+	close(exited)
+	// The script is done; whatever it left running in the background would
+	// otherwise outlive the step and hold its log open.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if err := <-copied; err != nil {
+		return nil, fmt.Errorf("copy step output: %w", err)
+	}
+
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	if waitErr != nil {
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			code := ee.ExitCode()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				code = 128 + int(ws.Signal())
+			}
+			return nil, &pipeline.ExitError{Code: code}
+		}
+		return nil, fmt.Errorf("run bash: %w", waitErr)
+	}
+	f, err := os.Open(outputPath)
+	if err != nil {
+		return nil, fmt.Errorf("read outputs: %w", err)
+	}
+	defer f.Close()
+	return ParseOutputs(f)
+}
+
+// stopOnCancel sends SIGTERM to the script's process group when ctx ends and
+// SIGKILL after the grace period, unless the script exits first.
+func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct{}) {
+	select {
+	case <-exited:
+		return
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	grace := l.Grace
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-exited:
+	case <-t.C:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+}
+
+func (l *Local) env(extra map[string]string, outputPath string) []string {
+	base := l.BaseEnv
+	if base == nil {
+		base = os.Environ()
+	}
+	env := append([]string(nil), base...)
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+extra[k])
+	}
+	return append(env, "GPIPE_OUTPUT="+outputPath)
+}

@@ -1,0 +1,135 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLocalOutputsEnvAndLog(t *testing.T) {
+	var log syncBuffer
+	l := &Local{BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "FROM_RUNNER=r"}}
+	out, err := l.Exec(context.Background(), Script{
+		Body: "set -eo pipefail\necho hello\necho oops >&2\necho \"greeting=$GREETING $FROM_RUNNER\" >> \"$GPIPE_OUTPUT\"\n" +
+			"{ echo 'multi<<EOF'; echo a; echo b; echo EOF; } >> \"$GPIPE_OUTPUT\"\n",
+		Env: map[string]string{"GREETING": "hi there"},
+		Log: &log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["greeting"] != "hi there r" || out["multi"] != "a\nb" {
+		t.Errorf("outputs = %q", out)
+	}
+	if got := log.String(); got != "hello\noops\n" {
+		t.Errorf("log = %q", got)
+	}
+}
+
+func TestLocalExitCode(t *testing.T) {
+	l := &Local{}
+	_, err := l.Exec(context.Background(), Script{Body: "exit 7"})
+	var ee *pipeline.ExitError
+	if !errors.As(err, &ee) || ee.Code != 7 {
+		t.Fatalf("err = %v, want exit status 7", err)
+	}
+}
+
+func TestLocalCancelKillsProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	l := &Local{Grace: 200 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		// The child ignores SIGTERM, so only the group SIGKILL after the grace stops it.
+		_, err := l.Exec(ctx, Script{Body: "bash -c 'trap \"\" TERM; sleep 60' &\necho $! > " + Quote(pidFile) + "\nwait\n"})
+		done <- err
+	}()
+	var pid int
+	for i := 0; i < 200 && pid == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		b, _ := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if pid == 0 {
+		t.Fatal("child never started")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exec did not return after cancel")
+	}
+	if alive(pid) {
+		t.Errorf("child %d still alive after cancel", pid)
+	}
+}
+
+// alive reports whether pid runs; a zombie waiting for its reaper has stopped.
+func alive(pid int) bool {
+	for i := 0; i < 100; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return false
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return false
+		}
+		if f := strings.Fields(string(b)); len(f) > 2 && f[2] == "Z" {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+func TestLocalBackgroundChildDoesNotHoldStep(t *testing.T) {
+	l := &Local{}
+	start := time.Now()
+	_, err := l.Exec(context.Background(), Script{Body: "sleep 30 &\necho started\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Exec waited %v for a background child", d)
+	}
+}
+
+func TestParseOutputsErrors(t *testing.T) {
+	for _, in := range []string{"novalue\n", "k<<EOF\nunterminated\n", "=v\n"} {
+		if _, err := ParseOutputs(strings.NewReader(in)); err == nil {
+			t.Errorf("ParseOutputs(%q) succeeded", in)
+		}
+	}
+}
