@@ -1,0 +1,67 @@
+// Package shell implements the generic `shell` step: a bash script from the
+// spec, run on the step's host, writing outputs to $GPIPE_OUTPUT the way GitHub
+// Actions steps write to $GITHUB_OUTPUT.
+package shell
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/host"
+)
+
+// Executors picks the executor for a step's host.
+type Executors interface {
+	For(h pipeline.Host) (host.Executor, error)
+}
+
+// Step is the shell step type.
+type Step struct {
+	Executors Executors
+}
+
+// Script renders what runs: like GitHub Actions' `shell: bash`, errexit and
+// pipefail are on, so a failing command fails the step.
+func (s *Step) Script(sr *pipeline.StepRun) (string, error) {
+	run, _ := sr.With["run"].(string)
+	if strings.TrimSpace(run) == "" {
+		return "", fmt.Errorf("step %s: with.run is empty", sr.StepID)
+	}
+	var b strings.Builder
+	b.WriteString("set -eo pipefail\n")
+	if wd, _ := sr.With["working_directory"].(string); wd != "" {
+		fmt.Fprintf(&b, "cd -- %s\n", host.Quote(wd))
+	}
+	b.WriteString(run)
+	if !strings.HasSuffix(run, "\n") {
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
+}
+
+// Run runs the script on the step's host.
+func (s *Step) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+	body, err := s.Script(sr)
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	ex, err := s.Executors.For(sr.Host)
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	out, err := ex.Exec(ctx, host.Script{
+		StepID:     sr.StepID,
+		Body:       body,
+		Env:        sr.Env,
+		Log:        sr.Log,
+		Timeout:    sr.Timeout,
+		Resume:     sr.Resume,
+		SaveResume: sr.SaveResume,
+	})
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	return pipeline.Result{Outputs: out}, nil
+}
