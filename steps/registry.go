@@ -1,0 +1,64 @@
+// Package steps builds gpipe's step types and wires them to their hosts. The
+// registry is constructed explicitly from its dependencies: no step type
+// registers itself in an init function.
+package steps
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/host"
+	"github.com/gpipe/gpipe/steps/shell"
+)
+
+// Registry maps step type names to runners. It implements pipeline.Registry.
+type Registry struct {
+	types map[string]pipeline.Runner
+}
+
+// Lookup returns the runner of a step type.
+func (r *Registry) Lookup(stepType string) (pipeline.Runner, bool) {
+	run, ok := r.types[stepType]
+	return run, ok
+}
+
+// Types lists the registered step types.
+func (r *Registry) Types() []string {
+	out := make([]string, 0, len(r.types))
+	for t := range r.types {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Executors picks a host executor by address: "local" runs here, "ssm:<id>"
+// runs through SSM Run Command.
+type Executors struct {
+	Local *host.Local
+	// SSM returns the SSM executor; it is only called when a step runs on an
+	// SSM host, so local pipelines never load AWS configuration.
+	SSM func() (host.Executor, error)
+}
+
+// For returns the executor for h.
+func (e *Executors) For(h pipeline.Host) (host.Executor, error) {
+	switch {
+	case h.Address == "" || h.Address == "local":
+		return e.Local, nil
+	case strings.HasPrefix(h.Address, "ssm:"):
+		if e.SSM == nil {
+			return nil, fmt.Errorf("host %s: SSM hosts are not available here", h.Name)
+		}
+		return e.SSM()
+	default:
+		return nil, fmt.Errorf("host %s: unknown address %q (want local or ssm:<instance id>)", h.Name, h.Address)
+	}
+}
+
+// NewRegistry builds the registry of every step type gpipe knows.
+func NewRegistry(ex *Executors) *Registry {
+	return &Registry{types: map[string]pipeline.Runner{
+		"shell": &shell.Step{Executors: ex},
+	}}
+}
