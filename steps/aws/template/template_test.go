@@ -67,7 +67,9 @@ func TestValidatorCatchesMistakes(t *testing.T) {
 		{"dangling GetAtt", func(r map[string]any) {
 			props(r, "Instance")["SecurityGroupIds"] = []any{map[string]any{"Fn::GetAtt": []any{"Nope", "GroupId"}}}
 		}, "Nope"},
-		{"dangling Sub", func(r map[string]any) { props(r, "InstanceRole")["Description"] = map[string]any{"Fn::Sub": "run ${Missing}"} }, "Missing"},
+		{"dangling Sub", func(r map[string]any) {
+			props(r, "InstanceRole")["Description"] = map[string]any{"Fn::Sub": "run ${Missing}"}
+		}, "Missing"},
 		{"unknown function", func(r map[string]any) { props(r, "Instance")["ImageId"] = map[string]any{"Fn::Frobnicate": "x"} }, "ImageId"},
 	}
 	for _, tc := range cases {
