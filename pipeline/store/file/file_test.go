@@ -1,0 +1,143 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/pipeline/store/storetest"
+)
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) state.Store { return New(filepath.Join(t.TempDir(), ".gpipe")) })
+}
+
+func TestLayout(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := New(dir)
+	if _, err := s.Create(ctx, "r-1", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBlob(ctx, "r-1", "spec.yaml", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLog(ctx, "r-1", "train.1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"runs/r-1/state.json", "runs/r-1/spec.yaml", "runs/r-1/logs/train.1.log"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("layout: %v", err)
+		}
+	}
+	for _, reserved := range []string{"state.json", "logs"} {
+		if err := s.PutBlob(ctx, "r-1", reserved, []byte("x")); !errors.Is(err, state.ErrInvalidName) {
+			t.Errorf("PutBlob(%q): got %v, want ErrInvalidName", reserved, err)
+		}
+	}
+}
+
+// The writer process: saves ever-growing JSON documents until killed.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("GPIPE_FILE_CRASH_WRITER"); dir != "" {
+		crashWriter(dir)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func crashWriter(dir string) {
+	ctx := context.Background()
+	s := New(dir)
+	doc, v, err := s.Load(ctx, "crash")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var n []int
+	if err := json.Unmarshal(doc, &n); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	os.Stdout.WriteString("ready\n")
+	for {
+		n = append(n, len(n))
+		doc, _ = json.Marshal(n)
+		if v, err = s.Save(ctx, "crash", doc, v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+}
+
+// TestKill9 kills a process in the middle of saving, many times, and checks
+// that the document always loads, is whole, and only grows.
+func TestKill9(t *testing.T) {
+	dir := t.TempDir()
+	s := New(dir)
+	ctx := t.Context()
+	if _, err := s.Create(ctx, "crash", []byte("[]")); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := 0
+	for round := range 10 {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "GPIPE_FILE_CRASH_WRITER="+dir)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 6)
+		if _, err := out.Read(buf); err != nil {
+			t.Fatalf("round %d: writer did not start: %v %s", round, err, stderr.Bytes())
+		}
+		time.Sleep(time.Duration(5+round*7) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if bytes.Contains(stderr.Bytes(), []byte("save")) {
+			t.Fatalf("round %d: writer failed: %s", round, stderr.Bytes())
+		}
+		doc, v, err := s.Load(ctx, "crash")
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		var n []int
+		if err := json.Unmarshal(doc, &n); err != nil {
+			t.Fatalf("round %d: document does not decode after kill -9: %v\n%s", round, err, doc)
+		}
+		if len(n) < last {
+			t.Fatalf("round %d: document shrank from %d to %d entries", round, last, len(n))
+		}
+		for i, x := range n {
+			if x != i {
+				t.Fatalf("round %d: entry %d is %d", round, i, x)
+			}
+		}
+		last = len(n)
+		if _, err := s.Save(ctx, "crash", doc, v); err != nil {
+			t.Fatalf("round %d: Save after the crash: %v (lock left behind?)", round, err)
+		}
+		t.Logf("round %d: %s entries survived", round, strconv.Itoa(len(n)))
+	}
+	if last == 0 {
+		t.Fatal("the writer never saved anything")
+	}
+}
