@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# DAG benchmark: one random layered DAG of `true` shell steps, run alternately
+# by gpipe (durable file state, and S3 state on a local versitygw) and by its
+# peers `make -j` and go-task at the same concurrency. Prints each tool's median
+# wall time and the median ratio gpipe/make, then the peak memory of a
+# 10,000-step run and the time to validate a 10,000-step spec.
+#
+#   bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+steps=800 jobs=8 rounds=5 s3=1 task=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n) steps=$2; shift 2 ;;
+    -j) jobs=$2; shift 2 ;;
+    -r) rounds=$2; shift 2 ;;
+    --no-s3) s3=0; shift ;;
+    --no-task) task=0; shift ;;
+    *) echo "usage: bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task]" >&2; exit 2 ;;
+  esac
+done
+
+work=$(mktemp -d)
+vgw_pid=""
+cleanup() {
+  if [ -n "$vgw_pid" ]; then kill "$vgw_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+gobin="$(go env GOPATH)/bin"
+export PATH="$gobin:$PATH"
+go build -o "$work/gpipe" ./cmd/gpipe
+go run ./bench/gendag -steps "$steps" -seed 7 -out "$work"
+if [ "$task" = 1 ] && ! command -v task >/dev/null 2>&1; then
+  go install github.com/go-task/task/v3/cmd/task@latest >/dev/null 2>&1 || task=0
+fi
+
+if [ "$s3" = 1 ]; then
+  command -v versitygw >/dev/null || go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+  port=$(( 20000 + RANDOM % 20000 ))
+  mkdir -p "$work/s3/bench"
+  versitygw --access benchkey --secret benchsecret --port "127.0.0.1:$port" posix "$work/s3" >"$work/vgw.log" 2>&1 &
+  vgw_pid=$!
+  for _ in $(seq 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$port"
+fi
+
+now() { date +%s.%N; }
+# run_timed NAME COMMAND... : appends the wall time of COMMAND to $work/NAME.times
+run_timed() {
+  local name=$1; shift
+  local t0 t1
+  t0=$(now)
+  "$@" >/dev/null 2>"$work/$name.err" || { echo "$name failed:" >&2; tail -20 "$work/$name.err" >&2; exit 1; }
+  t1=$(now)
+  echo "$t1 - $t0" | bc -l >>"$work/$name.times"
+}
+median() { sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+for r in $(seq "$rounds"); do
+  run_timed gpipe-file "$work/gpipe" run --state "file://$work/state" --concurrency "$jobs" --run-id "file-$r" "$work/spec.yaml"
+  run_timed make make -s -j "$jobs" -f "$work/Makefile"
+  if [ "$task" = 1 ]; then run_timed task task --concurrency "$jobs" --silent --taskfile "$work/Taskfile.yml"; fi
+  if [ "$s3" = 1 ]; then run_timed gpipe-s3 "$work/gpipe" run --state "s3://bench/runs" --concurrency "$jobs" --run-id "s3-$r" "$work/spec.yaml"; fi
+done
+
+echo "DAG of $steps steps, concurrency $jobs, $rounds alternating rounds (medians)"
+m_make=$(median "$work/make.times")
+printf '  %-12s %8.3f s\n' "make -j" "$m_make"
+for t in gpipe-file gpipe-s3 task; do
+  [ -f "$work/$t.times" ] || continue
+  m=$(median "$work/$t.times")
+  printf '  %-12s %8.3f s   ratio to make %.2f\n' "$t" "$m" "$(echo "$m / $m_make" | bc -l)"
+done
+if [ -f "$work/gpipe-s3.times" ]; then
+  printf '  S3 / file state: %.2f\n' "$(echo "$(median "$work/gpipe-s3.times") / $(median "$work/gpipe-file.times")" | bc -l)"
+fi
+
+go run ./bench/gendag -steps 10000 -layers 100 -seed 7 -out "$work" >/dev/null
+t0=$(now); "$work/gpipe" validate "$work/spec.yaml" >/dev/null; t1=$(now)
+printf '  validate 10,000 steps: %.3f s\n' "$(echo "$t1 - $t0" | bc -l)"
+if [ -x /usr/bin/time ]; then
+  /usr/bin/time -f '%M' -o "$work/rss" "$work/gpipe" run --state "file://$work/state" --concurrency "$jobs" --run-id big "$work/spec.yaml" >/dev/null 2>&1
+  printf '  peak RSS of a 10,000-step run: %d MiB\n' "$(( $(cat "$work/rss") / 1024 ))"
+else
+  echo "  peak memory: install GNU time (apt-get install -y time) to measure it"
+fi
