@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// App holds what every command needs from the outside world, so tests can run
+// gpipe in-process with their own streams and environment.
+type App struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// Hard is cancelled by a second interrupt: cleanup steps stop too.
+	Hard context.Context
+}
+
+type handler func(ctx context.Context, fs *flag.FlagSet, args []string) error
+
+type subcommand struct {
+	args    string
+	summary string
+	// setup declares the command's flags and returns what runs it.
+	setup func(a *App, fs *flag.FlagSet) handler
+}
+
+func (a *App) commands() map[string]subcommand {
+	return map[string]subcommand{
+		"run":        {"SPEC", "Run a pipeline spec from the start.", (*App).setupRun},
+		"resume":     {"RUN_ID", "Continue a run: reuse succeeded steps, rerun the rest.", (*App).setupResume},
+		"validate":   {"SPEC...", "Check specs against the schema and the semantic rules.", (*App).setupValidate},
+		"plan":       {"SPEC", "Show the steps a spec would run, as text, mermaid, dot or json.", (*App).setupPlan},
+		"status":     {"RUN_ID", "Show a run's steps: status, attempts, duration, outputs.", (*App).setupStatus},
+		"runs":       {"", "List runs in the state store, newest first.", (*App).setupRuns},
+		"logs":       {"RUN_ID [STEP]", "Print the logs of a run's steps; --follow to keep reading.", (*App).setupLogs},
+		"report":     {"RUN_ID", "Write a run's summary as markdown or json.", (*App).setupReport},
+		"schema":     {"", "Print the JSON Schema of a spec.", (*App).setupSchema},
+		"template":   {"", "Print the built-in CloudFormation template of provision-stack.", (*App).setupTemplate},
+		"teardown":   {"RUN_ID", "Delete the CloudFormation stacks a run provisioned.", (*App).setupTeardown},
+		"gc":         {"", "List (and with --yes delete) stacks of finished or abandoned runs.", (*App).setupGC},
+		"iam-policy": {"SPEC", "Print the least-privilege IAM policy a runner needs for a spec.", (*App).setupIAMPolicy},
+		"version":    {"", "Print gpipe's version.", (*App).setupVersion},
+	}
+}
+
+// Main runs one gpipe command line.
+func (a *App) Main(ctx context.Context, args []string) error {
+	cmds := a.commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 {
+			return a.Main(ctx, []string{args[1], "--help"})
+		}
+		a.usage(a.Stdout, cmds)
+		if len(args) == 0 {
+			return usagef("no command given")
+		}
+		return nil
+	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		return usagef("unknown command %q; run gpipe --help", args[0])
+	}
+	fs := newFlagSet(args[0], c.args, c.summary, a.Stdout)
+	h := c.setup(a, fs)
+	pos, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		fs.SetOutput(a.Stderr)
+		return err
+	}
+	return h(ctx, fs, pos)
+}
+
+func (a *App) usage(w io.Writer, cmds map[string]subcommand) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "gpipe runs declarative ML training pipelines.\n\nusage: gpipe COMMAND [flags] [args]\n\ncommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'gpipe COMMAND --help' for a command's flags.\n"+
+		"Exit codes: 0 success, 1 pipeline failed, 2 bad usage or invalid spec,\n"+
+		"3 run held by another runner or changed underneath, 130 interrupted.")
+}
+
+// wantArgs checks the count of positional arguments.
+func wantArgs(fs *flag.FlagSet, args []string, min, max int) error {
+	if len(args) < min || (max >= 0 && len(args) > max) {
+		what := strings.TrimPrefix(fs.Name(), "gpipe ")
+		return usagef("gpipe %s: wrong number of arguments (%d); see gpipe %s --help", what, len(args), what)
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline/plan"
+	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/pipeline/store"
+	"github.com/gpipe/gpipe/schemas"
+)
+
+// openStore opens the state store chosen by flag, then $GPIPE_STATE, then the
+// spec's state:, then the default local folder.
+func (a *App) openStore(ctx context.Context, flagURL, specURL string) (state.Store, string, error) {
+	url := flagURL
+	for _, u := range []string{a.Getenv("GPIPE_STATE"), specURL, "file://.gpipe"} {
+		if url == "" {
+			url = u
+		}
+	}
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return nil, "", fmt.Errorf("open state store %s: %w", url, err)
+	}
+	return st, url, nil
+}
+
+func printResumePlan(w io.Writer, p *plan.Plan) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tACTION\tWHY")
+	for _, s := range p.Steps {
+		action := "rerun"
+		if s.Action == plan.Reuse {
+			action = "reuse"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.ID, action, s.Reason)
+	}
+	return tw.Flush()
+}
+
+func (a *App) setupValidate(fs *flag.FlagSet) handler {
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, -1); err != nil {
+			return err
+		}
+		var failed []error
+		for _, path := range args {
+			sp, err := a.loadSpec(path)
+			if err != nil {
+				failed = append(failed, err)
+				continue
+			}
+			fmt.Fprintf(a.Stdout, "%s: valid (%d steps)\n", path, len(sp.Steps))
+		}
+		return errors.Join(failed...)
+	}
+}
+
+func (a *App) setupPlan(fs *flag.FlagSet) handler {
+	format := fs.String("format", "text", "output format: text, mermaid, dot or json")
+	scripts := fs.Bool("scripts", false, "also print the script each host step would run")
+	var params multiFlag
+	fs.Var(&params, "p", "set a parameter, name=value (repeatable)")
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		switch *format {
+		case "text", "mermaid", "dot", "json":
+		default:
+			return usagef("--format %q: want text, mermaid, dot or json", *format)
+		}
+		sp, err := a.loadSpec(args[0])
+		if err != nil {
+			return err
+		}
+		given, err := parseParams(params)
+		if err != nil {
+			return err
+		}
+		resolved, err := spec.ResolveParams(sp, given)
+		if err != nil {
+			return err
+		}
+		p, err := plan.New(sp, resolved)
+		if err != nil {
+			return err
+		}
+		if err := p.Render(a.Stdout, *format, nil); err != nil {
+			return err
+		}
+		if *scripts {
+			return a.printScripts(a.Stdout, p)
+		}
+		return nil
+	}
+}
+
+func (a *App) setupStatus(fs *flag.FlagSet) handler {
+	stateURL := stateFlag(fs)
+	asJSON := fs.Bool("json", false, "print the run's state document as JSON")
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		st, url, err := a.openStore(ctx, *stateURL, "")
+		if err != nil {
+			return err
+		}
+		run, err := state.Read(ctx, st, args[0])
+		if err != nil {
+			return fmt.Errorf("read run %s from %s: %w", args[0], url, err)
+		}
+		if *asJSON {
+			enc := json.NewEncoder(a.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(run)
+		}
+		return a.printStatus(a.Stdout, run, url)
+	}
+}
+
+func (a *App) setupRuns(fs *flag.FlagSet) handler {
+	stateURL := stateFlag(fs)
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 0, 0); err != nil {
+			return err
+		}
+		st, url, err := a.openStore(ctx, *stateURL, "")
+		if err != nil {
+			return err
+		}
+		ids, err := st.List(ctx)
+		if err != nil {
+			return fmt.Errorf("list runs in %s: %w", url, err)
+		}
+		runs := readRuns(ctx, st, ids)
+		sort.Slice(runs, func(i, k int) bool {
+			if !runs[i].Created.Equal(runs[k].Created) {
+				return runs[i].Created.After(runs[k].Created)
+			}
+			return runs[i].ID > runs[k].ID
+		})
+		tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN ID\tPIPELINE\tSTATUS\tSTEPS\tCREATED\tUPDATED")
+		for _, r := range runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Pipeline, r.Status, stepCounts(r),
+				r.Created.UTC().Format(time.RFC3339), r.Updated.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+}
+
+// readRuns loads run documents a few at a time; a run that cannot be read is
+// listed with the reason as its status rather than hiding it.
+func readRuns(ctx context.Context, st state.Store, ids []string) []*state.Run {
+	runs := make([]*state.Run, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r, err := state.Read(ctx, st, id)
+			if err != nil {
+				r = &state.Run{ID: id, Status: state.RunStatus("unreadable: " + err.Error())}
+			}
+			runs[i] = r
+		}()
+	}
+	wg.Wait()
+	return runs
+}
+
+func stepCounts(r *state.Run) string {
+	counts := map[state.StepStatus]int{}
+	for _, s := range r.Steps {
+		counts[s.Status]++
+	}
+	var parts []string
+	for _, s := range []state.StepStatus{state.StepSucceeded, state.StepFailed, state.StepRunning, state.StepCancelled, state.StepSkipped, state.StepPending} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (a *App) setupSchema(fs *flag.FlagSet) handler {
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 0, 0); err != nil {
+			return err
+		}
+		_, err := a.Stdout.Write(schemas.Pipeline())
+		return err
+	}
+}
+
+func (a *App) setupVersion(fs *flag.FlagSet) handler {
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		fmt.Fprintf(a.Stdout, "gpipe %s\n", version)
+		return nil
+	}
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+func (a *App) setupLogs(fs *flag.FlagSet) handler {
+	stateURL := stateFlag(fs)
+	follow := fs.Bool("follow", false, "keep printing new output until the run stops")
+	interval := fs.Duration("interval", time.Second, "how often --follow polls the store")
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, 2); err != nil {
+			return err
+		}
+		st, url, err := a.openStore(ctx, *stateURL, "")
+		if err != nil {
+			return err
+		}
+		runID, step := args[0], ""
+		if len(args) == 2 {
+			step = args[1]
+		}
+		f := &logFollower{store: st, runID: runID, step: step, out: a.Stdout, offsets: map[string]int64{}}
+		for {
+			run, err := state.Read(ctx, st, runID)
+			if err != nil {
+				return fmt.Errorf("read run %s from %s: %w", runID, url, err)
+			}
+			if step != "" && run.Steps[step] == nil {
+				return usagef("run %s has no step %q", runID, step)
+			}
+			if err := f.poll(ctx, run); err != nil {
+				return err
+			}
+			if !*follow || finished(run) {
+				return f.flushPartial()
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(*interval):
+			}
+		}
+	}
+}
+
+// finished reports whether nobody drives the run any more.
+func finished(r *state.Run) bool {
+	return r.Status != state.RunRunning && r.Status != state.RunPending
+}
+
+// logFollower prints logs incrementally: whole lines with the step id in
+// front (the attempt too when a step ran more than once).
+type logFollower struct {
+	store   state.Store
+	runID   string
+	step    string
+	out     io.Writer
+	offsets map[string]int64
+	partial map[string][]byte
+}
+
+func (f *logFollower) poll(ctx context.Context, run *state.Run) error {
+	for _, id := range run.Order {
+		if f.step != "" && id != f.step {
+			continue
+		}
+		s := run.Steps[id]
+		if s == nil {
+			continue
+		}
+		for _, at := range s.Attempts {
+			if at.Log == "" {
+				continue
+			}
+			data, err := f.store.ReadLog(ctx, f.runID, at.Log, f.offsets[at.Log])
+			if err != nil {
+				return fmt.Errorf("read log %s of run %s: %w", at.Log, f.runID, err)
+			}
+			f.offsets[at.Log] += int64(len(data))
+			prefix := id
+			if len(s.Attempts) > 1 {
+				prefix = fmt.Sprintf("%s#%d", id, at.N)
+			}
+			f.write(at.Log, prefix, data)
+		}
+	}
+	return nil
+}
+
+func (f *logFollower) write(name, prefix string, data []byte) {
+	if f.partial == nil {
+		f.partial = map[string][]byte{}
+	}
+	buf := append(f.partial[name+"\x00"+prefix], data...)
+	sc := bufio.NewScanner(bytes.NewReader(buf))
+	sc.Buffer(nil, len(buf)+1)
+	consumed := 0
+	for sc.Scan() {
+		line := sc.Bytes()
+		end := consumed + len(line)
+		if end >= len(buf) || buf[end] != '\n' {
+			break
+		}
+		fmt.Fprintf(f.out, "[%s] %s\n", prefix, line)
+		consumed = end + 1
+	}
+	f.partial[name+"\x00"+prefix] = append([]byte(nil), buf[consumed:]...)
+}
+
+func (f *logFollower) flushPartial() error {
+	for key, rest := range f.partial {
+		if len(rest) > 0 {
+			_, prefix, _ := bytes.Cut([]byte(key), []byte{0})
+			fmt.Fprintf(f.out, "[%s] %s\n", prefix, rest)
+		}
+	}
+	return nil
+}

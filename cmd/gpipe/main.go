@@ -1,0 +1,113 @@
+// Command gpipe runs declarative ML training pipelines: a YAML spec of typed
+// steps (provision a Gaudi instance, prepare its disks, fetch the Medical
+// Segmentation Decathlon, preprocess, train, evaluate, tear down) executed as a
+// DAG with resumable state kept locally or in S3.
+//
+// This package is the command line only: flags, signals to context, and the
+// one place where errors become exit codes. The work lives in pipeline and steps.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gpipe/gpipe/pipeline/engine"
+	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // the pipeline failed, or gpipe could not do what was asked
+	exitUsage       = 2 // bad usage or an invalid spec
+	exitHeld        = 3 // the run is held by another runner, or its state changed underneath
+	exitInterrupted = 130
+)
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// runMain is main without os.Exit, so testscript can run gpipe in-process.
+func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	soft, hard, stop := signalContexts(stderr)
+	defer stop()
+	app := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, Hard: hard}
+	err := app.Main(soft, args)
+	code := exitCode(err)
+	if err != nil && !errors.Is(err, errReported) {
+		fmt.Fprintf(stderr, "gpipe: %v\n", err)
+	}
+	return code
+}
+
+// errReported marks an error whose details the command already printed.
+var errReported = errors.New("reported")
+
+// exitCode is the single place where errors turn into exit codes.
+func exitCode(err error) int {
+	var (
+		usage   *UsageError
+		specErr spec.Errors
+		param   *spec.ParamError
+		held    *state.HeldError
+		failed  *engine.FailedError
+		newer   *state.NewerSchemaError
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param):
+		return exitUsage
+	case errors.As(err, &held), errors.Is(err, state.ErrConflict):
+		return exitHeld
+	case errors.Is(err, engine.ErrInterrupted), errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &failed), errors.As(err, &newer):
+		return exitFailed
+	default:
+		return exitFailed
+	}
+}
+
+// signalContexts returns a context cancelled by the first SIGINT or SIGTERM
+// (stop starting steps, cancel running ones, still run cleanup) and one
+// cancelled by the second (stop at once).
+func signalContexts(stderr io.Writer) (soft, hard context.Context, stop func()) {
+	soft, cancelSoft := context.WithCancelCause(context.Background())
+	hard, cancelHard := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				return
+			case sig := <-sigs:
+				n++
+				if n == 1 {
+					fmt.Fprintf(stderr, "\ngpipe: %v: stopping steps and running cleanup; repeat to stop at once\n", sig)
+					cancelSoft(fmt.Errorf("%w by %v", engine.ErrInterrupted, sig))
+					continue
+				}
+				fmt.Fprintf(stderr, "\ngpipe: %v again: stopping now\n", sig)
+				cancelHard(fmt.Errorf("%w twice by %v", engine.ErrInterrupted, sig))
+				return
+			}
+		}
+	}()
+	return soft, hard, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancelSoft(nil)
+		cancelHard(nil)
+	}
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/gpipe/gpipe/pipeline/report"
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+func (a *App) printStatus(w io.Writer, run *state.Run, storeURL string) error {
+	return report.Table(w, run, report.Options{StateURL: storeURL})
+}
+
+func (a *App) setupReport(fs *flag.FlagSet) handler {
+	stateURL := stateFlag(fs)
+	format := fs.String("format", "markdown", "markdown or json")
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		st, url, err := a.openStore(ctx, *stateURL, "")
+		if err != nil {
+			return err
+		}
+		run, err := state.Read(ctx, st, args[0])
+		if err != nil {
+			return fmt.Errorf("read run %s from %s: %w", args[0], url, err)
+		}
+		opt := report.Options{StateURL: url}
+		switch *format {
+		case "markdown":
+			return report.Markdown(a.Stdout, run, opt)
+		case "json":
+			return report.JSON(a.Stdout, run, opt)
+		default:
+			return usagef("--format %q: want markdown or json", *format)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/gpipe/gpipe/pipeline/plan"
+	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+type resumeOptions struct {
+	store       state.Store
+	storeURL    string
+	runID       string
+	from        string
+	specFile    string
+	planOnly    bool
+	force       bool
+	concurrency int
+}
+
+func (a *App) setupResume(fs *flag.FlagSet) handler {
+	stateURL := stateFlag(fs)
+	from := fs.String("from", "", "rerun this step and everything downstream of it")
+	planOnly := fs.Bool("plan", false, "print what would be reused or rerun, and why, without running")
+	specFile := fs.String("spec", "", "resume with this (edited) spec: changed steps rerun with their downstream")
+	force := fs.Bool("force", false, "take over the run even if another live runner holds it (dangerous: two runners would drive one run)")
+	concurrency := fs.Int("concurrency", 0, "run at most N steps at once")
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		st, url, err := a.openStore(ctx, *stateURL, "")
+		if err != nil {
+			return err
+		}
+		return a.resume(ctx, resumeOptions{
+			store: st, storeURL: url, runID: args[0], from: *from, specFile: *specFile,
+			planOnly: *planOnly, force: *force, concurrency: *concurrency,
+		})
+	}
+}
+
+func (a *App) resume(ctx context.Context, o resumeOptions) error {
+	if o.planOnly {
+		prev, err := state.Read(ctx, o.store, o.runID)
+		if err != nil {
+			return fmt.Errorf("read run %s from %s: %w", o.runID, o.storeURL, err)
+		}
+		p, err := a.resumePlan(ctx, o, prev)
+		if err != nil {
+			return err
+		}
+		return printResumePlan(a.Stdout, p)
+	}
+	j, err := state.Acquire(ctx, o.store, o.runID, a.leaseOptions(o.force))
+	if err != nil {
+		return fmt.Errorf("resume run %s from %s: %w", o.runID, o.storeURL, err)
+	}
+	p, err := a.resumePlan(ctx, o, j.Snapshot())
+	if err != nil {
+		_ = j.Close(context.WithoutCancel(ctx))
+		return err
+	}
+	if o.specFile != "" {
+		if err := o.store.PutBlob(ctx, o.runID, specBlob, p.Spec.Source); err != nil {
+			_ = j.Close(context.WithoutCancel(ctx))
+			return fmt.Errorf("save edited spec of run %s: %w", o.runID, err)
+		}
+	}
+	printResumePlan(a.Stderr, p)
+	if err := j.Update(ctx, func(r *state.Run) {
+		syncSteps(r, p)
+		if o.specFile != "" {
+			r.SpecDigest = p.Spec.Digest()
+			r.SpecFile = p.Spec.File
+		}
+	}); err != nil {
+		_ = j.Close(context.WithoutCancel(ctx))
+		return fmt.Errorf("prepare run %s for resume: %w", o.runID, err)
+	}
+	return a.drive(ctx, j, p, o.storeURL, o.concurrency)
+}
+
+// resumePlan rebuilds the plan of a saved run, from its spec snapshot or an
+// edited spec, and decides per step what to reuse and what to rerun.
+func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) (*plan.Plan, error) {
+	var sp *spec.Spec
+	var err error
+	if o.specFile != "" {
+		sp, err = a.loadSpec(o.specFile)
+	} else {
+		var src []byte
+		src, err = o.store.GetBlob(ctx, o.runID, specBlob)
+		if err != nil {
+			return nil, fmt.Errorf("read spec snapshot of run %s: %w", o.runID, err)
+		}
+		sp, err = spec.Parse(prev.SpecFile, src)
+	}
+	if err != nil {
+		return nil, err
+	}
+	params, err := spec.ResolveParams(sp, prev.Params)
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan.New(sp, params)
+	if err != nil {
+		return nil, err
+	}
+	if o.from != "" && p.Step(o.from) == nil {
+		return nil, usagef("--from %s: no such step in run %s", o.from, o.runID)
+	}
+	if err := p.ForResume(prev, o.from); err != nil {
+		return nil, fmt.Errorf("plan resume of run %s: %w", o.runID, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline/engine"
+	"github.com/gpipe/gpipe/pipeline/plan"
+	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// stateFlag declares --state, shared by every command that reads a store.
+func stateFlag(fs *flag.FlagSet) *string {
+	return fs.String("state", "", "state store URL: file://DIR, a path, or s3://BUCKET/PREFIX (default $GPIPE_STATE, the spec's state:, then file://.gpipe)")
+}
+
+func (a *App) setupRun(fs *flag.FlagSet) handler {
+	var params multiFlag
+	fs.Var(&params, "p", "set a parameter, name=value (repeatable)")
+	runID := fs.String("run-id", "", "use this run id instead of a generated one")
+	stateURL := stateFlag(fs)
+	concurrency := fs.Int("concurrency", 0, "run at most N steps at once (default: the spec's concurrency, else 8)")
+	dryRun := fs.Bool("dry-run", false, "print the plan and exit without running anything")
+	resumeExisting := fs.Bool("resume-existing", false, "if a run with --run-id exists, resume it instead (CI re-runs)")
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		sp, err := a.loadSpec(args[0])
+		if err != nil {
+			return err
+		}
+		given, err := parseParams(params)
+		if err != nil {
+			return err
+		}
+		resolved, err := spec.ResolveParams(sp, given)
+		if err != nil {
+			return err
+		}
+		p, err := plan.New(sp, resolved)
+		if err != nil {
+			return err
+		}
+		if *dryRun {
+			return p.Render(a.Stdout, "text", nil)
+		}
+		st, url, err := a.openStore(ctx, *stateURL, sp.State)
+		if err != nil {
+			return err
+		}
+		id := *runID
+		if id == "" {
+			id = newRunID(sp.Name, time.Now())
+		} else if err := state.CheckName("run id", id); err != nil {
+			return usagef("--run-id: %v", err)
+		}
+		if *resumeExisting && *runID != "" {
+			if _, err := state.Read(ctx, st, id); err == nil {
+				fmt.Fprintf(a.Stderr, "gpipe: run %s exists in %s: resuming it\n", id, url)
+				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, concurrency: *concurrency})
+			} else if !errors.Is(err, state.ErrNotFound) {
+				return fmt.Errorf("look up run %s: %w", id, err)
+			}
+		}
+		run := newRunState(id, sp, p, resolved, time.Now())
+		j, err := state.Create(ctx, st, run, a.leaseOptions(false))
+		if err != nil {
+			if errors.Is(err, state.ErrExists) {
+				return usagef("run %s already exists in %s: use gpipe resume %s, or --resume-existing", id, url, id)
+			}
+			return fmt.Errorf("create run %s: %w", id, err)
+		}
+		if err := st.PutBlob(ctx, id, specBlob, sp.Source); err != nil {
+			_ = j.Close(context.WithoutCancel(ctx))
+			return fmt.Errorf("save spec snapshot of run %s: %w", id, err)
+		}
+		return a.drive(ctx, j, p, url, *concurrency)
+	}
+}
+
+// specBlob is the name of a run's spec snapshot in its store.
+const specBlob = "spec.yaml"
+
+// loadSpec loads and validates a spec, printing every error (and, inside
+// GitHub Actions, annotations) before returning.
+func (a *App) loadSpec(path string) (*spec.Spec, error) {
+	sp, err := spec.Load(path)
+	if err != nil {
+		var errs spec.Errors
+		if errors.As(err, &errs) {
+			a.reportSpecErrors(errs)
+			return nil, fmt.Errorf("%s: %d error(s): %w", path, len(errs), errReportedSpec{errs})
+		}
+		return nil, err
+	}
+	return sp, nil
+}
+
+// errReportedSpec carries spec errors that were already printed, so main exits 2
+// without printing them twice.
+type errReportedSpec struct{ errs spec.Errors }
+
+func (e errReportedSpec) Error() string { return "invalid spec" }
+func (e errReportedSpec) Unwrap() []error {
+	return []error{e.errs, errReported}
+}
+
+func parseParams(kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("-p %q: want name=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+var runIDUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// newRunID makes a readable id that sorts by time within a pipeline:
+// name-20261127-054016-k3f9.
+func newRunID(name string, now time.Time) string {
+	slug := strings.Trim(runIDUnsafe.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if slug == "" {
+		slug = "run"
+	}
+	if len(slug) > 40 {
+		slug = strings.Trim(slug[:40], "-")
+	}
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return fmt.Sprintf("%s-%s-%s", slug, now.UTC().Format("20060102-150405"), b)
+}
+
+// newRunState is the first state document of a run.
+func newRunState(id string, sp *spec.Spec, p *plan.Plan, params map[string]string, now time.Time) *state.Run {
+	r := &state.Run{
+		SchemaVersion: state.SchemaVersion,
+		ID:            id,
+		Pipeline:      sp.Name,
+		SpecFile:      sp.File,
+		SpecDigest:    sp.Digest(),
+		Params:        params,
+		Status:        state.RunPending,
+		Created:       now.UTC(),
+		Updated:       now.UTC(),
+		Steps:         map[string]*state.Step{},
+	}
+	syncSteps(r, p)
+	return r
+}
+
+// syncSteps makes the run's step list match the plan: new steps pending, steps
+// the plan reruns reset to pending with their attempts kept for the record.
+func syncSteps(r *state.Run, p *plan.Plan) {
+	r.Order = r.Order[:0]
+	for _, ps := range p.Steps {
+		r.Order = append(r.Order, ps.ID)
+		st, ok := r.Steps[ps.ID]
+		if !ok {
+			st = &state.Step{ID: ps.ID, Type: ps.Spec.Type}
+			r.Steps[ps.ID] = st
+		}
+		st.Needs = ps.Needs
+		if ps.Action == plan.Reuse {
+			continue
+		}
+		st.Type = ps.Spec.Type
+		st.Status = state.StepPending
+		st.DefDigest = ps.DefDigest
+		st.Outputs = nil
+		st.Reason = ""
+	}
+}
+
+func (a *App) hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown"
+	}
+	return h
+}
+
+func (a *App) leaseOptions(force bool) state.LeaseOptions {
+	return state.LeaseOptions{Force: force}
+}
+
+// drive runs a plan under a held journal and closes the journal, whatever
+// happened: the final state is saved even after an interrupt.
+func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeURL string, concurrency int) error {
+	if concurrency == 0 {
+		concurrency = p.Spec.Concurrency
+	}
+	rep := a.newReporter(p, j.RunID(), storeURL)
+	runErr := engine.Run(ctx, p, j, engine.Options{
+		Registry:    a.registry(),
+		Concurrency: concurrency,
+		Hard:        a.Hard,
+		Env:         environMap(),
+		Events:      rep.Event,
+	})
+	// The run context may be cancelled already; the final save must still happen.
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	closeErr := j.Close(closeCtx)
+	rep.Finish(j.Snapshot(), runErr)
+	if runErr != nil {
+		return runErr
+	}
+	if closeErr != nil {
+		return fmt.Errorf("save final state of run %s: %w", j.RunID(), closeErr)
+	}
+	return nil
+}
+
+func environMap() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
