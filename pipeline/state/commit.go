@@ -1,0 +1,126 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Retry policy for saves that fail for other reasons than a conflict or a
+// missing run (network, throttling, a full disk): exponential backoff with
+// jitter from retryMin to retryMax, for as long as the lease TTL. Past the TTL
+// the lease may have expired and been taken, so the Journal gives up and
+// reports the last error instead of hanging.
+const (
+	retryMin = 50 * time.Millisecond
+	retryMax = 2 * time.Second
+)
+
+// commitLoop is the committer: it saves whenever there are changes newer than
+// the last durable Save, and renews the lease every TTL/3.
+func (j *Journal) commitLoop(ctx context.Context) {
+	defer close(j.done)
+	heartbeat := time.NewTicker(j.opt.TTL / 3)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+			j.renew()
+		case <-j.kick:
+		}
+		for j.saveOnce(ctx) {
+		}
+	}
+}
+
+func (j *Journal) renew() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil || j.closing || j.run.Lease == nil {
+		return
+	}
+	now := j.opt.Now().UTC()
+	j.run.Lease.Renewed = now
+	j.run.Lease.Expires = now.Add(j.opt.TTL)
+	j.seq++
+	j.wake()
+}
+
+// saveOnce saves pending changes, retrying transient errors. It reports
+// whether more changes arrived meanwhile and another Save is due.
+func (j *Journal) saveOnce(ctx context.Context) bool {
+	j.mu.Lock()
+	if j.err != nil || j.seq == j.durable {
+		j.mu.Unlock()
+		return false
+	}
+	target, ver := j.seq, j.ver
+	doc, err := json.Marshal(j.run)
+	j.mu.Unlock()
+	if err != nil {
+		j.fail(fmt.Errorf("save run %s: encode state: %w", j.runID, err))
+		return false
+	}
+
+	var first time.Time
+	wait := retryMin
+	for {
+		nv, err := j.store.Save(ctx, j.runID, doc, ver)
+		if err == nil {
+			j.mu.Lock()
+			j.ver, j.durable = nv, target
+			close(j.changed)
+			j.changed = make(chan struct{})
+			more := j.seq != j.durable
+			j.mu.Unlock()
+			return more
+		}
+		switch {
+		case errors.Is(err, ErrConflict):
+			j.fail(fmt.Errorf("run %s in %s was changed by another runner; this one stops driving it: %w",
+				j.runID, j.store, err))
+			return false
+		case errors.Is(err, ErrNotFound):
+			j.fail(fmt.Errorf("run %s in %s is gone (deleted?); this runner stops driving it: %w",
+				j.runID, j.store, err))
+			return false
+		case ctx.Err() != nil:
+			// Close gave up waiting; Close reports its own context's error.
+			return false
+		}
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		if now.Sub(first) >= j.opt.TTL {
+			j.fail(fmt.Errorf("save run %s to %s: failing for %s, giving up: %w",
+				j.runID, j.store, now.Sub(first).Round(time.Second), err))
+			return false
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+func (j *Journal) fail(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return
+	}
+	j.err = err
+	close(j.lost)
+	close(j.changed)
+	j.changed = make(chan struct{})
+}

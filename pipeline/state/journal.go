@@ -1,0 +1,306 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// DefaultTTL is how long a lease lives without a heartbeat. The heartbeat
+// renews it every TTL/3, so two heartbeats may fail before it expires.
+const DefaultTTL = 30 * time.Second
+
+// ErrClosed is returned by Update after Close.
+var ErrClosed = errors.New("journal closed")
+
+// LeaseOptions says who drives a run and how its lease is kept.
+type LeaseOptions struct {
+	Owner string        // unique per runner process; default host:pid:random
+	TTL   time.Duration // default DefaultTTL
+	Force bool          // take over a fresh lease held by another runner (dangerous)
+	Now   func() time.Time
+
+	// Host and PID identify this runner in the lease; default os.Hostname and
+	// os.Getpid. ProcessAlive reports whether a process of this host exists;
+	// default kill(pid, 0). Tests override them.
+	Host         string
+	PID          int
+	ProcessAlive func(pid int) bool
+}
+
+func (o LeaseOptions) withDefaults() LeaseOptions {
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	if o.PID == 0 {
+		o.PID = os.Getpid()
+	}
+	if o.ProcessAlive == nil {
+		o.ProcessAlive = processAlive
+	}
+	if o.Owner == "" {
+		o.Owner = fmt.Sprintf("%s:%d:%s", o.Host, o.PID, randomSuffix())
+	}
+	return o
+}
+
+// Journal holds a run's state in memory while one runner drives it, and makes
+// changes durable in a Store with compare-and-swap. Changes are applied at
+// once in memory; one committer goroutine saves them, coalescing all changes
+// made while a Save is in flight into the next Save (group commit). A
+// heartbeat renews the lease every TTL/3.
+//
+// The Journal never overwrites a document it did not write last: when a Save
+// finds the run changed (another runner took over) or gone, the Journal is
+// lost: Lost is closed, Err says why, and every later Update fails.
+type Journal struct {
+	store Store
+	runID string
+	opt   LeaseOptions
+
+	mu      sync.Mutex
+	run     *Run
+	ver     Version
+	seq     uint64        // number of changes applied to run
+	durable uint64        // changes contained in the last successful Save
+	changed chan struct{} // closed and replaced when durable or err changes
+	err     error         // terminal: lost or failing saves
+	lost    chan struct{}
+	closing bool
+	kick    chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// Create stores a new run and returns a Journal holding its lease. Missing
+// SchemaVersion, Created, Updated and Steps are filled in. ErrExists if the
+// run id is taken.
+func Create(ctx context.Context, s Store, run *Run, opt LeaseOptions) (*Journal, error) {
+	if run == nil || run.ID == "" {
+		return nil, errors.New("create run: no run id")
+	}
+	opt = opt.withDefaults()
+	r := run.Clone()
+	now := opt.Now().UTC()
+	if r.SchemaVersion == 0 {
+		r.SchemaVersion = SchemaVersion
+	}
+	if r.Created.IsZero() {
+		r.Created = now
+	}
+	r.Updated = now
+	if r.Steps == nil {
+		r.Steps = make(map[string]*Step)
+	}
+	r.Lease = newLease(opt, now)
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("create run %s: encode state: %w", r.ID, err)
+	}
+	v, err := s.Create(ctx, r.ID, doc)
+	if err != nil {
+		return nil, fmt.Errorf("create run %s: %w", r.ID, err)
+	}
+	return start(ctx, s, r, v, opt), nil
+}
+
+// Acquire loads a run and takes its lease, following the lease rules: a lease
+// of this Owner, an expired lease, or one held by a process of this host that
+// no longer exists is taken over; a fresh one of another runner only with
+// Force, else *HeldError. A document written by a newer gpipe gives
+// *NewerSchemaError, an unreadable one *CorruptError; neither is touched.
+func Acquire(ctx context.Context, s Store, runID string, opt LeaseOptions) (*Journal, error) {
+	opt = opt.withDefaults()
+	// Two runners acquiring at once both see a free lease; CAS lets one win
+	// and the other rereads, now seeing the winner's lease.
+	for attempt := 0; ; attempt++ {
+		doc, v, err := s.Load(ctx, runID)
+		if err != nil {
+			return nil, fmt.Errorf("acquire run %s: %w", runID, err)
+		}
+		r, err := decode(s, runID, doc)
+		if err != nil {
+			return nil, err
+		}
+		now := opt.Now().UTC()
+		if err := mayTakeOver(r, opt, now); err != nil {
+			return nil, err
+		}
+		acquired := now
+		if r.Lease != nil && r.Lease.Owner == opt.Owner {
+			acquired = r.Lease.Acquired
+		}
+		r.Lease = newLease(opt, now)
+		r.Lease.Acquired = acquired
+		r.Updated = now
+		out, err := json.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("acquire run %s: encode state: %w", runID, err)
+		}
+		nv, err := s.Save(ctx, runID, out, v)
+		if errors.Is(err, ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("acquire run %s: %w", runID, err)
+		}
+		return start(ctx, s, r, nv, opt), nil
+	}
+}
+
+// Read loads a run without taking its lease, for status, logs and plans.
+func Read(ctx context.Context, s Store, runID string) (*Run, error) {
+	doc, _, err := s.Load(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("read run %s: %w", runID, err)
+	}
+	return decode(s, runID, doc)
+}
+
+func start(ctx context.Context, s Store, r *Run, v Version, opt LeaseOptions) *Journal {
+	// The committer outlives the call that created the Journal; it stops on
+	// Close, keeping ctx's values but not its cancellation.
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	j := &Journal{
+		store:   s,
+		runID:   r.ID,
+		opt:     opt,
+		run:     r,
+		ver:     v,
+		changed: make(chan struct{}),
+		lost:    make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		stop:    cancel,
+		done:    make(chan struct{}),
+	}
+	go j.commitLoop(cctx)
+	return j
+}
+
+// Store is the store the run lives in (for logs and blobs).
+func (j *Journal) Store() Store { return j.store }
+
+// RunID is the id of the run.
+func (j *Journal) RunID() string { return j.runID }
+
+// Snapshot returns a deep copy of the run as it is in memory (including
+// changes not yet durable).
+func (j *Journal) Snapshot() *Run {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.run.Clone()
+}
+
+// Lost is closed when the Journal can no longer save: the run was changed by
+// another writer or deleted (Err wraps ErrConflict or ErrNotFound), or saves
+// kept failing for longer than the lease TTL.
+func (j *Journal) Lost() <-chan struct{} { return j.lost }
+
+// Err says why the Journal is lost; nil while it is not.
+func (j *Journal) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
+// apply runs fn on the in-memory run and schedules a save. It returns the
+// change's sequence number. fn runs under the Journal's lock: it must not call
+// the Journal.
+func (j *Journal) apply(fn func(*Run)) (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return 0, j.err
+	}
+	if j.closing {
+		return 0, fmt.Errorf("update run %s: %w", j.runID, ErrClosed)
+	}
+	fn(j.run)
+	j.run.Updated = j.opt.Now().UTC()
+	j.seq++
+	j.wake()
+	return j.seq, nil
+}
+
+func (j *Journal) wake() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Update applies fn to the run and returns once a Save containing the change
+// is durable. Concurrent Updates share Saves. When ctx ends first, the change
+// stays applied and will still be saved; Update returns ctx's error.
+func (j *Journal) Update(ctx context.Context, fn func(*Run)) error {
+	seq, err := j.apply(fn)
+	if err != nil {
+		return err
+	}
+	return j.waitDurable(ctx, seq)
+}
+
+// Post applies fn and lets the committer save it soon, without waiting.
+// A Post after the Journal is lost or closed is dropped; Err tells.
+func (j *Journal) Post(fn func(*Run)) {
+	j.apply(fn) //nolint:errcheck // Err() reports a lost journal
+}
+
+func (j *Journal) waitDurable(ctx context.Context, seq uint64) error {
+	for {
+		j.mu.Lock()
+		durable, err, ch := j.durable, j.err, j.changed
+		j.mu.Unlock()
+		if durable >= seq {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("save run %s: %w", j.runID, context.Cause(ctx))
+		case <-ch:
+		}
+	}
+}
+
+// Close saves what is pending with the lease released, and stops the
+// heartbeat. It returns Err if the Journal was lost. Close is idempotent.
+func (j *Journal) Close(ctx context.Context) error {
+	j.mu.Lock()
+	if j.closing {
+		j.mu.Unlock()
+		<-j.done
+		return j.Err()
+	}
+	j.closing = true
+	var err error
+	if j.err == nil {
+		j.run.Lease = nil
+		j.run.Updated = j.opt.Now().UTC()
+		j.seq++
+		j.wake()
+		seq := j.seq
+		j.mu.Unlock()
+		err = j.waitDurable(ctx, seq)
+	} else {
+		j.mu.Unlock()
+	}
+	j.stop()
+	<-j.done
+	if lerr := j.Err(); lerr != nil {
+		return lerr
+	}
+	return err
+}
