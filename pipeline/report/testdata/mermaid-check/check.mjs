@@ -1,7 +1,11 @@
-// Reads Mermaid text on stdin and parses it with mermaid's own parser (the one
-// github.com renders with), exiting 1 with the parser's message when it fails.
+// Reads Mermaid documents on stdin, separated by NUL bytes, and parses each
+// with mermaid's own parser (the one github.com renders with). It prints one
+// JSON line per document, {"ok":true} or {"ok":false,"error":"..."}, and exits
+// 1 when any failed. One process checks many documents because loading
+// mermaid takes about two seconds.
+//
 // mermaid sanitizes labels with DOMPurify, which needs a DOM: jsdom provides
-// one, installed before mermaid is imported.
+// one, installed as globals before mermaid is imported.
 import { readFileSync } from 'node:fs';
 import { JSDOM } from 'jsdom';
 
@@ -10,11 +14,15 @@ globalThis.window = dom.window;
 globalThis.document = dom.window.document;
 
 const { default: mermaid } = await import('mermaid');
-const text = readFileSync(0, 'utf8');
-try {
-  const res = await mermaid.parse(text);
-  process.stdout.write(`ok ${res.diagramType}\n`);
-} catch (err) {
-  process.stderr.write(`${err.message ?? err}\n`);
-  process.exit(1);
+const docs = readFileSync(0, 'utf8').split('\0');
+let failed = false;
+for (const text of docs) {
+  try {
+    const res = await mermaid.parse(text);
+    process.stdout.write(JSON.stringify({ ok: true, type: res.diagramType }) + '\n');
+  } catch (err) {
+    failed = true;
+    process.stdout.write(JSON.stringify({ ok: false, error: String(err.message ?? err) }) + '\n');
+  }
 }
+process.exit(failed ? 1 : 0);

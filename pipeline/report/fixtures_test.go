@@ -1,0 +1,103 @@
+package report
+
+import (
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// t0 is when every fixture run starts.
+var t0 = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+
+// at is a moment m minutes after t0.
+func at(m float64) time.Time { return t0.Add(time.Duration(m * float64(time.Minute))) }
+
+func ptr[T any](v T) *T { return &v }
+
+// attempt is a finished attempt from minute a to minute b.
+func attempt(n int, a, b float64, code int, errMsg string) state.Attempt {
+	return state.Attempt{N: n, Start: at(a), End: ptr(at(b)), ExitCode: ptr(code), Error: errMsg}
+}
+
+func newRun(id string, status state.RunStatus, steps ...*state.Step) *state.Run {
+	r := &state.Run{
+		SchemaVersion: state.SchemaVersion, ID: id, Pipeline: "unet-brain", SpecFile: "specs/unet-brain.yaml",
+		Status: status, Created: t0, Updated: at(200), Steps: map[string]*state.Step{},
+		Params: map[string]string{"task": "01"},
+	}
+	for _, st := range steps {
+		r.Steps[st.ID] = st
+		r.Order = append(r.Order, st.ID)
+	}
+	return r
+}
+
+// fixtures are the runs every summary format is checked against.
+func fixtures() map[string]*state.Run {
+	return map[string]*state.Run{
+		"succeeded": newRun("unet-brain-20260314T090000Z-a1b2", state.RunSucceeded,
+			&state.Step{ID: "provision", Type: "provision-stack", Status: state.StepSucceeded,
+				Attempts: []state.Attempt{attempt(1, 0, 6.5, 0, "")},
+				Outputs: map[string]string{"instance_id": "i-0123456789abcdef0", "stack_name": "gpipe-a1b2",
+					"instance_type": "dl1.24xlarge", "region": "us-east-1"}},
+			&state.Step{ID: "fetch-msd", Type: "fetch-msd", Status: state.StepSucceeded, Needs: []string{"provision"},
+				Attempts: []state.Attempt{attempt(1, 6.5, 20, 0, "")},
+				Outputs:  map[string]string{"path": "/data/Task01_BrainTumour"}},
+			&state.Step{ID: "train-fold-0", Type: "train-unet", Status: state.StepSucceeded, Needs: []string{"fetch-msd"},
+				Attempts: []state.Attempt{attempt(1, 20, 25, 1, "synStatus 26"), attempt(2, 25.5, 150, 0, "")},
+				Outputs:  map[string]string{"ckpt": "/results/fold0/last.ckpt"}},
+			&state.Step{ID: "train-fold-1", Type: "train-unet", Status: state.StepSucceeded, Needs: []string{"fetch-msd"},
+				Attempts: []state.Attempt{attempt(1, 20, 148, 0, "")},
+				Outputs:  map[string]string{"ckpt": "/results/fold1/last.ckpt"}},
+			&state.Step{ID: "evaluate", Type: "evaluate", Status: state.StepSucceeded,
+				Needs:    []string{"train-fold-0", "train-fold-1"},
+				Attempts: []state.Attempt{attempt(1, 150, 162, 0, "")},
+				Outputs:  map[string]string{"mean_dice": "0.7412", "report": "s3://results/a1b2/eval.json"}},
+			&state.Step{ID: "teardown", Type: "teardown", Status: state.StepSucceeded,
+				Needs:    []string{"provision", "evaluate"},
+				Attempts: []state.Attempt{attempt(1, 162, 168.25, 0, "")}},
+		),
+		"failed": newRun("unet-brain-20260314T090000Z-c3d4", state.RunFailed,
+			&state.Step{ID: "provision", Type: "provision-stack", Status: state.StepSucceeded,
+				Attempts: []state.Attempt{attempt(1, 0, 5, 0, "")},
+				Outputs:  map[string]string{"instance_id": "i-0fedcba9876543210", "instance_type": "p4d.24xlarge"}},
+			&state.Step{ID: "train", Type: "train-unet", Status: state.StepFailed, Needs: []string{"provision"},
+				Attempts: []state.Attempt{attempt(1, 5, 9, 1, "exit status 1"),
+					attempt(2, 10, 30, 137, "exit status 137: killed |OOM| <rank 3>\nsecond line")}},
+			&state.Step{ID: "lint", Type: "shell", Status: state.StepCancelled, Needs: []string{"provision"},
+				Attempts: []state.Attempt{attempt(1, 5, 30, -1, "context canceled")}, Reason: "cancelled after train failed"},
+			&state.Step{ID: "evaluate", Type: "evaluate", Status: state.StepSkipped, Needs: []string{"train"},
+				Reason: "upstream train failed"},
+			&state.Step{ID: "teardown", Type: "teardown", Status: state.StepSucceeded, Needs: []string{"provision", "evaluate"},
+				Attempts: []state.Attempt{attempt(1, 30, 36, 0, "")}},
+		),
+		"running": newRun("unet-brain-20260314T090000Z-e5f6", state.RunRunning,
+			&state.Step{ID: "provision", Type: "provision-stack", Status: state.StepSucceeded,
+				Attempts: []state.Attempt{attempt(1, 0, 4, 0, "")},
+				Outputs:  map[string]string{"instance_id": "i-0aaaabbbbccccdddd", "region": "us-west-2"}},
+			&state.Step{ID: "train", Type: "train-unet", Status: state.StepRunning, Needs: []string{"provision"},
+				Attempts: []state.Attempt{{N: 1, Start: at(4), Log: "train.1"}}},
+			&state.Step{ID: "teardown", Type: "teardown", Status: state.StepPending, Needs: []string{"provision", "train"}},
+		),
+		// Local pipeline with step ids and outputs that could break Markdown
+		// or Mermaid if they were not escaped.
+		"local": func() *state.Run {
+			r := newRun("quickstart-20260314T090000Z-0001", state.RunSucceeded,
+				&state.Step{ID: "end", Type: "shell", Status: state.StepSucceeded,
+					Attempts: []state.Attempt{attempt(1, 0, 0.005, 0, "")},
+					Outputs:  map[string]string{"greeting": "hello | world", "z": "9", "a": "`1`", "m": "2"}},
+				&state.Step{ID: "graph", Type: "shell", Status: state.StepSucceeded, Needs: []string{"end"},
+					Attempts: []state.Attempt{attempt(1, 0.01, 0.5, 0, "")}},
+				&state.Step{ID: "class_def-1", Type: "shell", Status: state.StepSucceeded, Needs: []string{"end", "graph"},
+					Attempts: []state.Attempt{attempt(1, 0.5, 0.51, 0, "")}},
+			)
+			r.Pipeline = "quick*start"
+			r.SpecFile = "specs/quickstart.yaml"
+			r.Params = nil
+			return r
+		}(),
+	}
+}
+
+// fixtureNow is "now" for summaries: the running fixture counts to it.
+func fixtureNow() time.Time { return at(94) }

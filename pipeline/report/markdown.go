@@ -1,0 +1,132 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// runSymbols marks a run's status in headings.
+var runSymbols = map[state.RunStatus]string{
+	state.RunSucceeded:   "✅",
+	state.RunFailed:      "❌",
+	state.RunRunning:     "🔄",
+	state.RunInterrupted: "🚫",
+	state.RunPending:     "⏳",
+}
+
+// maxCellLen bounds output values and errors in table cells; the JSON form
+// has them whole.
+const maxCellLen = 60
+
+// Markdown writes a run's summary as GitHub-flavoured Markdown, for
+// $GITHUB_STEP_SUMMARY and `gpipe report --format markdown`: the run status,
+// a Mermaid graph of the DAG coloured by step status, a table of steps, the
+// failures, the estimated instance cost and the command that resumes the run.
+func Markdown(w io.Writer, run *state.Run, opt Options) error {
+	s := Build(run, opt)
+	var b strings.Builder
+	fmt.Fprintf(&b, "## %s gpipe run `%s`: %s\n\n", runSymbols[s.Status], s.RunID, s.Status)
+	fmt.Fprintf(&b, "Pipeline **%s**", mdEscape(s.Pipeline))
+	if s.SpecFile != "" {
+		fmt.Fprintf(&b, " (`%s`)", mdCode(s.SpecFile))
+	}
+	if !s.Created.IsZero() {
+		fmt.Fprintf(&b, ", created %s", s.Created.UTC().Format("2006-01-02 15:04:05 UTC"))
+	}
+	if s.duration > 0 {
+		fmt.Fprintf(&b, ", ran %s", formatDuration(s.duration))
+	}
+	b.WriteString(".\n\n```mermaid\n")
+	if err := Mermaid(&b, s); err != nil {
+		return err
+	}
+	b.WriteString("```\n\n")
+
+	b.WriteString("| Step | Status | Attempts | Duration | Outputs |\n")
+	b.WriteString("| --- | --- | ---: | ---: | --- |\n")
+	for _, st := range s.Steps {
+		outs := make([]string, 0, len(st.KeyOutputs))
+		for _, o := range st.KeyOutputs {
+			outs = append(outs, fmt.Sprintf("%s=`%s`", mdEscape(o.Key), mdCode(truncate(o.Value, maxCellLen))))
+		}
+		fmt.Fprintf(&b, "| `%s` | %s %s | %d | %s | %s |\n", mdCode(st.ID), statusSymbol(st.Status), st.Status,
+			st.Attempts, formatDuration(st.duration), strings.Join(outs, "<br>"))
+	}
+
+	var failed []StepSummary
+	for _, st := range s.Steps {
+		if st.Status == state.StepFailed {
+			failed = append(failed, st)
+		}
+	}
+	if len(failed) > 0 {
+		b.WriteString("\n**Failed steps**\n\n")
+		for _, st := range failed {
+			msg := st.Error
+			if msg == "" {
+				msg = st.Reason
+			}
+			fmt.Fprintf(&b, "- `%s`: %s\n", mdCode(st.ID), mdEscape(truncate(oneLine(msg), 300)))
+		}
+	}
+
+	if c := s.Cost; c != nil {
+		b.WriteString("\n**Estimated instance cost:** ")
+		b.WriteString(costSentence(c, "**"))
+		b.WriteString("\n")
+	}
+
+	fmt.Fprintf(&b, "\n**Resume** this run from any machine that can reach its state:\n\n```sh\n%s\n```\n", s.ResumeCommand)
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write markdown summary: %w", err)
+	}
+	return nil
+}
+
+// costSentence says what a Cost means in one line; strong wraps the total
+// ("**" in Markdown, "" in a terminal).
+func costSentence(c *Cost, strong string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%.2f instance hours of %s in %s", c.Hours, c.InstanceType, c.Region)
+	if c.USD != nil {
+		fmt.Fprintf(&b, " at $%.2f/h ≈ %s$%.2f%s", c.PricePerHour, strong, *c.USD, strong)
+		b.WriteString(" (on-demand list price, an estimate)")
+	} else {
+		b.WriteString(" (no price known for this instance type and region)")
+	}
+	if c.Running {
+		b.WriteString("; an instance is still up, counted to now")
+	}
+	b.WriteString(".")
+	return b.String()
+}
+
+func statusSymbol(s state.StepStatus) string {
+	if st, ok := statusStyles[s]; ok {
+		return st.symbol
+	}
+	return statusStyles[state.StepPending].symbol
+}
+
+// mdEscape keeps text from breaking a table row or turning into markup.
+func mdEscape(s string) string {
+	r := strings.NewReplacer(
+		`\`, `\\`, "|", `\|`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", ">", "&gt;",
+		"[", `\[`, "]", `\]`, "\n", " ", "\r", " ",
+	)
+	return r.Replace(s)
+}
+
+// mdCode makes text safe inside a single-backtick code span within a table:
+// backticks cannot be escaped there, and a pipe would still end the cell.
+func mdCode(s string) string {
+	r := strings.NewReplacer("`", "'", "|", `\|`, "\n", " ", "\r", " ")
+	return r.Replace(s)
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

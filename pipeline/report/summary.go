@@ -1,0 +1,258 @@
+package report
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// Options tune a summary. The zero value works: no --state in the resume
+// command, default prices and key outputs, time.Now.
+type Options struct {
+	// StateURL is the store the run lives in (Store.String()), so the resume
+	// command works from another machine.
+	StateURL string
+	// Prices overrides DefaultPrices.
+	Prices Prices
+	// KeyOutputs names the outputs worth a column in tables, in order;
+	// nil means DefaultKeyOutputs.
+	KeyOutputs []string
+	// Now is the time a live run's running steps and instances count to.
+	Now func() time.Time
+}
+
+// DefaultKeyOutputs are the step outputs tables show when a step has them.
+// A step with none of them shows its first few outputs instead.
+var DefaultKeyOutputs = []string{"mean_dice", "instance_id", "stack_name", "ckpt"}
+
+// maxOtherOutputs bounds how many outputs a step without key outputs shows.
+const maxOtherOutputs = 3
+
+// Summary is what every report format shows, in one place so Markdown, JSON
+// and Table agree. Field names of the JSON form are part of gpipe's interface.
+type Summary struct {
+	RunID    string          `json:"run_id"`
+	Pipeline string          `json:"pipeline"`
+	SpecFile string          `json:"spec_file"`
+	Status   state.RunStatus `json:"status"`
+	Created  time.Time       `json:"created"`
+	Updated  time.Time       `json:"updated"`
+	// DurationSeconds spans the first attempt's start to the last end (or now
+	// while the run is running).
+	DurationSeconds float64       `json:"duration_seconds"`
+	StateURL        string        `json:"state_url,omitempty"`
+	ResumeCommand   string        `json:"resume_command"`
+	Steps           []StepSummary `json:"steps"`
+	// Outputs holds every step output as outputs[step][key].
+	Outputs map[string]map[string]string `json:"outputs"`
+	Cost    *Cost                        `json:"cost"`
+
+	duration time.Duration
+}
+
+// StepSummary is one row of the steps table.
+type StepSummary struct {
+	ID              string           `json:"id"`
+	Type            string           `json:"type"`
+	Status          state.StepStatus `json:"status"`
+	Needs           []string         `json:"needs"`
+	Attempts        int              `json:"attempts"`
+	Start           *time.Time       `json:"start"`
+	End             *time.Time       `json:"end"`
+	DurationSeconds float64          `json:"duration_seconds"`
+	// KeyOutputs are the outputs worth showing in a table, in display order.
+	KeyOutputs []Output `json:"key_outputs"`
+	// Error is the last attempt's error; Reason why a step was skipped or cancelled.
+	Error  string `json:"error,omitempty"`
+	Reason string `json:"reason,omitempty"`
+
+	duration time.Duration
+}
+
+// Output is one named output value.
+type Output struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Build computes the summary of a run. Summaries of live runs count running
+// steps and instances up to opt.Now.
+func Build(run *state.Run, opt Options) *Summary {
+	now := time.Now
+	if opt.Now != nil {
+		now = opt.Now
+	}
+	t := now()
+	prices := opt.Prices
+	if prices == nil {
+		prices = DefaultPrices()
+	}
+	keys := opt.KeyOutputs
+	if keys == nil {
+		keys = DefaultKeyOutputs
+	}
+	s := &Summary{
+		RunID:         run.ID,
+		Pipeline:      run.Pipeline,
+		SpecFile:      run.SpecFile,
+		Status:        run.Status,
+		Created:       run.Created,
+		Updated:       run.Updated,
+		StateURL:      opt.StateURL,
+		ResumeCommand: ResumeCommand(opt.StateURL, run.ID),
+		Steps:         []StepSummary{},
+		Outputs:       map[string]map[string]string{},
+		Cost:          estimateCost(run, prices, t),
+	}
+	var first, last time.Time
+	for _, id := range stepOrder(run) {
+		st := run.Steps[id]
+		row := StepSummary{
+			ID:         id,
+			Type:       st.Type,
+			Status:     st.Status,
+			Needs:      append([]string{}, st.Needs...),
+			Attempts:   len(st.Attempts),
+			KeyOutputs: keyOutputs(st.Outputs, keys),
+			Reason:     st.Reason,
+		}
+		if n := len(st.Attempts); n > 0 {
+			start := st.Attempts[0].Start
+			row.Start = &start
+			row.Error = st.Attempts[n-1].Error
+			end := st.Attempts[n-1].End
+			switch {
+			case end != nil:
+				e := *end
+				row.End = &e
+				row.duration = e.Sub(start)
+			case st.Status == state.StepRunning:
+				row.duration = t.Sub(start)
+			}
+			if first.IsZero() || start.Before(first) {
+				first = start
+			}
+			if end != nil && end.After(last) {
+				last = *end
+			}
+		}
+		row.DurationSeconds = row.duration.Seconds()
+		if len(st.Outputs) > 0 {
+			out := make(map[string]string, len(st.Outputs))
+			for k, v := range st.Outputs {
+				out[k] = v
+			}
+			s.Outputs[id] = out
+		}
+		s.Steps = append(s.Steps, row)
+	}
+	if run.Status == state.RunRunning || run.Status == state.RunPending {
+		last = t
+	}
+	if !first.IsZero() && last.After(first) {
+		s.duration = last.Sub(first)
+		s.DurationSeconds = s.duration.Seconds()
+	}
+	return s
+}
+
+// stepOrder lists a run's step ids in plan order, then any step the order
+// misses (an older state document) sorted, so listings are stable.
+func stepOrder(run *state.Run) []string {
+	ids := make([]string, 0, len(run.Steps))
+	seen := make(map[string]bool, len(run.Steps))
+	for _, id := range run.Order {
+		if _, ok := run.Steps[id]; ok && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	var rest []string
+	for id := range run.Steps {
+		if !seen[id] {
+			rest = append(rest, id)
+		}
+	}
+	sort.Strings(rest)
+	return append(ids, rest...)
+}
+
+func keyOutputs(outputs map[string]string, keys []string) []Output {
+	res := []Output{}
+	for _, k := range keys {
+		if v, ok := outputs[k]; ok {
+			res = append(res, Output{k, v})
+		}
+	}
+	if len(res) > 0 || len(outputs) == 0 {
+		return res
+	}
+	names := make([]string, 0, len(outputs))
+	for k := range outputs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if len(res) == maxOtherOutputs {
+			break
+		}
+		res = append(res, Output{k, outputs[k]})
+	}
+	return res
+}
+
+// ResumeCommand is the command line that continues run id from any machine
+// that can reach its store.
+func ResumeCommand(stateURL, runID string) string {
+	args := []string{"gpipe", "resume"}
+	if stateURL != "" {
+		args = append(args, "--state", shellQuote(stateURL))
+	}
+	return strings.Join(append(args, shellQuote(runID)), " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it. (steps/host has the
+// project's Quote, but pipeline must not import steps.)
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./:=@%+,", c)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// formatDuration prints durations the way the tables show them: whole
+// seconds, or milliseconds below a second.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// truncate shortens s to n runes with an ellipsis.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	if n <= 1 {
+		return string(r[:n])
+	}
+	return string(r[:n-1]) + "…"
+}
