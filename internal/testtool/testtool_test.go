@@ -1,0 +1,42 @@
+package testtool
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestVersitygw(t *testing.T) {
+	srv := Versitygw(t)
+	resp, err := http.Get(srv.Endpoint + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// Unsigned requests are refused: the server checks signatures.
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("anonymous GET / = %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestFindLooksInGopathBin(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tool := filepath.Join(bin, "gpipe-fake-tool")
+	if err := os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOPATH", dir)
+	t.Setenv("PATH", "/nonexistent")
+	t.Setenv("GOFLAGS", "")
+	if got, err := lookup("gpipe-fake-tool"); err != nil || got != tool {
+		t.Fatalf("lookup = %q, %v; want %q", got, err, tool)
+	}
+	if _, err := lookup("gpipe-no-such-tool"); err == nil {
+		t.Fatal("found a tool that does not exist")
+	}
+}
