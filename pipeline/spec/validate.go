@@ -1,0 +1,484 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/gpipe/gpipe/schemas"
+)
+
+// compiledSchema is the embedded schema, compiled, plus its raw JSON: error
+// messages look keyword values up in it (the limit of a maximum, the names of
+// the allowed properties) instead of parsing the validator's English.
+type compiledSchema struct {
+	schema *jsonschema.Schema
+	raw    any
+}
+
+const schemaURL = "pipeline.schema.json"
+
+func compileSchema() (*compiledSchema, error) {
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	if err := c.AddResource(schemaURL, bytes.NewReader(schemas.Pipeline())); err != nil {
+		return nil, fmt.Errorf("load pipeline schema: %w", err)
+	}
+	s, err := c.Compile(schemaURL)
+	if err != nil {
+		return nil, fmt.Errorf("compile pipeline schema: %w", err)
+	}
+	var raw any
+	if err := json.Unmarshal(schemas.Pipeline(), &raw); err != nil {
+		return nil, fmt.Errorf("decode pipeline schema: %w", err)
+	}
+	return &compiledSchema{schema: s, raw: raw}, nil
+}
+
+// validate checks the document against the schema and reports each failure
+// at its YAML node, in plain words.
+func (cs *compiledSchema) validate(root *ynode, errs *errList) {
+	err := cs.schema.Validate(root.value())
+	if err == nil {
+		return
+	}
+	ve, ok := err.(*jsonschema.ValidationError)
+	if !ok {
+		errs.add(root.pos, "cannot validate spec: %v", err)
+		return
+	}
+	for _, l := range leaves(ve, false, nil) {
+		cs.report(root, l, errs)
+	}
+}
+
+type leaf struct {
+	*jsonschema.ValidationError
+	exprAllowed bool // the value could also have been a ${{ }} expression
+}
+
+// leaves flattens the error tree to the failures worth reporting. For an
+// anyOf whose alternative is an expression, the expression branch is dropped:
+// "must be at most 8" helps, "does not match ^\$\{\{.*\}\}$" does not.
+func leaves(e *jsonschema.ValidationError, exprAllowed bool, out []leaf) []leaf {
+	if len(e.Causes) == 0 {
+		return append(out, leaf{e, exprAllowed})
+	}
+	kw := lastSegment(e.KeywordLocation)
+	if kw == "anyOf" || kw == "oneOf" {
+		var kept []*jsonschema.ValidationError
+		sawExpr := false
+		for _, c := range e.Causes {
+			if isExprBranch(c) {
+				sawExpr = true
+				continue
+			}
+			kept = append(kept, c)
+		}
+		if len(kept) == 0 {
+			kept = e.Causes
+		}
+		for _, c := range kept {
+			out = leaves(c, exprAllowed || sawExpr, out)
+		}
+		return out
+	}
+	for _, c := range e.Causes {
+		out = leaves(c, exprAllowed, out)
+	}
+	return out
+}
+
+// isExprBranch reports whether an anyOf branch failed only because the value
+// is not a ${{ }} expression.
+func isExprBranch(e *jsonschema.ValidationError) bool {
+	if strings.Contains(e.AbsoluteKeywordLocation, "/$defs/expr") {
+		return true
+	}
+	if len(e.Causes) == 0 {
+		return false
+	}
+	for _, c := range e.Causes {
+		if !isExprBranch(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+func pointerTokens(p string) []string {
+	p = strings.TrimPrefix(p, "#")
+	if p == "" || p == "/" {
+		return nil
+	}
+	toks := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, t := range toks {
+		toks[i] = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
+	}
+	return toks
+}
+
+// schemaAt resolves the fragment of an absolute keyword location in the raw
+// schema.
+func (cs *compiledSchema) schemaAt(absLoc string) any {
+	frag := absLoc
+	if i := strings.IndexByte(absLoc, '#'); i >= 0 {
+		frag = absLoc[i+1:]
+	}
+	v := cs.raw
+	for _, t := range pointerTokens(frag) {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[t]
+		case []any:
+			i, err := strconv.Atoi(t)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+// locate walks the YAML tree along a JSON pointer. It returns the deepest
+// node it reached, the map key of the last step when the pointer ends in a
+// mapping, and whether the whole pointer resolved.
+func locate(root *ynode, toks []string) (*ynode, *ykey, bool) {
+	n := root
+	var key *ykey
+	for _, t := range toks {
+		key = nil
+		switch n.kind {
+		case mapNode:
+			k := n.getKey(t)
+			if k == nil {
+				return n, nil, false
+			}
+			key, n = k, k.val
+		case seqNode:
+			i, err := strconv.Atoi(t)
+			if err != nil || i < 0 || i >= len(n.items) {
+				return n, nil, false
+			}
+			n = n.items[i]
+		default:
+			return n, nil, false
+		}
+	}
+	return n, key, true
+}
+
+// owner names what a pointer is inside of (a step, a param, a host), and
+// returns the rest of the path relative to it.
+func owner(root *ynode, toks []string) (string, []string) {
+	if len(toks) < 2 {
+		return "", toks
+	}
+	switch toks[0] {
+	case "steps":
+		i, _ := strconv.Atoi(toks[1])
+		if step, _, ok := locate(root, toks[:2]); ok {
+			if id, ok := step.get("id").scalar().(string); ok && id != "" {
+				return fmt.Sprintf("step %q", id), toks[2:]
+			}
+		}
+		return fmt.Sprintf("step #%d", i+1), toks[2:]
+	case "params":
+		return fmt.Sprintf("param %q", toks[1]), toks[2:]
+	case "hosts":
+		return fmt.Sprintf("host %q", toks[1]), toks[2:]
+	}
+	return "", toks
+}
+
+func (n *ynode) scalar() any {
+	if n == nil || n.kind != scalarNode {
+		return nil
+	}
+	return n.val
+}
+
+// container describes an object for "unknown field ... in X" and
+// "missing required field ... in X".
+func container(own string, rel []string) string {
+	switch {
+	case len(rel) == 0 && own == "":
+		return "the spec"
+	case len(rel) == 0:
+		return own
+	case own == "":
+		return strings.Join(rel, ".")
+	}
+	return strings.Join(rel, ".") + " of " + own
+}
+
+// subject names a value for "X must be ...": `step "a": "hpus"`.
+func subject(own string, rel []string) string {
+	if len(rel) == 0 {
+		if own == "" {
+			return "the spec"
+		}
+		return own
+	}
+	field := rel[len(rel)-1]
+	if _, err := strconv.Atoi(field); err == nil && len(rel) > 1 {
+		field = rel[len(rel)-2] + "[" + field + "]"
+	}
+	if own == "" {
+		return strconv.Quote(field)
+	}
+	return own + ": " + strconv.Quote(field)
+}
+
+func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
+	toks := pointerTokens(l.InstanceLocation)
+	node, key, _ := locate(root, toks)
+	own, rel := owner(root, toks)
+	kw := lastSegment(l.KeywordLocation)
+	at := node.pos
+	parent, _ := cs.schemaAt(l.AbsoluteKeywordLocation[:strings.LastIndexByte(l.AbsoluteKeywordLocation, '/')]).(map[string]any)
+	kwVal := cs.schemaAt(l.AbsoluteKeywordLocation)
+
+	if strings.Contains(l.KeywordLocation, "/propertyNames/") {
+		kind := "name"
+		if len(toks) >= 2 {
+			kind = map[string]string{"params": "param name", "hosts": "host name", "env": "environment variable name", "matrix": "matrix axis name"}[toks[len(toks)-2]]
+			if kind == "" {
+				kind = "name"
+			}
+		}
+		if key != nil {
+			at = key.pos
+		}
+		name := ""
+		if len(toks) > 0 {
+			name = toks[len(toks)-1]
+		}
+		errs.add(at, "%s%s %q %s", prefix(own, rel[:max(len(rel)-1, 0)]), kind, name, patternPhrase(kwVal, l.AbsoluteKeywordLocation, ""))
+		return
+	}
+
+	switch kw {
+	case "additionalProperties":
+		props, _ := parent["properties"].(map[string]any)
+		for _, k := range node.keys {
+			if _, known := props[k.name]; known {
+				continue
+			}
+			if where := container(own, rel); where != "the spec" {
+				errs.add(k.pos, "unknown field %q in %s%s", k.name, where, suggest(k.name, props))
+			} else {
+				errs.add(k.pos, "unknown top-level field %q%s", k.name, suggest(k.name, props))
+			}
+		}
+	case "required":
+		req, _ := kwVal.([]any)
+		for _, r := range req {
+			name, _ := r.(string)
+			if node.getKey(name) == nil {
+				if where := container(own, rel); where != "the spec" {
+					errs.add(at, "missing required field %q in %s", name, where)
+				} else {
+					errs.add(at, "missing required top-level field %q", name)
+				}
+			}
+		}
+	case "type":
+		want := typeWords(kwVal)
+		if l.exprAllowed {
+			want += " or an expression ${{ ... }}"
+		}
+		if len(toks) == 0 {
+			errs.add(at, "the spec must be a mapping with version, name and steps, not %s", describeValue(node))
+			return
+		}
+		errs.add(at, "%s must be %s, not %s", subject(own, rel), want, describeValue(node))
+	case "enum":
+		if len(toks) == 3 && toks[0] == "steps" && toks[2] == "type" {
+			errs.add(at, "%s: unknown step type %s (known: %s)", own, describeValue(node), joinValues(kwVal, false))
+			return
+		}
+		errs.add(at, "%s must be one of %s, not %s", subject(own, rel), joinValues(kwVal, true), describeValue(node))
+	case "const":
+		errs.add(at, "%s must be %s, not %s", subject(own, rel), jsonText(kwVal), describeValue(node))
+	case "minimum":
+		errs.add(at, "%s must be at least %s", subject(own, rel), jsonText(kwVal))
+	case "maximum":
+		errs.add(at, "%s must be at most %s", subject(own, rel), jsonText(kwVal))
+	case "exclusiveMinimum":
+		errs.add(at, "%s must be more than %s", subject(own, rel), jsonText(kwVal))
+	case "exclusiveMaximum":
+		errs.add(at, "%s must be less than %s", subject(own, rel), jsonText(kwVal))
+	case "minLength":
+		if jsonText(kwVal) == "1" {
+			errs.add(at, "%s must not be empty", subject(own, rel))
+			return
+		}
+		errs.add(at, "%s must be at least %s characters long", subject(own, rel), jsonText(kwVal))
+	case "maxLength":
+		errs.add(at, "%s must be at most %s characters long", subject(own, rel), jsonText(kwVal))
+	case "minItems":
+		errs.add(at, "%s must list at least %s %s", subject(own, rel), jsonText(kwVal), plural(jsonText(kwVal), "item"))
+	case "maxItems":
+		errs.add(at, "%s must list at most %s %s", subject(own, rel), jsonText(kwVal), plural(jsonText(kwVal), "item"))
+	case "pattern":
+		got, _ := node.scalar().(string)
+		errs.add(at, "%s %s", subject(own, rel), patternPhrase(kwVal, l.AbsoluteKeywordLocation, got))
+	default:
+		errs.add(at, "%s: %s", subject(own, rel), l.Message)
+	}
+}
+
+func prefix(own string, rel []string) string {
+	c := container(own, rel)
+	if c == "the spec" {
+		return ""
+	}
+	return c + ": "
+}
+
+// patternPhrase says what a pattern wants. The patterns of the schema's
+// shared $defs get words; any other pattern is shown as is.
+func patternPhrase(pat any, absLoc string, got string) string {
+	p, _ := pat.(string)
+	var want string
+	switch {
+	case strings.Contains(absLoc, "/$defs/identifier/"):
+		want = `must be a name (a letter or "_", then letters, digits, "_" or "-")`
+	case strings.Contains(absLoc, "/$defs/duration/"):
+		want = `must be a duration such as "90s", "90m" or "1h30m"`
+	case strings.Contains(absLoc, "/$defs/env/"):
+		want = `must be letters, digits and "_", not starting with a digit`
+	case strings.Contains(absLoc, "/$defs/msd-task/"):
+		want = `must be a task number "01" to "10" or a folder name like "Task01_BrainTumour"`
+	case strings.HasPrefix(p, "^s3://"):
+		want = "must be an s3:// URL"
+	case p == "^[0-9a-fA-F]{32}$":
+		want = "must be 32 hexadecimal digits"
+	default:
+		want = "must match " + p
+	}
+	if got != "" && len(got) <= 80 {
+		return want + ", not " + strconv.Quote(got)
+	}
+	return want
+}
+
+func typeWords(t any) string {
+	words := map[string]string{
+		"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+		"object": "a mapping", "array": "a list", "null": "null",
+	}
+	var ts []string
+	switch t := t.(type) {
+	case string:
+		ts = []string{t}
+	case []any:
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				ts = append(ts, s)
+			}
+		}
+	}
+	var out []string
+	for _, s := range ts {
+		out = append(out, words[s])
+	}
+	return strings.Join(out, " or ")
+}
+
+func describeValue(n *ynode) string {
+	switch n.kind {
+	case mapNode:
+		return "a mapping"
+	case seqNode:
+		return "a list"
+	}
+	switch v := n.val.(type) {
+	case nil:
+		return "empty"
+	case string:
+		return strconv.Quote(v)
+	}
+	return scalarString(n.val)
+}
+
+func joinValues(v any, quote bool) string {
+	list, _ := v.([]any)
+	parts := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok && !quote {
+			parts = append(parts, s)
+			continue
+		}
+		parts = append(parts, jsonText(x))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+func plural(n, word string) string {
+	if n == "1" {
+		return word
+	}
+	return word + "s"
+}
+
+// suggest proposes the closest known field for a misspelt one.
+func suggest(name string, props map[string]any) string {
+	best, bestD := "", 3
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if d := editDistance(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
