@@ -1,0 +1,322 @@
+package cfn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/aws/template"
+)
+
+// DefaultAMI is the name pattern of the Habana Deep Learning AMI (Ubuntu
+// 20.04), resolved to the newest Amazon-owned image with DescribeImages: no
+// SSM public parameter publishes it.
+const DefaultAMI = "Deep Learning AMI Habana PyTorch*SynapseAI*Ubuntu 20.04*"
+
+// Resume keys provision-stack saves.
+const (
+	ResumeStackName = "stack_name"
+	ResumeStackID   = "stack_id"
+)
+
+// Provision is the provision-stack step.
+type Provision struct {
+	Clients ClientsFor
+	Clock   Clock
+}
+
+// Run creates (or, on resume, finds) the stack and returns its outputs:
+// instance_id, host (ssm:<instance id>), availability_zone, private_ip,
+// region, stack_name, stack_id, data_bucket, results_bucket, ssm_log_group,
+// plus every other template output in snake_case.
+//
+// When ctx is cancelled during creation, Run returns at once and leaves the
+// stack to the spec's teardown step (if: always()), which deletes a stack
+// still in CREATE_IN_PROGRESS. The returned Result carries stack_name even
+// with an error, for engines that keep a failed step's outputs.
+func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+	clock := p.Clock.withDefaults()
+	with := sr.With
+	region, err := str(with, "region")
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	name, err := str(with, "stack_name")
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	if name == "" {
+		name = sr.Resume[ResumeStackName]
+	}
+	if name == "" {
+		name = StackName(sr.RunID, sr.StepID)
+	}
+	partial := pipeline.Result{Outputs: map[string]string{"stack_name": name}}
+	cl, err := p.Clients(ctx, region)
+	if err != nil {
+		return partial, err
+	}
+
+	for try := 0; try < 5; try++ {
+		st, err := describe(ctx, cl.CFN, clock, name)
+		if errors.Is(err, ErrStackNotFound) {
+			if err := p.create(ctx, sr, cl, name, try); err != nil {
+				return partial, err
+			}
+			continue
+		}
+		if err != nil {
+			return partial, err
+		}
+		if owner := tag(st, "gpipe:run-id"); owner != "" && owner != sr.RunID {
+			return partial, fmt.Errorf("stack %s belongs to run %s, not %s: choose another stack_name", name, owner, sr.RunID)
+		}
+		fmt.Fprintf(sr.Log, "stack %s: %s\n", name, st.StackStatus)
+		ev := newEventStream(cl.CFN, aws.ToString(st.StackId), sr.Log, clock.Now().Add(-time.Hour))
+		if strings.HasSuffix(string(st.StackStatus), "_IN_PROGRESS") {
+			if st, err = waitSettled(ctx, cl.CFN, clock, aws.ToString(st.StackId), ev); err != nil {
+				if errors.Is(err, ErrStackNotFound) {
+					continue
+				}
+				return partial, err
+			}
+		}
+		switch st.StackStatus {
+		case types.StackStatusCreateComplete, types.StackStatusUpdateComplete, types.StackStatusUpdateRollbackComplete,
+			types.StackStatusImportComplete:
+			out := stackOutputs(st)
+			if out["region"] == "" {
+				out["region"] = cl.Region
+			}
+			return pipeline.Result{Outputs: out}, nil
+		case types.StackStatusDeleteComplete:
+			continue
+		case types.StackStatusRollbackComplete, types.StackStatusRollbackFailed, types.StackStatusCreateFailed,
+			types.StackStatusDeleteFailed:
+			fail := ev.failure(st)
+			if try > 0 {
+				// We created it in this attempt and it failed: report, and let the
+				// step's retry policy (or the user) decide about another try.
+				return partial, fail
+			}
+			// A stack left over from an earlier failed attempt cannot be updated
+			// or re-created under its name: delete it, then create afresh.
+			fmt.Fprintf(sr.Log, "stack %s is %s from an earlier attempt (%s); deleting it before creating it again\n", name, st.StackStatus, fail.Reason)
+			if err := deleteAndWait(ctx, cl, clock, aws.ToString(st.StackId), sr.Log); err != nil {
+				return partial, err
+			}
+		default:
+			return partial, &StackInProgressError{Stack: name, Status: string(st.StackStatus)}
+		}
+	}
+	return partial, fmt.Errorf("stack %s: gave up after 5 tries to create it", name)
+}
+
+func tag(st *types.Stack, key string) string {
+	for _, t := range st.Tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}
+
+// create sends CreateStack and saves the stack name and id for resume as soon
+// as it exists.
+func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, name string, try int) error {
+	body, params, err := p.templateAndParams(ctx, sr, cl)
+	if err != nil {
+		return err
+	}
+	sum, err := cl.CFN.GetTemplateSummary(ctx, &cloudformation.GetTemplateSummaryInput{TemplateBody: aws.String(body)})
+	if err != nil {
+		return fmt.Errorf("check template of stack %s: %w", name, err)
+	}
+	declared := map[string]bool{}
+	for _, d := range sum.Parameters {
+		declared[aws.ToString(d.ParameterKey)] = true
+	}
+	var cfParams []types.Parameter
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		// The built-in parameters are offered to any template; a user's
+		// template gets only those it declares.
+		if declared[k] {
+			cfParams = append(cfParams, types.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(params[k])})
+		}
+	}
+	tags := []types.Tag{
+		{Key: aws.String("gpipe:run-id"), Value: aws.String(sr.RunID)},
+		{Key: aws.String("gpipe:step"), Value: aws.String(sr.StepID)},
+	}
+	userTags, tagKeys, err := strMap(sr.With, "tags")
+	if err != nil {
+		return err
+	}
+	for _, k := range tagKeys {
+		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(userTags[k])})
+	}
+	in := &cloudformation.CreateStackInput{
+		StackName:          aws.String(name),
+		TemplateBody:       aws.String(body),
+		Parameters:         cfParams,
+		Capabilities:       sum.Capabilities,
+		Tags:               tags,
+		ClientRequestToken: aws.String(requestToken(sr.RunID, sr.StepID, strconv.Itoa(sr.Attempt), strconv.Itoa(try))),
+		TimeoutInMinutes:   aws.Int32(60),
+	}
+	fmt.Fprintf(sr.Log, "creating stack %s\n", name)
+	out, err := cl.CFN.CreateStack(ctx, in)
+	if isAlreadyExists(err) {
+		return nil // another attempt got there first: the caller finds and waits for it
+	}
+	if err != nil {
+		return fmt.Errorf("create stack %s: %w", name, err)
+	}
+	if sr.SaveResume != nil {
+		if err := sr.SaveResume(ctx, ResumeStackName, name); err != nil {
+			return fmt.Errorf("save stack name %s: %w", name, err)
+		}
+		if err := sr.SaveResume(ctx, ResumeStackID, aws.ToString(out.StackId)); err != nil {
+			return fmt.Errorf("save stack id of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// templateAndParams returns the template body and the values of the built-in
+// template's parameters (resolving the AMI and the subnet's VPC), merged with
+// with.parameters, which win.
+func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun, cl *Clients) (string, map[string]string, error) {
+	w := sr.With
+	body := string(template.Template())
+	path, err := str(w, "template")
+	if err != nil {
+		return "", nil, err
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", nil, fmt.Errorf("read template: %w", err)
+		}
+		body = string(b)
+	}
+	instanceType, err := str(w, "instance_type")
+	if err != nil {
+		return "", nil, err
+	}
+	if instanceType == "" {
+		instanceType = "dl1.24xlarge"
+	}
+	gib, err := integer(w, "root_volume_gib", 200)
+	if err != nil {
+		return "", nil, err
+	}
+	life, err := duration(w, "max_lifetime", 24*time.Hour)
+	if err != nil {
+		return "", nil, err
+	}
+	params := map[string]string{
+		template.ParamRunID:              sr.RunID,
+		template.ParamStepID:             sr.StepID,
+		template.ParamInstanceType:       instanceType,
+		template.ParamRootVolumeGiB:      strconv.Itoa(gib),
+		template.ParamMaxLifetimeMinutes: strconv.Itoa(max(10, int(math.Ceil(life.Minutes())))),
+	}
+	for key, param := range map[string]string{"subnet_id": template.ParamSubnetID, "availability_zone": template.ParamAvailabilityZone,
+		"data_bucket": template.ParamDataBucket, "results_bucket": template.ParamResultsBucket} {
+		v, err := str(w, key)
+		if err != nil {
+			return "", nil, err
+		}
+		params[param] = v
+	}
+	if params[template.ParamSubnetID] != "" {
+		vpc, err := subnetVPC(ctx, cl.EC2, params[template.ParamSubnetID])
+		if err != nil {
+			return "", nil, err
+		}
+		params[template.ParamVpcID] = vpc
+	}
+	extra, keys, err := strMap(w, "parameters")
+	if err != nil {
+		return "", nil, err
+	}
+	if _, ok := extra[template.ParamImageID]; !ok {
+		ami, err := str(w, "ami")
+		if err != nil {
+			return "", nil, err
+		}
+		id, root, err := resolveAMI(ctx, cl.EC2, ami)
+		if err != nil {
+			return "", nil, err
+		}
+		fmt.Fprintf(sr.Log, "AMI %s (root device %s)\n", id, root)
+		params[template.ParamImageID] = id
+		params[template.ParamRootDeviceName] = root
+	}
+	for _, k := range keys {
+		params[k] = extra[k]
+	}
+	return body, params, nil
+}
+
+// resolveAMI turns an AMI id or a name pattern into an image id and its root
+// device name (the template sizes that device).
+func resolveAMI(ctx context.Context, api EC2, ami string) (id, root string, err error) {
+	if ami == "" {
+		ami = DefaultAMI
+	}
+	in := &ec2.DescribeImagesInput{}
+	if strings.HasPrefix(ami, "ami-") && !strings.ContainsAny(ami, "*? ") {
+		in.ImageIds = []string{ami}
+	} else {
+		in.Owners = []string{"amazon"}
+		in.Filters = []ec2types.Filter{
+			{Name: aws.String("name"), Values: []string{ami}},
+			{Name: aws.String("state"), Values: []string{"available"}},
+		}
+	}
+	out, err := api.DescribeImages(ctx, in)
+	if err != nil {
+		return "", "", fmt.Errorf("describe images %q: %w", ami, err)
+	}
+	if len(out.Images) == 0 {
+		return "", "", fmt.Errorf("no available Amazon-owned AMI matches %q in this region: set with.ami to an AMI id or another name pattern", ami)
+	}
+	imgs := out.Images
+	sort.Slice(imgs, func(i, j int) bool { return aws.ToString(imgs[i].CreationDate) > aws.ToString(imgs[j].CreationDate) })
+	root = aws.ToString(imgs[0].RootDeviceName)
+	if root == "" {
+		root = "/dev/sda1"
+	}
+	return aws.ToString(imgs[0].ImageId), root, nil
+}
+
+func subnetVPC(ctx context.Context, api EC2, subnet string) (string, error) {
+	out, err := api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{subnet}})
+	if err != nil {
+		return "", fmt.Errorf("describe subnet %s: %w", subnet, err)
+	}
+	if len(out.Subnets) == 0 {
+		return "", fmt.Errorf("subnet %s not found in this region", subnet)
+	}
+	return aws.ToString(out.Subnets[0].VpcId), nil
+}
