@@ -174,7 +174,9 @@ func (l *lostFirstResponse) PutObject(ctx context.Context, in *s3sdk.PutObjectIn
 		return out, err
 	}
 	// Replay the identical request, as the SDK's retryer would.
-	in.Body.(interface{ Seek(int64, int) (int64, error) }).Seek(0, 0)
+	in.Body.(interface {
+		Seek(int64, int) (int64, error)
+	}).Seek(0, 0)
 	return l.API.PutObject(ctx, in, optFns...)
 }
 
