@@ -1,0 +1,39 @@
+package gha
+
+import (
+	"io"
+
+	"github.com/gpipe/gpipe/pipeline/spec"
+)
+
+// SpecErrors writes every spec error as an ::error:: annotation at its place
+// in the spec, so `gpipe validate` in a pull request marks the lines. The
+// excerpt is left out: github.com shows the annotation on the line itself.
+func SpecErrors(w io.Writer, errs spec.Errors, paths Paths) error {
+	for _, e := range errs {
+		a := Annotation{
+			Level: "error",
+			File:  paths.Rel(e.Pos.File),
+			Line:  e.Pos.Line,
+			Col:   e.Pos.Col,
+			Title: "gpipe: invalid spec",
+			Msg:   e.Msg,
+		}
+		if err := WriteAnnotation(w, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SecretValues returns the values of the params a spec declares secret, for
+// Masks. params are the resolved values (defaults included).
+func SecretValues(s *spec.Spec, params map[string]string) []string {
+	var vals []string
+	for _, p := range s.Params {
+		if v := params[p.Name]; p.Secret && v != "" {
+			vals = append(vals, v)
+		}
+	}
+	return vals
+}
