@@ -211,8 +211,8 @@ func (c *checker) checkMatrix() {
 	}
 	for i := range c.spec.Steps {
 		st := &c.spec.Steps[i]
-		if len(st.Matrix) == 0 || st.ID == "" || c.byID[st.ID] != i {
-			continue
+		if len(st.Matrix) == 0 || st.ID == "" || c.byID[st.ID] != i || emptyAxis(st) {
+			continue // an empty axis was reported by the schema
 		}
 		insts, err := Expand(st)
 		if err != nil {
@@ -334,12 +334,25 @@ func (c *checker) checkHost(i int, h *ynode) {
 	for _, hd := range c.spec.Hosts {
 		names = append(names, hd.Name)
 	}
-	c.errs.add(h.pos, "step %s: unknown host %q%s (declare it under hosts, or use local or ssm:<instance id>)", c.stepName(i), s, suggestFrom(s, names))
+	if hint := suggestFrom(s, names); hint != "" {
+		c.errs.add(h.pos, "step %s: unknown host %q%s", c.stepName(i), s, hint)
+		return
+	}
+	c.errs.add(h.pos, "step %s: unknown host %q (declare it under hosts, or use local or ssm:<instance id>)", c.stepName(i), s)
 }
 
 func (c *checker) hasAxis(i int, name string) bool {
 	for _, ax := range c.spec.Steps[i].Matrix {
 		if ax.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func emptyAxis(st *Step) bool {
+	for _, ax := range st.Matrix {
+		if len(ax.Values) == 0 {
 			return true
 		}
 	}

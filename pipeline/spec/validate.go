@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,6 +121,10 @@ func pointerTokens(p string) []string {
 	}
 	toks := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	for i, t := range toks {
+		// The validator escapes instance tokens with url.PathEscape too.
+		if u, err := url.PathUnescape(t); err == nil {
+			t = u
+		}
 		toks[i] = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
 	}
 	return toks
@@ -243,6 +248,9 @@ func subject(own string, rel []string) string {
 func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
 	toks := pointerTokens(l.InstanceLocation)
 	node, key, _ := locate(root, toks)
+	if node.bad {
+		return // the YAML converter already said what is wrong with this value
+	}
 	own, rel := owner(root, toks)
 	kw := lastSegment(l.KeywordLocation)
 	at := node.pos
@@ -263,8 +271,13 @@ func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
 		name := ""
 		if len(toks) > 0 {
 			name = toks[len(toks)-1]
+			own, rel = owner(root, toks[:len(toks)-1])
 		}
-		errs.add(at, "%s%s %q %s", prefix(own, rel[:max(len(rel)-1, 0)]), kind, name, patternPhrase(kwVal, l.AbsoluteKeywordLocation, ""))
+		pre := ""
+		if own != "" {
+			pre = own + ": "
+		}
+		errs.add(at, "%s%s %q %s", pre, kind, name, patternPhrase(kwVal, l.AbsoluteKeywordLocation, ""))
 		return
 	}
 
@@ -339,13 +352,6 @@ func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
 	}
 }
 
-func prefix(own string, rel []string) string {
-	c := container(own, rel)
-	if c == "the spec" {
-		return ""
-	}
-	return c + ": "
-}
 
 // patternPhrase says what a pattern wants. The patterns of the schema's
 // shared $defs get words; any other pattern is shown as is.
@@ -359,6 +365,8 @@ func patternPhrase(pat any, absLoc string, got string) string {
 		want = `must be a duration such as "90s", "90m" or "1h30m"`
 	case strings.Contains(absLoc, "/$defs/env/"):
 		want = `must be letters, digits and "_", not starting with a digit`
+	case strings.HasSuffix(absLoc, "#/properties/name/pattern"):
+		want = `must be letters, digits, ".", "_" or "-", starting with a letter or digit`
 	case strings.Contains(absLoc, "/$defs/msd-task/"):
 		want = `must be a task number "01" to "10" or a folder name like "Task01_BrainTumour"`
 	case strings.HasPrefix(p, "^s3://"):

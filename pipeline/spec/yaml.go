@@ -24,7 +24,8 @@ type ynode struct {
 	style scalarStyle
 	// For block scalars: where the text starts, to place expression errors.
 	bodyLine, bodyIndent int
-	size                 int // nodes after alias expansion, to stop alias bombs
+	size                 int  // nodes after alias expansion, to stop alias bombs
+	bad                  bool // stands in for a value the converter rejected
 }
 
 type ykey struct {
@@ -190,6 +191,10 @@ type converter struct {
 
 func (c *converter) null(p Pos) *ynode { return &ynode{kind: scalarNode, pos: p, size: 1} }
 
+// bad stands in for a value that was reported as wrong, so that the schema
+// does not report it a second time.
+func (c *converter) bad(p Pos) *ynode { return &ynode{kind: scalarNode, pos: p, size: 1, bad: true} }
+
 func (c *converter) node(n ast.Node, at Pos) *ynode {
 	if n == nil {
 		return c.null(at)
@@ -225,7 +230,7 @@ func (c *converter) node(n ast.Node, at Pos) *ynode {
 		v, ok := c.anchors[name]
 		if !ok {
 			c.errs.add(p, "alias *%s refers to no anchor &%s defined before it", name, name)
-			return c.null(p)
+			return c.bad(p)
 		}
 		return v
 	case *ast.TagNode:
@@ -256,11 +261,11 @@ func (c *converter) node(n ast.Node, at Pos) *ynode {
 			return &ynode{kind: scalarNode, pos: p, val: float64(v), size: 1}
 		}
 		c.errs.add(p, "integer %s is out of range", n.GetToken().Value)
-		return c.null(p)
+		return c.bad(p)
 	case *ast.FloatNode:
 		if math.IsInf(n.Value, 0) || math.IsNaN(n.Value) {
 			c.errs.add(p, "number %s is out of range", n.GetToken().Value)
-			return c.null(p)
+			return c.bad(p)
 		}
 		return &ynode{kind: scalarNode, pos: p, val: n.Value, size: 1}
 	case *ast.BoolNode:
@@ -269,12 +274,12 @@ func (c *converter) node(n ast.Node, at Pos) *ynode {
 		return c.null(p)
 	case *ast.InfinityNode, *ast.NanNode:
 		c.errs.add(p, "%s is not a number a spec can use", n.GetToken().Value)
-		return c.null(p)
+		return c.bad(p)
 	case *ast.CommentGroupNode, *ast.CommentNode:
 		return c.null(p)
 	}
 	c.errs.add(p, "unsupported YAML construct %q", n.GetToken().Value)
-	return c.null(p)
+	return c.bad(p)
 }
 
 // tagged handles explicit tags. Only the standard ones make sense in a spec;
@@ -300,6 +305,7 @@ func (c *converter) tagged(n *ast.TagNode, p Pos) *ynode {
 	case "!!int", "!!float", "!!bool", "!!null", "!!map", "!!seq", "!":
 	default:
 		c.errs.add(p, "YAML tag %s is not supported in a spec", tag)
+		return c.bad(p)
 	}
 	return v
 }
@@ -411,7 +417,7 @@ func (c *converter) keyName(k ast.Node) (string, bool) {
 func (c *converter) checkSize(y *ynode) *ynode {
 	if y.size > maxNodes {
 		c.errs.add(y.pos, "aliases expand to more than %d values", maxNodes)
-		return c.null(y.pos)
+		return c.bad(y.pos)
 	}
 	return y
 }
