@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -284,8 +285,9 @@ func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
 	switch kw {
 	case "additionalProperties":
 		props, _ := parent["properties"].(map[string]any)
+		patterns, _ := parent["patternProperties"].(map[string]any)
 		for _, k := range node.keys {
-			if _, known := props[k.name]; known {
+			if _, known := props[k.name]; known || matchesAny(k.name, patterns) {
 				continue
 			}
 			if where := container(own, rel); where != "the spec" {
@@ -489,4 +491,13 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+func matchesAny(name string, patterns map[string]any) bool {
+	for p := range patterns {
+		if re, err := regexp.Compile(p); err == nil && re.MatchString(name) {
+			return true
+		}
+	}
+	return false
 }
