@@ -354,7 +354,6 @@ func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
 	}
 }
 
-
 // patternPhrase says what a pattern wants. The patterns of the schema's
 // shared $defs get words; any other pattern is shown as is.
 func patternPhrase(pat any, absLoc string, got string) string {
