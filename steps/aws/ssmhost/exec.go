@@ -1,0 +1,318 @@
+package ssmhost
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/host"
+)
+
+// Exec runs s on the instance and returns its $GPIPE_OUTPUT pairs.
+func (e *Executor) Exec(ctx context.Context, s host.Script) (map[string]string, error) {
+	opt := e.f.opt
+	cl, err := e.f.clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log := s.Log
+	if log == nil {
+		log = io.Discard
+	}
+	cmdID, nonce := s.Resume[ResumeCommandID], s.Resume[ResumeNonce]
+	if cmdID != "" && nonce != "" {
+		fmt.Fprintf(log, "reattaching to SSM command %s on %s\n", cmdID, e.InstanceID)
+	} else {
+		if err := e.waitOnline(ctx, cl.SSM, log); err != nil {
+			return nil, err
+		}
+		nonce = opt.Nonce()
+		if cmdID, err = e.send(ctx, cl.SSM, s, nonce); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "sent SSM command %s to %s\n", cmdID, e.InstanceID)
+		if s.SaveResume != nil {
+			// Saved before anything else can fail, so a runner that dies from
+			// here on is resumed by reattaching, never by sending again.
+			if err := s.SaveResume(ctx, ResumeCommandID, cmdID); err != nil {
+				return nil, fmt.Errorf("save command id %s: %w", cmdID, err)
+			}
+			if err := s.SaveResume(ctx, ResumeNonce, nonce); err != nil {
+				return nil, fmt.Errorf("save command nonce: %w", err)
+			}
+		}
+	}
+	t := &tail{api: cl.Logs, group: opt.LogGroup, stream: cmdID + "/" + e.InstanceID + "/aws-runShellScript/stdout",
+		log: log, begin: beginMarker(nonce), end: endMarker(nonce)}
+	inv, err := e.poll(ctx, cl.SSM, cmdID, t)
+	if err != nil {
+		return nil, err
+	}
+	e.drain(ctx, t, inv)
+	return e.result(inv, t, log)
+}
+
+func (e *Executor) waitOnline(ctx context.Context, api SSM, log io.Writer) error {
+	opt := e.f.opt
+	deadline := opt.Now().Add(opt.OnlineTimeout)
+	b := &backoff{next: 2 * time.Second, max: 30 * time.Second}
+	said := false
+	for {
+		out, err := api.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{
+			Filters: []types.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: []string{e.InstanceID}}},
+		})
+		status := "not registered"
+		switch {
+		case err == nil && len(out.InstanceInformationList) > 0:
+			status = string(out.InstanceInformationList[0].PingStatus)
+			if out.InstanceInformationList[0].PingStatus == types.PingStatusOnline {
+				return nil
+			}
+		case err != nil && !isThrottle(err):
+			return fmt.Errorf("describe SSM instance %s: %w", e.InstanceID, err)
+		}
+		if !opt.Now().Before(deadline) {
+			return fmt.Errorf("instance %s: SSM agent not online after %s (status: %s): check that the instance is running, "+
+				"has the AmazonSSMManagedInstanceCore role and outbound internet (or SSM VPC endpoints)", e.InstanceID, opt.OnlineTimeout, status)
+		}
+		if !said {
+			fmt.Fprintf(log, "waiting for the SSM agent on %s (%s)\n", e.InstanceID, status)
+			said = true
+		}
+		if err := b.wait(ctx, opt.Sleep); err != nil {
+			return fmt.Errorf("wait for SSM agent on %s: %w", e.InstanceID, err)
+		}
+	}
+}
+
+func (e *Executor) send(ctx context.Context, api SSM, s host.Script, nonce string) (string, error) {
+	opt := e.f.opt
+	timeout := s.Timeout
+	if timeout <= 0 || timeout > MaxExecutionTimeout {
+		timeout = MaxExecutionTimeout
+	}
+	in := &ssm.SendCommandInput{
+		DocumentName: aws.String("AWS-RunShellScript"),
+		InstanceIds:  []string{e.InstanceID},
+		Comment:      aws.String(trim("gpipe "+s.StepID, 100)),
+		Parameters: map[string][]string{
+			"commands":         {wrap(s, nonce)},
+			"executionTimeout": {strconv.Itoa(int(timeout.Seconds()))},
+		},
+		CloudWatchOutputConfig: &types.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String(opt.LogGroup)},
+	}
+	if opt.OutputBucket != "" {
+		in.OutputS3BucketName = aws.String(opt.OutputBucket)
+		if opt.OutputPrefix != "" {
+			in.OutputS3KeyPrefix = aws.String(opt.OutputPrefix)
+		}
+	}
+	out, err := api.SendCommand(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("send command to %s: %w", e.InstanceID, err)
+	}
+	return aws.ToString(out.Command.CommandId), nil
+}
+
+func trim(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// poll waits for the invocation to finish, tailing its output meanwhile.
+// InvocationDoesNotExist right after SendCommand is normal: the invocation
+// appears a moment later. On cancellation the command is cancelled too.
+func (e *Executor) poll(ctx context.Context, api SSM, cmdID string, t *tail) (*ssm.GetCommandInvocationOutput, error) {
+	opt := e.f.opt
+	b := &backoff{next: time.Second, max: 15 * time.Second}
+	missing := 0
+	for {
+		inv, err := api.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(cmdID), InstanceId: aws.String(e.InstanceID)})
+		switch {
+		case err == nil:
+			switch inv.Status {
+			case types.CommandInvocationStatusPending, types.CommandInvocationStatusInProgress,
+				types.CommandInvocationStatusDelayed, types.CommandInvocationStatusCancelling:
+			default:
+				return inv, nil
+			}
+		case apiCode(err) == "InvocationDoesNotExist" && missing < 30:
+			missing++
+		case isThrottle(err):
+		case ctx.Err() != nil:
+		default:
+			return nil, fmt.Errorf("get command %s on %s: %w", cmdID, e.InstanceID, err)
+		}
+		t.pump(ctx)
+		if err := b.wait(ctx, opt.Sleep); err != nil {
+			e.cancel(ctx, api, cmdID, t.log)
+			return nil, fmt.Errorf("command %s on %s: %w", cmdID, e.InstanceID, err)
+		}
+	}
+}
+
+// cancel stops the remote command. ctx is already done, so the call runs on a
+// context that keeps its values but not its cancellation, bounded in time.
+func (e *Executor) cancel(ctx context.Context, api SSM, cmdID string, log io.Writer) {
+	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer stop()
+	if _, err := api.CancelCommand(cctx, &ssm.CancelCommandInput{CommandId: aws.String(cmdID), InstanceIds: []string{e.InstanceID}}); err != nil {
+		fmt.Fprintf(log, "cancel SSM command %s: %v\n", cmdID, err)
+		return
+	}
+	fmt.Fprintf(log, "cancelled SSM command %s\n", cmdID)
+}
+
+// drain reads what CloudWatch has not delivered yet: ingestion lags the
+// command's status, so poll until the end marker shows up, for a bounded time.
+func (e *Executor) drain(ctx context.Context, t *tail, inv *ssm.GetCommandInvocationOutput) {
+	b := &backoff{next: time.Second, max: 5 * time.Second}
+	for i := 0; i < 12 && !t.ended; i++ {
+		t.pump(ctx)
+		if t.ended {
+			return
+		}
+		if inv.Status != types.CommandInvocationStatusSuccess && inv.Status != types.CommandInvocationStatusFailed && i >= 2 {
+			return // killed, timed out or never delivered: there may be no end marker
+		}
+		if b.wait(ctx, e.f.opt.Sleep) != nil {
+			return
+		}
+	}
+}
+
+func (e *Executor) result(inv *ssm.GetCommandInvocationOutput, t *tail, log io.Writer) (map[string]string, error) {
+	if !t.ended {
+		// No complete CloudWatch log (group not writable, agent too old):
+		// fall back to the invocation's own copy, which is cut at 24,000
+		// characters, and say so.
+		if content := aws.ToString(inv.StandardOutputContent); content != "" {
+			w := log
+			if t.fed > 0 {
+				w = io.Discard // already shown from CloudWatch; read it for the outputs only
+			} else {
+				fmt.Fprintf(log, "(no CloudWatch log in %s; output below is from GetCommandInvocation, which keeps only the first 24,000 characters)\n", t.group)
+			}
+			ft := &tail{log: w, begin: t.begin, end: t.end}
+			ft.feed(content)
+			ft.flush()
+			t = ft
+		}
+	}
+	if se := aws.ToString(inv.StandardErrorContent); se != "" && inv.Status != types.CommandInvocationStatusSuccess {
+		fmt.Fprintf(log, "%s\n", strings.TrimRight(se, "\n"))
+	}
+	details := aws.ToString(inv.StatusDetails)
+	switch inv.Status {
+	case types.CommandInvocationStatusSuccess:
+		if !t.ended {
+			return nil, fmt.Errorf("command %s on %s succeeded but its outputs were not found in its output (truncated?)", aws.ToString(inv.CommandId), e.InstanceID)
+		}
+		out, err := host.ParseOutputs(strings.NewReader(t.outputs.String()))
+		if err != nil {
+			return nil, fmt.Errorf("outputs of step on %s: %w", e.InstanceID, err)
+		}
+		return out, nil
+	case types.CommandInvocationStatusFailed:
+		if details == "ExecutionTimedOut" {
+			return nil, &pipeline.ExitError{Code: 124, Err: fmt.Errorf("command %s on %s hit its execution timeout", aws.ToString(inv.CommandId), e.InstanceID)}
+		}
+		code := int(inv.ResponseCode)
+		if code <= 0 {
+			code = 1
+		}
+		return nil, &pipeline.ExitError{Code: code}
+	case types.CommandInvocationStatusTimedOut:
+		return nil, &pipeline.ExitError{Code: 124, Err: fmt.Errorf("command %s on %s timed out (%s)", aws.ToString(inv.CommandId), e.InstanceID, details)}
+	case types.CommandInvocationStatusCancelled:
+		return nil, fmt.Errorf("command %s on %s was cancelled (%s)", aws.ToString(inv.CommandId), e.InstanceID, details)
+	}
+	// Undeliverable, Terminated, DeliveryTimedOut, ...: the script never ran
+	// to the end on a reachable instance.
+	return nil, fmt.Errorf("command %s on %s: %s (%s): the instance stopped, was terminated or lost its SSM agent",
+		aws.ToString(inv.CommandId), e.InstanceID, inv.Status, details)
+}
+
+// tail follows the command's stdout log stream. Lines go to the step log until
+// the outputs marker; the outputs section is kept apart.
+type tail struct {
+	api        Logs
+	group      string
+	stream     string
+	token      *string
+	log        io.Writer
+	begin, end string
+	partial    string
+	inOutputs  bool
+	ended      bool
+	outputs    strings.Builder
+	fed        int // characters consumed, for the GetCommandInvocation fallback
+}
+
+func (t *tail) pump(ctx context.Context) {
+	for page := 0; page < 50 && !t.ended; page++ {
+		out, err := t.api.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{LogGroupName: aws.String(t.group), LogStreamName: aws.String(t.stream),
+			StartFromHead: aws.Bool(true), NextToken: t.token})
+		if err != nil {
+			// ResourceNotFoundException: the agent has not created the stream
+			// yet. Anything else: try again at the next poll.
+			return
+		}
+		for _, ev := range out.Events {
+			t.feed(aws.ToString(ev.Message))
+			if !strings.HasSuffix(aws.ToString(ev.Message), "\n") {
+				t.feed("\n") // the agent splits output into events at line ends and drops the newline
+			}
+		}
+		same := aws.ToString(out.NextForwardToken) == aws.ToString(t.token)
+		t.token = out.NextForwardToken
+		if same || len(out.Events) == 0 {
+			return
+		}
+	}
+}
+
+func (t *tail) feed(s string) {
+	t.fed += len(s)
+	t.partial += s
+	for {
+		line, rest, ok := strings.Cut(t.partial, "\n")
+		if !ok {
+			return
+		}
+		t.partial = rest
+		t.line(line)
+	}
+}
+
+func (t *tail) flush() {
+	if t.partial != "" {
+		t.line(t.partial)
+		t.partial = ""
+	}
+}
+
+func (t *tail) line(line string) {
+	switch {
+	case t.ended:
+	case line == t.begin:
+		t.inOutputs = true
+	case line == t.end:
+		t.ended = true
+	case t.inOutputs:
+		t.outputs.WriteString(line + "\n")
+	default:
+		fmt.Fprintln(t.log, line)
+	}
+}

@@ -1,0 +1,51 @@
+package ssmhost
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gpipe/gpipe/steps/host"
+)
+
+func randomNonce() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+func beginMarker(nonce string) string { return "::gpipe-outputs-" + nonce + "::" }
+func endMarker(nonce string) string   { return "::gpipe-end-" + nonce + "::" }
+
+// wrap turns a step's script into the AWS-RunShellScript command. The agent
+// runs commands with sh, so the wrapper is POSIX sh; the step's body travels
+// base64-encoded (no quoting or heredoc delimiter can break it) and runs with
+// bash after the Habana environment is loaded: non-login shells miss
+// /etc/profile.d/habanalabs.sh.
+func wrap(s host.Script, nonce string) string {
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\n# gpipe: step " + host.Quote(s.StepID) + "\n")
+	b.WriteString("# shellcheck source=/dev/null\n")
+	b.WriteString("if [ -f /etc/profile.d/habanalabs.sh ]; then . /etc/profile.d/habanalabs.sh; fi\n")
+	b.WriteString("export HOME=\"${HOME:-/root}\"\n")
+	keys := make([]string, 0, len(s.Env))
+	for k := range s.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "export %s=%s\n", k, host.Quote(s.Env[k]))
+	}
+	b.WriteString("gpipe_dir=$(mktemp -d /tmp/gpipe.XXXXXX) || exit 1\n")
+	b.WriteString("GPIPE_OUTPUT=\"$gpipe_dir/output\"; export GPIPE_OUTPUT; : >\"$GPIPE_OUTPUT\"\n")
+	fmt.Fprintf(&b, "echo %s | base64 -d >\"$gpipe_dir/script.sh\"\n", base64.StdEncoding.EncodeToString([]byte(s.Body)))
+	b.WriteString("bash \"$gpipe_dir/script.sh\" 2>&1\n")
+	b.WriteString("gpipe_rc=$?\n")
+	fmt.Fprintf(&b, "echo; echo %s; cat \"$GPIPE_OUTPUT\"; echo; echo %s\n", beginMarker(nonce), endMarker(nonce))
+	b.WriteString("rm -rf \"$gpipe_dir\"\n")
+	b.WriteString("exit $gpipe_rc\n")
+	return b.String()
+}
