@@ -17,6 +17,13 @@ var runSymbols = map[state.RunStatus]string{
 	state.RunPending:     "⏳",
 }
 
+// Mermaid's default limits (maxTextSize, maxEdges): past them github.com
+// shows an error box instead of the graph.
+const (
+	mermaidMaxText  = 50000
+	mermaidMaxEdges = 500
+)
+
 // maxCellLen bounds output values and errors in table cells; the JSON form
 // has them whole.
 const maxCellLen = 60
@@ -39,11 +46,18 @@ func Markdown(w io.Writer, run *state.Run, opt Options) error {
 	if s.duration > 0 {
 		fmt.Fprintf(&b, ", ran %s", formatDuration(s.duration))
 	}
-	b.WriteString(".\n\n```mermaid\n")
-	if err := Mermaid(&b, s); err != nil {
+	b.WriteString(".\n\n")
+	var g strings.Builder
+	if err := Mermaid(&g, s); err != nil {
 		return err
 	}
-	b.WriteString("```\n\n")
+	if edges := strings.Count(g.String(), " --> "); g.Len() > mermaidMaxText || edges > mermaidMaxEdges {
+		fmt.Fprintf(&b, "_The graph of %d steps and %d edges is larger than Mermaid renders "+
+			"(%d characters, %d edges); `gpipe plan --format dot` draws it._\n\n",
+			len(s.Steps), edges, mermaidMaxText, mermaidMaxEdges)
+	} else {
+		b.WriteString("```mermaid\n" + g.String() + "```\n\n")
+	}
 
 	b.WriteString("| Step | Status | Attempts | Duration | Outputs |\n")
 	b.WriteString("| --- | --- | ---: | ---: | --- |\n")

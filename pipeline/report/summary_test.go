@@ -3,9 +3,11 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +132,23 @@ func TestResumeCommand(t *testing.T) {
 		if got := ResumeCommand(tt.url, tt.id); got != tt.want {
 			t.Errorf("ResumeCommand(%q, %q) = %q, want %q", tt.url, tt.id, got, tt.want)
 		}
+	}
+}
+
+func TestMarkdownLargeGraphLeftOut(t *testing.T) {
+	var steps []*state.Step
+	for i := range 300 {
+		st := &state.Step{ID: fmt.Sprintf("s%03d", i), Type: "shell", Status: state.StepSucceeded}
+		if i >= 2 {
+			st.Needs = []string{fmt.Sprintf("s%03d", i-1), fmt.Sprintf("s%03d", i-2)}
+		}
+		steps = append(steps, st)
+	}
+	var buf bytes.Buffer
+	if err := Markdown(&buf, newRun("big", state.RunSucceeded, steps...), Options{Now: fixtureNow}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "```mermaid") || !strings.Contains(buf.String(), "300 steps and 596 edges") {
+		t.Errorf("large graph not replaced by a note:\n%.600s", buf.String())
 	}
 }

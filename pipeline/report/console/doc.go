@@ -1,0 +1,99 @@
+// Package console reports a run's engine events to a person: Plain writes
+// timestamped lines for logs, pipes and CI systems; Live keeps a compact view
+// of the running steps redrawn in place on a terminal, with step output
+// scrolling above it.
+//
+// Both are driven by engine.Options.Events, which delivers events from one
+// goroutine at a time; Live also redraws from its own ticker, so it locks.
+package console
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline/engine"
+)
+
+// Reporter consumes a run's events. Pass Event as engine.Options.Events and
+// call Close once engine.Run has returned.
+type Reporter interface {
+	Event(ev engine.Event)
+	// Close flushes what is buffered and, for Live, removes the live view.
+	Close() error
+}
+
+// ColorEnabled says whether to colour output, following https://no-color.org:
+// any non-empty NO_COLOR turns colour off. getenv is os.Getenv in the CLI.
+func ColorEnabled(getenv func(string) string) bool {
+	return getenv("NO_COLOR") == ""
+}
+
+// FormatDuration prints a duration at a precision a person wants: whole
+// seconds from a second up, milliseconds below.
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// describe says what a lifecycle event means in words, without the step id
+// or time; "" for events that are not lifecycle lines (output, run finished).
+func describe(ev engine.Event) string {
+	switch ev.Kind {
+	case engine.StepStarted:
+		if ev.Attempt > 1 {
+			return fmt.Sprintf("started (attempt %d)", ev.Attempt)
+		}
+		return "started"
+	case engine.StepRetry:
+		return fmt.Sprintf("attempt %d failed: %s; retrying in %s", ev.Attempt, errText(ev.Err), FormatDuration(ev.Delay))
+	case engine.StepFinished:
+		switch ev.Status {
+		case "succeeded":
+			return "succeeded in " + FormatDuration(ev.Duration)
+		case "cancelled":
+			return "cancelled after " + FormatDuration(ev.Duration) + reasonText(ev.Reason, ev.Err)
+		default:
+			return fmt.Sprintf("%s after %s%s", ev.Status, FormatDuration(ev.Duration), reasonText("", ev.Err))
+		}
+	case engine.StepSkipped:
+		return string(ev.Status) + reasonText(ev.Reason, nil)
+	case engine.StepReused:
+		return "reused" + reasonText(ev.Reason, nil)
+	}
+	return ""
+}
+
+func reasonText(reason string, err error) string {
+	switch {
+	case reason != "":
+		return ": " + reason
+	case err != nil:
+		return ": " + errText(err)
+	}
+	return ""
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+// runLine is the closing line of a run.
+func runLine(ev engine.Event, elapsed time.Duration) string {
+	s := fmt.Sprintf("run %s", ev.RunStatus)
+	if elapsed > 0 {
+		s += " in " + FormatDuration(elapsed)
+	}
+	if ev.Err != nil && ev.RunStatus != "succeeded" {
+		s += ": " + ev.Err.Error()
+	}
+	return s
+}
