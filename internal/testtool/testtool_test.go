@@ -40,3 +40,33 @@ func TestFindLooksInGopathBin(t *testing.T) {
 		t.Fatal("found a tool that does not exist")
 	}
 }
+
+func TestFaultProxy(t *testing.T) {
+	srv := Versitygw(t)
+	srv.Bucket(t, "b")
+	p := NewFaultProxy(t, srv.Endpoint, 1, 3)
+	statuses := map[int]int{}
+	resets := 0
+	for range 40 {
+		resp, err := http.Get(p.URL + "/b")
+		if err != nil {
+			resets++
+			continue
+		}
+		resp.Body.Close()
+		statuses[resp.StatusCode]++
+	}
+	f := p.Faults()
+	if len(f) != 5 || statuses[500] == 0 || statuses[503] == 0 || resets == 0 {
+		t.Fatalf("faults %v, statuses %v, resets %d", f, statuses, resets)
+	}
+	p.SetEnabled(false)
+	resp, err := http.Get(p.URL + "/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Server") != "VERSITYGW" || p.Requests() == 0 {
+		t.Fatalf("request not forwarded: %d %v", resp.StatusCode, resp.Header)
+	}
+}

@@ -30,7 +30,7 @@ func (c *countSaves) Save(ctx context.Context, runID string, doc []byte, v state
 //	go test -run '^$' -bench JournalUpdate -benchtime 2s ./pipeline/store/s3/
 func BenchmarkJournalUpdate(b *testing.B) {
 	srv := testtool.Versitygw(b)
-	proxy := newFaultProxy(b, srv.Endpoint, 0, 1)
+	proxy := testtool.NewFaultProxy(b, srv.Endpoint, 0, 1)
 	s3s := openTest(b, srv, proxy.URL, "s3://bench/runs", Options{})
 	makeBucket(b, s3s)
 	stores := []struct {
@@ -52,7 +52,7 @@ func BenchmarkJournalUpdate(b *testing.B) {
 				}
 				defer j.Close(context.Background())
 				cs.n.Store(0)
-				puts0 := proxy.puts.Load()
+				puts0 := proxy.Puts()
 				var seq atomic.Int64
 				update := func() {
 					id := fmt.Sprintf("step-%d", seq.Add(1)%1000)
@@ -79,7 +79,7 @@ func BenchmarkJournalUpdate(b *testing.B) {
 				updates := float64(seq.Load())
 				b.ReportMetric(float64(cs.n.Load())/updates, "saves/update")
 				if st.name == "s3" {
-					b.ReportMetric(float64(proxy.puts.Load()-puts0)/updates, "PUTs/update")
+					b.ReportMetric(float64(proxy.Puts()-puts0)/updates, "PUTs/update")
 				}
 			})
 		}

@@ -4,15 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,106 +16,6 @@ import (
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
-// faultProxy sits between the SDK and versitygw and answers a share of
-// requests with a fault. It counts the PUTs that reach the server.
-type faultProxy struct {
-	*httptest.Server
-	upstream *httputil.ReverseProxy
-
-	mu      sync.Mutex
-	rng     *rand.Rand
-	rate    float64 // share of requests that get a fault
-	delay   time.Duration
-	puts    atomic.Int64 // PUTs forwarded to the server
-	faults  map[string]int
-	enabled atomic.Bool
-}
-
-func newFaultProxy(t testing.TB, target string, rate float64, seed uint64) *faultProxy {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &faultProxy{
-		upstream: httputil.NewSingleHostReverseProxy(u),
-		rng:      rand.New(rand.NewPCG(seed, 7)),
-		rate:     rate,
-		delay:    300 * time.Millisecond,
-		faults:   map[string]int{},
-	}
-	p.enabled.Store(true)
-	p.Server = httptest.NewServer(p)
-	t.Cleanup(p.Close)
-	return p
-}
-
-const (
-	faultNone = iota
-	fault500
-	fault503
-	faultResetBefore // the request never reaches the server
-	faultResetAfter  // the server handles it, the answer is lost
-	faultSlow
-)
-
-func (p *faultProxy) pick() int {
-	if !p.enabled.Load() {
-		return faultNone
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.rng.Float64() >= p.rate {
-		return faultNone
-	}
-	f := fault500 + p.rng.IntN(5)
-	p.faults[[]string{"", "500", "503 SlowDown", "reset before", "reset after", "slow"}[f]]++
-	return f
-}
-
-func s3Error(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("Content-Type", "application/xml")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>injected</Message></Error>`, code)
-}
-
-func hangUp(w http.ResponseWriter) {
-	conn, _, err := w.(http.Hijacker).Hijack()
-	if err == nil {
-		conn.Close()
-	}
-}
-
-func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch p.pick() {
-	case fault500:
-		io.Copy(io.Discard, r.Body)
-		s3Error(w, http.StatusInternalServerError, "InternalError")
-		return
-	case fault503:
-		io.Copy(io.Discard, r.Body)
-		s3Error(w, http.StatusServiceUnavailable, "SlowDown")
-		return
-	case faultResetBefore:
-		hangUp(w)
-		return
-	case faultResetAfter:
-		rec := httptest.NewRecorder()
-		p.forward(rec, r)
-		hangUp(w)
-		return
-	case faultSlow:
-		time.Sleep(p.delay)
-	}
-	p.forward(w, r)
-}
-
-func (p *faultProxy) forward(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPut {
-		p.puts.Add(1)
-	}
-	p.upstream.ServeHTTP(w, r)
-}
-
 // TestJournalThroughFlakyS3 drives a Journal with many concurrent updates
 // through a proxy that fails a quarter of all requests. Every Update either
 // succeeds, and is then in the stored state, or fails with a clear error;
@@ -131,7 +24,7 @@ func TestJournalThroughFlakyS3(t *testing.T) {
 	srv := testtool.Versitygw(t)
 	direct := openTest(t, srv, srv.Endpoint, "s3://flaky/runs", Options{})
 	makeBucket(t, direct)
-	proxy := newFaultProxy(t, srv.Endpoint, 0.25, 1)
+	proxy := testtool.NewFaultProxy(t, srv.Endpoint, 0.25, 1)
 	flaky := openTest(t, srv, proxy.URL, "s3://flaky/runs", Options{})
 	ctx := t.Context()
 
@@ -169,16 +62,16 @@ func TestJournalThroughFlakyS3(t *testing.T) {
 	}
 	wg.Wait()
 	closeErr := j.Close(ctx)
-	proxy.enabled.Store(false)
+	proxy.SetEnabled(false)
 	t.Logf("faults injected: %v; %d updates durable, %d failed; %d PUTs reached the server",
-		proxy.faults, len(durable), len(failed), proxy.puts.Load())
+		proxy.Faults(), len(durable), len(failed), proxy.Puts())
 	for _, err := range append(failed, closeErr) {
 		if err != nil && !strings.Contains(err.Error(), "run r") && !strings.Contains(err.Error(), "log w") {
 			t.Errorf("unclear error: %v", err)
 		}
 	}
-	if len(proxy.faults) < 4 {
-		t.Errorf("too few kinds of fault injected: %v", proxy.faults)
+	if len(proxy.Faults()) < 4 {
+		t.Errorf("too few kinds of fault injected: %v", proxy.Faults())
 	}
 	r, err := state.Read(ctx, direct, "r")
 	if err != nil {
