@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+const (
+	// flushEvery bounds how stale a log in the store may be while a step
+	// runs, so `gpipe logs --follow` elsewhere sees progress.
+	flushEvery = time.Second
+	// flushSize makes a chatty step flush before the tick, bounding memory.
+	flushSize = 256 << 10
+	// tailSize is how much of an attempt's output retry.on patterns see.
+	tailSize = 64 << 10
+	// maxLine splits pathological lines (progress bars without newlines) so
+	// an event never carries megabytes.
+	maxLine = 16 << 10
+)
+
+// logWriter is one attempt's pipeline.StepRun.Log: it buffers output for the
+// store (flushed at least every flushEvery and at the end), cuts it into lines
+// for StepOutput events, and keeps the tail for retry.on.
+type logWriter struct {
+	ctx   context.Context // not cancelled by an interrupt: logs are saved regardless
+	store state.Store
+	runID string
+	name  string
+	line  func(string)
+
+	mu      sync.Mutex
+	pending []byte
+	partial []byte
+	tail    []byte
+	err     error // first AppendLog failure; later writes still reach events
+
+	flushMu sync.Mutex // serializes AppendLog calls so chunks keep their order
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func newLogWriter(ctx context.Context, store state.Store, runID, name string, line func(string)) *logWriter {
+	w := &logWriter{ctx: ctx, store: store, runID: runID, name: name, line: line,
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	go w.ticker()
+	return w
+}
+
+func (w *logWriter) ticker() {
+	defer close(w.stopped)
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.flush()
+		}
+	}
+}
+
+// Write implements io.Writer; safe for concurrent use.
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.pending = append(w.pending, p...)
+	w.tail = append(w.tail, p...)
+	if len(w.tail) > 2*tailSize {
+		w.tail = append(w.tail[:0], w.tail[len(w.tail)-tailSize:]...)
+	}
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			if len(w.partial) >= maxLine {
+				w.line(string(w.partial[:maxLine]))
+				w.partial = append(w.partial[:0], w.partial[maxLine:]...)
+				continue
+			}
+			break
+		}
+		w.line(string(bytes.TrimSuffix(w.partial[:i], []byte("\r"))))
+		w.partial = w.partial[i+1:]
+	}
+	// Reuse the buffer when drained, so a long-running step does not keep
+	// reallocating.
+	if len(w.partial) == 0 {
+		w.partial = w.partial[:0:0]
+	}
+	big := len(w.pending) >= flushSize
+	w.mu.Unlock()
+	if big {
+		w.flush()
+	}
+	return len(p), nil
+}
+
+func (w *logWriter) flush() {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	w.mu.Lock()
+	data := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	if len(data) == 0 {
+		return
+	}
+	if err := w.store.AppendLog(w.ctx, w.runID, w.name, data); err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = fmt.Errorf("append log %s of run %s: %w", w.name, w.runID, err)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// Tail returns the last output of the attempt (up to tailSize bytes).
+func (w *logWriter) Tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.tail
+	if len(t) > tailSize {
+		t = t[len(t)-tailSize:]
+	}
+	return string(t)
+}
+
+// Close emits an unterminated last line, stops the ticker and flushes what is
+// left. It returns the first store error, if any.
+func (w *logWriter) Close() error {
+	w.mu.Lock()
+	if len(w.partial) > 0 {
+		w.line(string(w.partial))
+		w.partial = nil
+	}
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.stopped
+	w.flush()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}

@@ -1,0 +1,301 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/pipeline/expr"
+	"github.com/gpipe/gpipe/pipeline/plan"
+	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// node is the scheduler's view of one plan step. Only the scheduler goroutine
+// touches it after start.
+type node struct {
+	idx        int
+	ps         *plan.Step
+	runner     pipeline.Runner
+	cond       *expr.Condition
+	retryOn    []*regexp.Regexp
+	refs       []string // steps whose outputs its expressions use
+	dependents []int
+	remaining  int // needs not yet in a final state
+	status     state.StepStatus
+	outputs    map[string]string
+	prevTries  int               // attempts recorded by earlier runs of this run id
+	resume     map[string]string // only for a step that reattaches
+	err        error             // why it failed
+}
+
+// done is what a step goroutine reports when its step reached a final state
+// (already durable in the journal).
+type done struct {
+	i       int
+	status  state.StepStatus
+	outputs map[string]string
+	err     error // the step's failure
+	fatal   error // the journal could not record it: stop the run
+}
+
+type engine struct {
+	p     *plan.Plan
+	j     journal
+	opt   Options
+	runID string
+	ev    *events
+
+	nodes   []*node
+	byID    map[string]int
+	hosts   map[string]spec.HostDecl
+	specEnv map[string]string // spec env, evaluated once
+	baseEnv map[string]string // runner env + spec env, for ${{ env.X }}
+	params  map[string]string
+	runVars map[string]string
+
+	ctx        context.Context // the caller's: cancelled on interrupt
+	runCtx     context.Context // ordinary steps: cancelled by interrupt, fail-fast, Hard, loss
+	cancelRun  context.CancelCauseFunc
+	cleanCtx   context.Context // always()/failure() steps: cancelled only by Hard and loss
+	saveCtx    context.Context // state and log writes: never cancelled (a lost journal fails them at once)
+	cancelAll  context.CancelCauseFunc
+	slots      chan struct{}
+	poolMu     sync.Mutex
+	pools      map[string]*cardPool // by host (see resolveHost)
+	doneCh     chan done
+	active     int
+	failed     bool
+	interrupt  bool
+	failedStep string
+}
+
+// errFailFast is the cancellation cause of siblings of a failed step.
+type errFailFast struct{ step string }
+
+func (e *errFailFast) Error() string { return "step " + e.step + " failed" }
+
+func newEngine(ctx context.Context, p *plan.Plan, j journal, opt Options) (*engine, error) {
+	e := &engine{
+		p: p, j: j, opt: opt, runID: j.RunID(), ctx: ctx,
+		byID:   make(map[string]int, len(p.Steps)),
+		hosts:  map[string]spec.HostDecl{},
+		params: p.Params,
+		pools:  map[string]*cardPool{},
+		slots:  make(chan struct{}, opt.Concurrency),
+		doneCh: make(chan done, 64),
+	}
+	e.runVars = map[string]string{"id": e.runID, "name": p.Spec.Name}
+	for _, h := range p.Spec.Hosts {
+		e.hosts[h.Name] = h
+	}
+	e.baseEnv = maps.Clone(opt.Env)
+	if e.baseEnv == nil {
+		e.baseEnv = map[string]string{}
+	}
+	e.specEnv = map[string]string{}
+	for _, kv := range p.Spec.Env {
+		v, err := interpolateString(kv.Value, &expr.Scope{Params: e.params, Run: e.runVars, Env: e.baseEnv})
+		if err != nil {
+			return nil, fmt.Errorf("spec env %s: %w", kv.Key, err)
+		}
+		e.specEnv[kv.Key] = v
+		e.baseEnv[kv.Key] = v
+	}
+	snap := j.Snapshot()
+	e.nodes = make([]*node, len(p.Steps))
+	for i, ps := range p.Steps {
+		e.byID[ps.ID] = i
+		n := &node{idx: i, ps: ps, status: state.StepPending}
+		if prev := snap.Steps[ps.ID]; prev != nil {
+			n.prevTries = maxAttempt(prev.Attempts)
+			if ps.Reattach {
+				n.resume = maps.Clone(prev.Resume)
+			}
+		}
+		e.nodes[i] = n
+	}
+	var problems []string
+	for i, n := range e.nodes {
+		for _, need := range n.ps.Needs {
+			k, ok := e.byID[need]
+			if !ok {
+				return nil, fmt.Errorf("engine: step %s needs %s, which is not in the plan", n.ps.ID, need)
+			}
+			e.nodes[k].dependents = append(e.nodes[k].dependents, i)
+			if n.ps.Action != plan.Reuse && e.nodes[k].ps.Action != plan.Reuse {
+				n.remaining++
+			}
+		}
+		if n.ps.Action == plan.Reuse {
+			n.status = state.StepSucceeded
+			n.outputs = n.ps.Outputs
+			continue
+		}
+		if err := e.prepare(n); err != nil {
+			problems = append(problems, fmt.Sprintf("step %s: %v", n.ps.ID, err))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("cannot run the plan:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return e, nil
+}
+
+func maxAttempt(as []state.Attempt) int {
+	m := 0
+	for _, a := range as {
+		m = max(m, a.N)
+	}
+	return m
+}
+
+// prepare checks what can be checked before anything runs: the step type,
+// the condition, retry patterns, and a card demand its host cannot meet.
+func (e *engine) prepare(n *node) error {
+	st := n.ps.Spec
+	r, ok := e.opt.Registry.Lookup(st.Type)
+	if !ok {
+		return fmt.Errorf("unknown step type %q", st.Type)
+	}
+	n.runner = r
+	c, err := expr.ParseCondition(st.If)
+	if err != nil {
+		return fmt.Errorf("if %q: %w", st.If, err)
+	}
+	n.cond = c
+	if n.refs, err = stepRefs(n.ps, c); err != nil {
+		return err
+	}
+	for _, pat := range st.Retry.On {
+		re, err := regexp.Compile(pat)
+		if err != nil {
+			return fmt.Errorf("retry.on %q: %w", pat, err)
+		}
+		n.retryOn = append(n.retryOn, re)
+	}
+	cd, ok := r.(pipeline.CardDemander)
+	if !ok {
+		return nil
+	}
+	// Resolve what is known before the run (params, matrix, env); a host or
+	// with that depends on step outputs is checked when the step starts.
+	sc := &expr.Scope{Params: e.params, Matrix: kvMap(n.ps.Matrix), Run: e.runVars, Env: e.baseEnv}
+	res, err := e.resolve(n.ps, sc)
+	if err != nil {
+		return nil
+	}
+	want := cd.Cards(res.with)
+	if want > res.host.Cards {
+		return fmt.Errorf("needs %d accelerator cards but host %s declares %d", want, res.host.Name, res.host.Cards)
+	}
+	return nil
+}
+
+// pool returns the card pool of a host, creating it on first use.
+func (e *engine) pool(key string, cards int) *cardPool {
+	e.poolMu.Lock()
+	defer e.poolMu.Unlock()
+	p := e.pools[key]
+	if p == nil {
+		p = newCardPool(cards)
+		e.pools[key] = p
+	}
+	return p
+}
+
+// run drives the scheduler loop until every step reached a final state.
+func (e *engine) run() error {
+	hard := e.opt.Hard
+	if hard == nil {
+		hard = context.WithoutCancel(e.ctx)
+	}
+	e.saveCtx = context.WithoutCancel(e.ctx)
+	e.cleanCtx, e.cancelAll = context.WithCancelCause(hard)
+	defer e.cancelAll(nil)
+	e.runCtx, e.cancelRun = context.WithCancelCause(e.ctx)
+	defer e.cancelRun(nil)
+	stopHard := context.AfterFunc(e.cleanCtx, func() { e.cancelRun(context.Cause(e.cleanCtx)) })
+	defer stopHard()
+
+	e.ev = newEvents(e.opt.Events)
+	if err := e.j.Update(e.saveCtx, e.initState); err != nil {
+		e.ev.close()
+		return e.journalError(fmt.Errorf("record start of run %s: %w", e.runID, err))
+	}
+
+	var ready []int
+	for i, n := range e.nodes {
+		if n.ps.Action == plan.Reuse {
+			e.ev.emit(Event{Kind: StepReused, Time: e.opt.Now(), Step: n.ps.ID, Status: state.StepSucceeded, Reason: n.ps.Reason})
+			continue
+		}
+		if n.remaining == 0 {
+			ready = append(ready, i)
+		}
+	}
+	var fatal error
+	lost := e.j.Lost()
+	ctxDone := e.ctx.Done()
+	for {
+		for len(ready) > 0 && fatal == nil {
+			i := ready[0]
+			ready = ready[1:]
+			ready = e.decide(i, ready)
+		}
+		if e.active == 0 {
+			break
+		}
+		select {
+		case d := <-e.doneCh:
+			e.active--
+			if d.fatal != nil && fatal == nil {
+				fatal = d.fatal
+				e.cancelAll(fatal)
+			}
+			ready = e.finish(d, ready)
+		case <-ctxDone:
+			ctxDone = nil
+			e.interrupt = true
+		case <-lost:
+			lost = nil
+			if fatal == nil {
+				fatal = e.journalError(e.j.Err())
+				e.cancelAll(fatal)
+			}
+		}
+	}
+	if fatal == nil {
+		select {
+		case <-e.j.Lost():
+			fatal = e.journalError(e.j.Err())
+		default:
+		}
+	}
+	if fatal == nil && e.ctx.Err() != nil {
+		e.interrupt = true
+	}
+	return e.end(fatal)
+}
+
+// journalError makes sure a lost journal reads as state.ErrConflict to
+// callers that map errors to exit codes.
+func (e *engine) journalError(err error) error {
+	if err == nil {
+		err = errors.New("journal lost")
+	}
+	if errors.Is(err, state.ErrConflict) {
+		return fmt.Errorf("run %s: stop driving: %w", e.runID, err)
+	}
+	select {
+	case <-e.j.Lost():
+		return fmt.Errorf("run %s: stop driving: %w: %w", e.runID, state.ErrConflict, err)
+	default:
+		return fmt.Errorf("run %s: %w", e.runID, err)
+	}
+}

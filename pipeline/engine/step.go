@@ -1,0 +1,304 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/pipeline/expr"
+	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// Retry defaults when a spec asks for attempts without saying how long to wait.
+const (
+	defaultBackoff    = time.Second
+	defaultMaxBackoff = 5 * time.Minute
+)
+
+// execute runs one step to a final state in its own goroutine: resolve its
+// expressions, take its cards and a concurrency slot, run attempts, and make
+// the outcome durable before returning it to the scheduler.
+func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
+	id := n.ps.ID
+	res, err := e.resolve(n.ps, sc)
+	if err != nil {
+		return e.record(n, 0, time.Time{}, time.Time{}, state.StepFailed, nil, fmt.Errorf("resolve expressions: %w", err))
+	}
+	if cd, ok := n.runner.(pipeline.CardDemander); ok {
+		want := cd.Cards(res.with)
+		if want > res.host.Cards {
+			return e.record(n, 0, time.Time{}, time.Time{}, state.StepFailed, nil,
+				fmt.Errorf("needs %d accelerator cards but host %s declares %d", want, res.host.Name, res.host.Cards))
+		}
+		if want > 0 {
+			pool := e.pool(res.pool, res.host.Cards)
+			cards, err := pool.acquire(ctx, want)
+			if err != nil {
+				return e.record(n, 0, time.Time{}, time.Time{}, state.StepCancelled, nil, cancelled(ctx))
+			}
+			defer pool.release(cards)
+			res.cards = cards
+		}
+	}
+	select {
+	case e.slots <- struct{}{}:
+		defer func() { <-e.slots }()
+	case <-ctx.Done():
+		return e.record(n, 0, time.Time{}, time.Time{}, state.StepCancelled, nil, cancelled(ctx))
+	}
+
+	retry := n.ps.Spec.Retry
+	tries := max(1, retry.Attempts)
+	for a := 1; ; a++ {
+		num := n.prevTries + a
+		start := e.opt.Now()
+		out, err := e.attempt(ctx, n, res, a, num, start)
+		end := e.opt.Now()
+		if err == nil {
+			return e.record(n, num, start, end, state.StepSucceeded, out.Outputs, nil)
+		}
+		if ctx.Err() != nil {
+			return e.record(n, num, start, end, state.StepCancelled, out.Outputs, cancelled(ctx))
+		}
+		if a >= tries || !retryable(n, out.tail, err) {
+			return e.record(n, num, start, end, state.StepFailed, out.Outputs, err)
+		}
+		delay := backoff(retry, a, rand.Int64N)
+		e.j.Post(func(r *state.Run) { endAttempt(r.Steps[id], num, end, err) })
+		e.ev.emit(Event{Kind: StepRetry, Time: end, Step: id, Attempt: num, Err: err, Delay: delay, Duration: end.Sub(start)})
+		if err := e.opt.Sleep(ctx, delay); err != nil || ctx.Err() != nil {
+			return e.record(n, 0, time.Time{}, e.opt.Now(), state.StepCancelled, nil, cancelled(ctx))
+		}
+	}
+}
+
+// attemptResult carries an attempt's log tail next to the Runner's result.
+type attemptResult struct {
+	pipeline.Result
+	tail string
+}
+
+// attempt runs one try. The returned error has a timeout turned into a
+// *TimeoutError; the result carries the log tail for retry.on.
+func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int, start time.Time) (attemptResult, error) {
+	id := n.ps.ID
+	logName := id + "." + strconv.Itoa(num)
+	reattach := a == 1 && n.ps.Reattach
+	e.j.Post(func(r *state.Run) {
+		st := r.Steps[id]
+		if st == nil {
+			return
+		}
+		st.Status, st.Reason = state.StepRunning, ""
+		if !reattach {
+			st.Resume = nil
+		}
+		st.Attempts = append(st.Attempts, state.Attempt{N: num, Start: start.UTC(), Log: logName})
+	})
+	e.ev.emit(Event{Kind: StepStarted, Time: start, Step: id, Attempt: num})
+	lw := newLogWriter(e.saveCtx, e.j.Store(), e.runID, logName, func(line string) {
+		e.ev.emit(Event{Kind: StepOutput, Time: e.opt.Now(), Step: id, Attempt: num, Line: line})
+	})
+	resume := map[string]string{}
+	if reattach {
+		for k, v := range n.resume {
+			resume[k] = v
+		}
+	}
+	actx, cancel := ctx, context.CancelFunc(func() {})
+	if t := n.ps.Spec.Timeout; t > 0 {
+		actx, cancel = context.WithTimeoutCause(ctx, t, &TimeoutError{Step: id, Timeout: t})
+	}
+	sr := &pipeline.StepRun{
+		RunID: e.runID, StepID: id, Type: n.ps.Spec.Type, Attempt: num,
+		With: res.with, Env: res.env, Host: res.host, Timeout: n.ps.Spec.Timeout, Cards: res.cards,
+		Log: lw, Resume: resume, SaveResume: e.saveResume(id),
+	}
+	out, err := callRunner(actx, n.runner, sr)
+	var te *TimeoutError
+	if err != nil && ctx.Err() == nil && errors.As(context.Cause(actx), &te) {
+		err = te
+	}
+	cancel()
+	if lerr := lw.Close(); lerr != nil {
+		// A log that could not be stored must not fail a step that worked;
+		// it is visible in the step's output instead.
+		e.ev.emit(Event{Kind: StepOutput, Time: e.opt.Now(), Step: id, Attempt: num, Line: "gpipe: " + lerr.Error()})
+	}
+	return attemptResult{Result: out, tail: lw.Tail()}, err
+}
+
+// callRunner turns a panicking step type into a failed attempt rather than a
+// crashed runner that leaves state saying "running".
+func callRunner(ctx context.Context, r pipeline.Runner, sr *pipeline.StepRun) (res pipeline.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("step type %s panicked: %v", sr.Type, p)
+		}
+	}()
+	return r.Run(ctx, sr)
+}
+
+func (e *engine) saveResume(id string) func(ctx context.Context, key, value string) error {
+	return func(ctx context.Context, key, value string) error {
+		err := e.j.Update(ctx, func(r *state.Run) {
+			st := r.Steps[id]
+			if st == nil {
+				return
+			}
+			if st.Resume == nil {
+				st.Resume = map[string]string{}
+			}
+			st.Resume[key] = value
+		})
+		if err != nil {
+			return fmt.Errorf("save resume data %s of step %s: %w", key, id, err)
+		}
+		return nil
+	}
+}
+
+// retryable applies retry.on: with patterns, only a failure whose log tail
+// (or error text, where remote hosts report their status) matches retries.
+func retryable(n *node, tail string, err error) bool {
+	if len(n.retryOn) == 0 {
+		return true
+	}
+	text := tail + "\n" + err.Error()
+	for _, re := range n.retryOn {
+		if re.MatchString(text) {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff is the wait before attempt a+1: exponential from retry.Backoff,
+// capped at MaxBackoff, with full jitter (a uniform draw in [0, cap]) so that
+// many steps failing together do not retry in lockstep.
+func backoff(r spec.Retry, a int, randN func(int64) int64) time.Duration {
+	base, ceil := r.Backoff, r.MaxBackoff
+	if base <= 0 {
+		base = defaultBackoff
+	}
+	if ceil <= 0 {
+		ceil = max(defaultMaxBackoff, base)
+	}
+	d := base
+	for i := 1; i < a && d < ceil; i++ {
+		d *= 2
+	}
+	d = min(d, ceil)
+	return time.Duration(randN(int64(d) + 1))
+}
+
+func cancelled(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = context.Canceled
+	}
+	return cause
+}
+
+// endAttempt closes attempt num of st with its outcome.
+func endAttempt(st *state.Step, num int, end time.Time, err error) {
+	if st == nil || num == 0 {
+		return
+	}
+	for i := len(st.Attempts) - 1; i >= 0; i-- {
+		at := &st.Attempts[i]
+		if at.N != num {
+			continue
+		}
+		t := end.UTC()
+		at.End = &t
+		code := 0
+		var xe *pipeline.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &xe):
+			code = xe.Code
+		default:
+			at.Error = err.Error()
+			return
+		}
+		at.ExitCode = &code
+		if err != nil {
+			at.Error = err.Error()
+		}
+		return
+	}
+}
+
+// record makes a step's final state durable and reports it. num is the last
+// attempt's number, 0 when no attempt was left open.
+func (e *engine) record(n *node, num int, start, end time.Time, st state.StepStatus, outputs map[string]string, err error) done {
+	id := n.ps.ID
+	if st == state.StepFailed {
+		// Cancel siblings now rather than after the save below.
+		e.cancelRun(&errFailFast{step: id})
+	}
+	reason := ""
+	if st == state.StepCancelled && err != nil {
+		reason = cancelReason(err)
+	}
+	var attemptErr error
+	if st != state.StepSucceeded {
+		attemptErr = err
+		if attemptErr == nil {
+			attemptErr = errors.New(string(st))
+		}
+	}
+	werr := e.j.Update(e.saveCtx, func(r *state.Run) {
+		s := r.Steps[id]
+		if s == nil {
+			return
+		}
+		s.Status, s.Reason = st, reason
+		if len(outputs) > 0 {
+			s.Outputs = outputs
+		}
+		endAttempt(s, num, end, attemptErr)
+	})
+	if end.IsZero() {
+		end = e.opt.Now()
+	}
+	ev := Event{Kind: StepFinished, Time: end, Step: id, Attempt: num, Status: st, Reason: reason}
+	if !start.IsZero() {
+		ev.Duration = end.Sub(start)
+	}
+	if st != state.StepSucceeded {
+		ev.Err = err
+	}
+	if num == 0 && st == state.StepCancelled {
+		ev.Kind = StepSkipped
+	}
+	e.ev.emit(ev)
+	d := done{i: n.idx, status: st, err: err}
+	if st == state.StepSucceeded || len(outputs) > 0 {
+		d.outputs = outputs
+		if d.outputs == nil {
+			d.outputs = map[string]string{}
+		}
+	}
+	if werr != nil {
+		d.fatal = e.journalError(fmt.Errorf("record step %s %s: %w", id, st, werr))
+	}
+	return d
+}
+
+func cancelReason(err error) string {
+	var ff *errFailFast
+	switch {
+	case errors.As(err, &ff):
+		return "cancelled: " + ff.Error()
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
+		return "interrupted"
+	}
+	return err.Error()
+}

@@ -1,0 +1,158 @@
+// Package plan turns a loaded spec into the list of concrete steps a run
+// executes: matrices expanded into readable ids, needs resolved to those ids,
+// params resolved, and the steps ordered topologically (stable: the order the
+// spec is written in wherever dependencies allow). A plan is also what
+// `gpipe resume` rebuilds from saved state: ForResume marks each step Reuse or
+// Run and says why, and Render prints a plan as text, Mermaid, DOT or JSON.
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/gpipe/gpipe/pipeline/dag"
+	"github.com/gpipe/gpipe/pipeline/spec"
+)
+
+// Action says what a run does with a step.
+type Action string
+
+const (
+	// Run executes the step.
+	Run Action = "run"
+	// Reuse takes the step's outputs from the previous run without executing it.
+	Reuse Action = "reuse"
+)
+
+// Plan is a spec resolved into concrete steps.
+type Plan struct {
+	Spec   *spec.Spec
+	Params map[string]string // resolved: defaults applied, types checked
+	Steps  []*Step           // topological, stable
+
+	byID map[string]*Step
+	// instances maps a spec step id to the ids of its matrix copies, so that
+	// `--from train` means every copy of train.
+	instances map[string][]string
+	graph     *dag.Graph
+}
+
+// Step is one matrix-expanded step.
+type Step struct {
+	ID        string
+	Spec      *spec.Step
+	Matrix    []spec.KV
+	Needs     []string // expanded ids
+	DefDigest string
+	Action    Action
+	Reason    string // why Run or Reuse on resume; "" for a fresh run
+
+	// Outputs of a reused step, restored from the previous run so that
+	// downstream expressions see them.
+	Outputs map[string]string
+	// Reattach is set on resume for a step that was running when the previous
+	// runner stopped and saved resume data (an SSM command id): its first
+	// attempt gets that data back to reattach instead of starting over. Every
+	// other attempt starts with empty resume data, so that a retry never
+	// reattaches to the command that just failed.
+	Reattach bool
+}
+
+// New expands s into a plan. params are the values given on the command line
+// (or saved with a run); they are resolved against the spec's declarations.
+func New(s *spec.Spec, params map[string]string) (*Plan, error) {
+	resolved, err := spec.ResolveParams(s, params)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{
+		Spec:      s,
+		Params:    resolved,
+		byID:      map[string]*Step{},
+		instances: map[string][]string{},
+		graph:     dag.New(),
+	}
+	var all []*Step
+	for i := range s.Steps {
+		st := &s.Steps[i]
+		if _, dup := p.instances[st.ID]; dup {
+			return nil, fmt.Errorf("plan: duplicate step id %q", st.ID)
+		}
+		insts, err := spec.Expand(st)
+		if err != nil {
+			return nil, fmt.Errorf("plan: expand step %s: %w", st.ID, err)
+		}
+		base := spec.StepDigest(st)
+		ids := make([]string, 0, len(insts))
+		for _, in := range insts {
+			if _, dup := p.byID[in.ID]; dup {
+				return nil, fmt.Errorf("plan: step %s: expanded id %q collides with another step", st.ID, in.ID)
+			}
+			ps := &Step{ID: in.ID, Spec: st, Matrix: in.Matrix, DefDigest: instanceDigest(base, in.Matrix), Action: Run}
+			p.byID[in.ID] = ps
+			p.graph.Add(in.ID)
+			ids = append(ids, in.ID)
+			all = append(all, ps)
+		}
+		p.instances[st.ID] = ids
+	}
+	for _, ps := range all {
+		seen := map[string]bool{}
+		for _, need := range ps.Spec.Needs {
+			ids, ok := p.instances[need]
+			if !ok {
+				return nil, fmt.Errorf("plan: step %s needs unknown step %q", ps.ID, need)
+			}
+			for _, id := range ids {
+				if !seen[id] {
+					seen[id] = true
+					ps.Needs = append(ps.Needs, id)
+					p.graph.Connect(id, ps.ID)
+				}
+			}
+		}
+	}
+	order, err := p.graph.TopoSort()
+	if err != nil {
+		var ce *dag.CycleError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("plan: steps depend on each other in a %w", err)
+		}
+		return nil, fmt.Errorf("plan: order steps: %w", err)
+	}
+	p.Steps = make([]*Step, len(order))
+	for i, id := range order {
+		p.Steps[i] = p.byID[id]
+	}
+	return p, nil
+}
+
+// instanceDigest folds a copy's matrix values into its step's digest, so that
+// copies differ and adding a value to an axis leaves the other copies' digests
+// unchanged (they are reused on resume).
+func instanceDigest(base string, m []spec.KV) string {
+	if len(m) == 0 {
+		return base
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", base)
+	for _, kv := range m {
+		fmt.Fprintf(h, "%q=%q\n", kv.Key, kv.Value)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Step returns the step with the expanded id, or nil.
+func (p *Plan) Step(id string) *Step { return p.byID[id] }
+
+// Instances returns the expanded ids of a spec step (one id for a step
+// without a matrix), or nil when the spec has no such step.
+func (p *Plan) Instances(specID string) []string {
+	return append([]string(nil), p.instances[specID]...)
+}
+
+// Graph returns the plan's dependency graph (an edge runs from a need to the
+// step that needs it). Callers must not modify it.
+func (p *Plan) Graph() *dag.Graph { return p.graph }

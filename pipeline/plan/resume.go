@@ -1,0 +1,150 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// UnknownStepError says --from named a step the plan does not have.
+type UnknownStepError struct {
+	Step  string
+	Known []string // spec step ids
+}
+
+func (e *UnknownStepError) Error() string {
+	return fmt.Sprintf("no step %q in the pipeline (steps: %s)", e.Step, strings.Join(e.Known, ", "))
+}
+
+// ForResume decides, for a plan rebuilt from a run's saved spec (or an edited
+// one), which steps a resume reuses and which it runs again, and sets each
+// step's Reason:
+//
+//   - from (a spec step id, meaning all its matrix copies, or one expanded id)
+//     forces that step and everything downstream of it to run;
+//   - a step whose definition changed, or that the previous run did not have,
+//     runs, and so does everything downstream of it;
+//   - a step that succeeded before is reused, its outputs restored;
+//   - anything else (failed, cancelled, skipped, never started, running when the
+//     runner died) runs; a step that was running and saved resume data
+//     reattaches.
+//
+// Steps of prev that the plan no longer has are ignored.
+func (p *Plan) ForResume(prev *state.Run, from string) error {
+	if prev == nil {
+		return fmt.Errorf("plan for resume: no previous run state")
+	}
+	forced := map[string]string{} // id → the step that forced it
+	if from != "" {
+		roots := p.instances[from]
+		if roots == nil && p.byID[from] != nil {
+			roots = []string{from}
+		}
+		if roots == nil {
+			known := make([]string, 0, len(p.Spec.Steps))
+			for i := range p.Spec.Steps {
+				known = append(known, p.Spec.Steps[i].ID)
+			}
+			return fmt.Errorf("plan for resume --from: %w", &UnknownStepError{Step: from, Known: known})
+		}
+		for _, id := range roots {
+			forced[id] = ""
+		}
+		for _, id := range p.graph.Descendants(roots...) {
+			if _, ok := forced[id]; !ok {
+				forced[id] = from
+			}
+		}
+	}
+
+	// cause maps a rerun step to the step whose rerun it follows from, so a
+	// long chain says "downstream of train" rather than of its direct need.
+	cause := map[string]string{}
+	for _, s := range p.Steps {
+		s.Action, s.Reason, s.Outputs, s.Reattach = Run, "", nil, false
+		ps := prev.Steps[s.ID]
+		if by, ok := forced[s.ID]; ok {
+			if by == "" {
+				s.Reason = "--from " + from
+			} else {
+				s.Reason = "downstream of " + by + " (--from)"
+			}
+			cause[s.ID] = from
+			continue
+		}
+		if ps == nil {
+			s.Reason = "new step"
+			cause[s.ID] = s.ID
+			continue
+		}
+		if ps.DefDigest != s.DefDigest {
+			s.Reason = "definition changed"
+			cause[s.ID] = s.ID
+			continue
+		}
+		if up := firstRerunNeed(s, p, cause); up != "" {
+			s.Reason = "downstream of " + up
+			cause[s.ID] = up
+			continue
+		}
+		switch ps.Status {
+		case state.StepSucceeded:
+			s.Action = Reuse
+			s.Reason = "succeeded in previous run"
+			s.Outputs = maps.Clone(ps.Outputs)
+			if s.Outputs == nil {
+				s.Outputs = map[string]string{}
+			}
+			continue
+		case state.StepRunning:
+			s.Reason = "running when the previous runner stopped"
+			if len(ps.Resume) > 0 {
+				s.Reattach = true
+				s.Reason += "; reattaching"
+			}
+		case state.StepPending, "":
+			s.Reason = "not started in previous run"
+		default:
+			s.Reason = string(ps.Status) + " in previous run"
+		}
+		cause[s.ID] = s.ID
+	}
+	return nil
+}
+
+// firstRerunNeed returns the root cause of the first need of s that runs
+// again, or "". Needs precede s in p.Steps, so their decisions are made.
+func firstRerunNeed(s *Step, p *Plan, cause map[string]string) string {
+	for _, n := range s.Needs {
+		if p.byID[n].Action == Run {
+			return cause[n]
+		}
+	}
+	return ""
+}
+
+// Counts returns how many steps run and how many are reused.
+func (p *Plan) Counts() (run, reuse int) {
+	for _, s := range p.Steps {
+		if s.Action == Reuse {
+			reuse++
+		} else {
+			run++
+		}
+	}
+	return run, reuse
+}
+
+// RunIDs returns the ids of the steps that run, in plan order.
+func (p *Plan) RunIDs() []string {
+	var out []string
+	for _, s := range p.Steps {
+		if s.Action != Reuse {
+			out = append(out, s.ID)
+		}
+	}
+	return slices.Clip(out)
+}
