@@ -234,7 +234,9 @@ func TestCardDemandAboveHostFailsBeforeRunning(t *testing.T) {
 		ran.Store(true)
 		return pipeline.Result{}, nil
 	}})
-	h.reg["train"] = carded{func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) { return pipeline.Result{}, nil }}
+	h.reg["train"] = carded{func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+		return pipeline.Result{}, nil
+	}}
 	sp := newSpec(step("a"), spec.Step{ID: "big", Type: "train", Host: "gaudi", With: map[string]any{"cards": 9}})
 	sp.Hosts = []spec.HostDecl{{Name: "gaudi", Address: "local", Cards: 8}}
 	err := h.run(t.Context(), h.plan(sp), Options{})

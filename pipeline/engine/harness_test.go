@@ -17,7 +17,9 @@ import (
 // fn adapts a function to pipeline.Runner.
 type fn func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error)
 
-func (f fn) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) { return f(ctx, sr) }
+func (f fn) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+	return f(ctx, sr)
+}
 
 // carded is a Runner that demands with["cards"] cards.
 type carded struct{ fn }
@@ -61,14 +63,14 @@ func newSpec(steps ...spec.Step) *spec.Spec {
 
 // harness drives one run against the in-memory store with a real Journal.
 type harness struct {
-	t      *testing.T
-	store  *memory.Store
-	j      *state.Journal
-	reg    registry
-	mu     sync.Mutex
-	events []Event
-	sleeps []time.Duration
-	inCall atomic.Int32 // concurrent Events calls (must stay ≤ 1)
+	t             *testing.T
+	store         *memory.Store
+	j             *state.Journal
+	reg           registry
+	mu            sync.Mutex
+	events        []Event
+	sleeps        []time.Duration
+	inCall        atomic.Int32 // concurrent Events calls (must stay ≤ 1)
 	overlapEvents atomic.Bool
 }
 
