@@ -6,6 +6,8 @@ package schemas
 
 import _ "embed"
 
+//go:generate go test -run TestReferenceUpToDate -update .
+
 //go:embed pipeline.schema.json
 var pipeline []byte
 

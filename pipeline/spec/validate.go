@@ -524,7 +524,11 @@ func plural(n, word string) string {
 
 // suggest proposes the closest known field for a misspelt one.
 func suggest(name string, props map[string]any) string {
+	// Short names are close to everything; only suggest a near miss.
 	best, bestD := "", 3
+	if len(name) <= 4 {
+		bestD = 2
+	}
 	keys := make([]string, 0, len(props))
 	for k := range props {
 		keys = append(keys, k)

@@ -51,8 +51,8 @@ const (
 )
 
 // maxNodes bounds alias expansion ("billion laughs"): a real spec of 10,000
-// steps has a few hundred thousand nodes.
-const maxNodes = 5_000_000
+// steps has about 150,000 nodes.
+const maxNodes = 1_000_000
 
 func (n *ynode) get(key string) *ynode {
 	if n == nil || n.kind != mapNode {
