@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/aws"
 	"github.com/gpipe/gpipe/steps/host"
 	"github.com/gpipe/gpipe/steps/shell"
+	"github.com/gpipe/gpipe/steps/train"
 )
 
 // Registry maps step type names to runners. It implements pipeline.Registry.
@@ -36,9 +38,9 @@ func (r *Registry) Types() []string {
 // runs through SSM Run Command.
 type Executors struct {
 	Local *host.Local
-	// SSM returns the SSM executor; it is only called when a step runs on an
-	// SSM host, so local pipelines never load AWS configuration.
-	SSM func() (host.Executor, error)
+	// SSM returns the SSM executor of a host; it is only called when a step
+	// runs on an SSM host, so local pipelines never load AWS configuration.
+	SSM func(h pipeline.Host) (host.Executor, error)
 }
 
 // For returns the executor for h.
@@ -50,15 +52,22 @@ func (e *Executors) For(h pipeline.Host) (host.Executor, error) {
 		if e.SSM == nil {
 			return nil, fmt.Errorf("host %s: SSM hosts are not available here", h.Name)
 		}
-		return e.SSM()
+		return e.SSM(h)
 	default:
 		return nil, fmt.Errorf("host %s: unknown address %q (want local or ssm:<instance id>)", h.Name, h.Address)
 	}
 }
 
-// NewRegistry builds the registry of every step type gpipe knows.
-func NewRegistry(ex *Executors) *Registry {
-	return &Registry{types: map[string]pipeline.Runner{
-		"shell": &shell.Step{Executors: ex},
-	}}
+// NewRegistry builds the registry of every step type gpipe knows. AWS
+// configuration is loaded only when an AWS step or an SSM host is used.
+func NewRegistry(ex *Executors, cloud *aws.Steps) *Registry {
+	types := map[string]pipeline.Runner{
+		"shell":           &shell.Step{Executors: ex},
+		"provision-stack": cloud.ProvisionStack(),
+		"teardown":        cloud.Teardown(),
+	}
+	for name, r := range train.New(ex) {
+		types[name] = r
+	}
+	return &Registry{types: types}
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/gpipe/gpipe/steps/aws"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -22,6 +24,8 @@ type App struct {
 	Getenv func(string) string
 	// Hard is cancelled by a second interrupt: cleanup steps stop too.
 	Hard context.Context
+
+	aws *aws.Steps // created on first use
 }
 
 type handler func(ctx context.Context, fs *flag.FlagSet, args []string) error

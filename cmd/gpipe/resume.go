@@ -71,15 +71,14 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 		}
 	}
 	printResumePlan(a.Stderr, p)
-	if err := j.Update(ctx, func(r *state.Run) {
-		syncSteps(r, p)
-		if o.specFile != "" {
+	if o.specFile != "" {
+		if err := j.Update(ctx, func(r *state.Run) {
 			r.SpecDigest = p.Spec.Digest()
 			r.SpecFile = p.Spec.File
+		}); err != nil {
+			_ = j.Close(context.WithoutCancel(ctx))
+			return fmt.Errorf("record edited spec of run %s: %w", o.runID, err)
 		}
-	}); err != nil {
-		_ = j.Close(context.WithoutCancel(ctx))
-		return fmt.Errorf("prepare run %s for resume: %w", o.runID, err)
 	}
 	return a.drive(ctx, j, p, o.storeURL, o.concurrency)
 }

@@ -71,7 +71,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 				return fmt.Errorf("look up run %s: %w", id, err)
 			}
 		}
-		run := newRunState(id, sp, p, resolved, time.Now())
+		run := newRunState(id, sp, resolved, time.Now())
 		j, err := state.Create(ctx, st, run, a.leaseOptions(false))
 		if err != nil {
 			if errors.Is(err, state.ErrExists) {
@@ -148,7 +148,7 @@ func newRunID(name string, now time.Time) string {
 }
 
 // newRunState is the first state document of a run.
-func newRunState(id string, sp *spec.Spec, p *plan.Plan, params map[string]string, now time.Time) *state.Run {
+func newRunState(id string, sp *spec.Spec, params map[string]string, now time.Time) *state.Run {
 	r := &state.Run{
 		SchemaVersion: state.SchemaVersion,
 		ID:            id,
@@ -161,39 +161,8 @@ func newRunState(id string, sp *spec.Spec, p *plan.Plan, params map[string]strin
 		Updated:       now.UTC(),
 		Steps:         map[string]*state.Step{},
 	}
-	syncSteps(r, p)
+	// The engine adds the plan's steps to the state before it starts any.
 	return r
-}
-
-// syncSteps makes the run's step list match the plan: new steps pending, steps
-// the plan reruns reset to pending with their attempts kept for the record.
-func syncSteps(r *state.Run, p *plan.Plan) {
-	r.Order = r.Order[:0]
-	for _, ps := range p.Steps {
-		r.Order = append(r.Order, ps.ID)
-		st, ok := r.Steps[ps.ID]
-		if !ok {
-			st = &state.Step{ID: ps.ID, Type: ps.Spec.Type}
-			r.Steps[ps.ID] = st
-		}
-		st.Needs = ps.Needs
-		if ps.Action == plan.Reuse {
-			continue
-		}
-		st.Type = ps.Spec.Type
-		st.Status = state.StepPending
-		st.DefDigest = ps.DefDigest
-		st.Outputs = nil
-		st.Reason = ""
-	}
-}
-
-func (a *App) hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return "unknown"
-	}
-	return h
 }
 
 func (a *App) leaseOptions(force bool) state.LeaseOptions {

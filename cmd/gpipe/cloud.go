@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps"
+	"github.com/gpipe/gpipe/steps/aws"
+	"github.com/gpipe/gpipe/steps/aws/cfn"
+	"github.com/gpipe/gpipe/steps/host"
+)
+
+// cloud returns the AWS steps; configuration loads on first use only.
+func (a *App) cloud() *aws.Steps {
+	if a.aws == nil {
+		a.aws = aws.New(aws.Options{})
+	}
+	return a.aws
+}
+
+func (a *App) registry() pipeline.Registry {
+	cloud := a.cloud()
+	ex := &steps.Executors{
+		Local: &host.Local{},
+		SSM:   cloud.SSMExecutor,
+	}
+	return steps.NewRegistry(ex, cloud)
+}
+
+func (a *App) setupTemplate(fs *flag.FlagSet) handler {
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 0, 0); err != nil {
+			return err
+		}
+		_, err := a.Stdout.Write(aws.Template())
+		return err
+	}
+}
+
+func (a *App) setupIAMPolicy(fs *flag.FlagSet) handler {
+	stateURL := stateFlag(fs)
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		sp, err := a.loadSpec(args[0])
+		if err != nil {
+			return err
+		}
+		url := *stateURL
+		if url == "" {
+			url = a.Getenv("GPIPE_STATE")
+		}
+		if url == "" {
+			url = sp.State
+		}
+		policy, err := aws.IAMPolicy(sp, url)
+		if err != nil {
+			return fmt.Errorf("IAM policy for %s: %w", args[0], err)
+		}
+		_, err = fmt.Fprintf(a.Stdout, "%s\n", policy)
+		return err
+	}
+}
+
+func (a *App) setupTeardown(fs *flag.FlagSet) handler {
+	stateURL := stateFlag(fs)
+	region := fs.String("region", "", "AWS region of the stacks (default: the SDK's configured region)")
+	keepBuckets := fs.Bool("keep-buckets", false, "do not empty the buckets the stacks own (deletion then fails if they hold objects)")
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		st, url, err := a.openStore(ctx, *stateURL, "")
+		if err != nil {
+			return err
+		}
+		runID := args[0]
+		run, err := state.Read(ctx, st, runID)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			return fmt.Errorf("read run %s from %s: %w", runID, url, err)
+		}
+		cl, err := a.cloud().Clients(ctx, *region)
+		if err != nil {
+			return err
+		}
+		names := map[string]bool{}
+		if run != nil {
+			for _, s := range run.Steps {
+				if s.Type != "provision-stack" {
+					continue
+				}
+				for _, n := range []string{s.Outputs["stack_name"], s.Resume["stack_name"]} {
+					if n != "" {
+						names[n] = true
+					}
+				}
+			}
+		}
+		// Stacks tagged with the run id cover a provision step that was
+		// interrupted before its stack name reached the state.
+		tagged, err := cfn.ListGpipeStacks(ctx, cl.CFN)
+		if err != nil {
+			return fmt.Errorf("list gpipe stacks: %w", err)
+		}
+		for _, s := range tagged {
+			if s.RunID == runID {
+				names[s.Name] = true
+			}
+		}
+		if len(names) == 0 {
+			fmt.Fprintf(a.Stdout, "run %s has no stacks left\n", runID)
+			return nil
+		}
+		var failed []error
+		for _, n := range sortedKeys(names) {
+			fmt.Fprintf(a.Stdout, "deleting stack %s\n", n)
+			err := cfn.Teardown(ctx, cl, cfn.TeardownOptions{EmptyBuckets: !*keepBuckets, Log: a.Stdout}, n)
+			if err != nil {
+				failed = append(failed, fmt.Errorf("delete stack %s: %w", n, err))
+			}
+		}
+		return errors.Join(failed...)
+	}
+}
+
+func (a *App) setupGC(fs *flag.FlagSet) handler {
+	stateURL := stateFlag(fs)
+	region := fs.String("region", "", "AWS region to look in (default: the SDK's configured region)")
+	yes := fs.Bool("yes", false, "delete the stacks listed (default: only list them)")
+	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if err := wantArgs(fs, args, 0, 0); err != nil {
+			return err
+		}
+		st, url, err := a.openStore(ctx, *stateURL, "")
+		if err != nil {
+			return err
+		}
+		cl, err := a.cloud().Clients(ctx, *region)
+		if err != nil {
+			return err
+		}
+		stacks, err := cfn.ListGpipeStacks(ctx, cl.CFN)
+		if err != nil {
+			return fmt.Errorf("list gpipe stacks: %w", err)
+		}
+		tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "STACK\tRUN ID\tSTACK STATUS\tWHY")
+		var stray []cfn.StackInfo
+		for _, s := range stacks {
+			why, err := strayReason(ctx, st, s.RunID, time.Now())
+			if err != nil {
+				return fmt.Errorf("check run %s in %s: %w", s.RunID, url, err)
+			}
+			if why == "" {
+				continue
+			}
+			stray = append(stray, s)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.RunID, s.Status, why)
+		}
+		tw.Flush()
+		if !*yes {
+			if len(stray) > 0 {
+				fmt.Fprintf(a.Stdout, "\n%d stack(s) to delete; run again with --yes to delete them\n", len(stray))
+			}
+			return nil
+		}
+		var failed []error
+		for _, s := range stray {
+			if err := cfn.Teardown(ctx, cl, cfn.TeardownOptions{EmptyBuckets: true, Log: a.Stdout}, s.Name); err != nil {
+				failed = append(failed, fmt.Errorf("delete stack %s: %w", s.Name, err))
+			}
+		}
+		return errors.Join(failed...)
+	}
+}
+
+// strayReason says why a run's stacks may go, or "" while a runner still
+// drives it: the run finished, its lease expired, or the store has no such run.
+func strayReason(ctx context.Context, st state.Store, runID string, now time.Time) (string, error) {
+	run, err := state.Read(ctx, st, runID)
+	if errors.Is(err, state.ErrNotFound) {
+		return "run not in this state store", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case run.Status == state.RunSucceeded || run.Status == state.RunFailed || run.Status == state.RunInterrupted:
+		return "run " + string(run.Status), nil
+	case run.Lease == nil:
+		return "run has no runner", nil
+	case now.After(run.Lease.Expires):
+		return "runner's lease expired " + run.Lease.Expires.UTC().Format(time.RFC3339), nil
+	}
+	return "", nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/gpipe/gpipe/pipeline/engine"
+	"github.com/gpipe/gpipe/pipeline/plan"
+	"github.com/gpipe/gpipe/pipeline/report"
+	"github.com/gpipe/gpipe/pipeline/report/console"
+	"github.com/gpipe/gpipe/pipeline/report/gha"
+	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// runReporter shows a run as it happens and writes its outcome at the end.
+type runReporter struct {
+	app      *App
+	console  console.Reporter
+	runID    string
+	storeURL string
+	github   bool
+}
+
+func (a *App) inGitHubActions() bool { return a.Getenv("GITHUB_ACTIONS") == "true" }
+
+func (a *App) ghPaths() gha.Paths {
+	wd, _ := os.Getwd()
+	return gha.Paths{Workspace: a.Getenv("GITHUB_WORKSPACE"), Dir: wd}
+}
+
+// newReporter picks the console view: GitHub Actions groups and annotations,
+// a live view on a terminal, or plain timestamped lines.
+func (a *App) newReporter(p *plan.Plan, runID, storeURL string) *runReporter {
+	r := &runReporter{app: a, runID: runID, storeURL: storeURL, github: a.inGitHubActions()}
+	switch {
+	case r.github:
+		r.console = console.NewGitHub(a.Stdout, console.GitHubOptions{
+			StepPos: func(id string) (spec.Pos, bool) {
+				if s := p.Step(id); s != nil {
+					return s.Spec.Pos, true
+				}
+				return spec.Pos{}, false
+			},
+			Paths:   a.ghPaths(),
+			Secrets: gha.SecretValues(p.Spec, p.Params),
+		})
+	case isTerminal(a.Stdout):
+		f := a.Stdout.(*os.File)
+		ids := make([]string, len(p.Steps))
+		for i, s := range p.Steps {
+			ids[i] = s.ID
+		}
+		r.console = console.NewLive(f, console.LiveOptions{
+			Color: console.ColorEnabled(a.Getenv),
+			Width: func() int {
+				if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+					return w
+				}
+				return 80
+			},
+			Steps: ids,
+		})
+	default:
+		r.console = console.NewPlain(a.Stdout)
+	}
+	fmt.Fprintf(a.Stderr, "gpipe: run %s (state %s)\n", runID, storeURL)
+	return r
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// Event passes an engine event to the console view.
+func (r *runReporter) Event(ev engine.Event) { r.console.Event(ev) }
+
+// Finish closes the view, says how the run ended and what to do next, and
+// inside GitHub Actions writes the step outputs and the job summary.
+func (r *runReporter) Finish(run *state.Run, runErr error) {
+	a := r.app
+	if err := r.console.Close(); err != nil {
+		fmt.Fprintf(a.Stderr, "gpipe: console: %v\n", err)
+	}
+	resume := report.ResumeCommand(r.storeURL, r.runID)
+	switch {
+	case runErr == nil:
+		fmt.Fprintf(a.Stderr, "gpipe: run %s succeeded in %s\n", r.runID, runDuration(run))
+	case errors.Is(runErr, engine.ErrInterrupted):
+		fmt.Fprintf(a.Stderr, "gpipe: run %s interrupted; state saved. Continue with:\n  %s\n", r.runID, resume)
+	case errors.Is(runErr, state.ErrConflict):
+		fmt.Fprintf(a.Stderr, "gpipe: stopped driving run %s: another runner changed its state\n", r.runID)
+	default:
+		fmt.Fprintf(a.Stderr, "gpipe: run %s failed. Fix the cause, then continue with:\n  %s\n", r.runID, resume)
+	}
+	if !r.github {
+		return
+	}
+	opt := report.Options{StateURL: r.storeURL}
+	if path := a.Getenv("GITHUB_OUTPUT"); path != "" {
+		if err := gha.Outputs(path, run); err != nil {
+			fmt.Fprintf(a.Stderr, "gpipe: write GITHUB_OUTPUT: %v\n", err)
+		}
+	}
+	if path := a.Getenv("GITHUB_STEP_SUMMARY"); path != "" {
+		if err := gha.StepSummary(path, run, opt); err != nil {
+			fmt.Fprintf(a.Stderr, "gpipe: write GITHUB_STEP_SUMMARY: %v\n", err)
+		}
+	}
+}
+
+func runDuration(run *state.Run) string {
+	if run == nil {
+		return "?"
+	}
+	return console.FormatDuration(run.Updated.Sub(run.Created).Round(time.Millisecond))
+}
+
+// reportSpecErrors prints spec errors, and annotations inside GitHub Actions.
+func (a *App) reportSpecErrors(errs spec.Errors) {
+	fmt.Fprintln(a.Stderr, errs.Error())
+	if a.inGitHubActions() {
+		if err := gha.SpecErrors(a.Stdout, errs, a.ghPaths()); err != nil {
+			fmt.Fprintf(a.Stderr, "gpipe: annotations: %v\n", err)
+		}
+	}
+}
