@@ -127,7 +127,7 @@ func TestActionAndWorkflowsMatchSchemas(t *testing.T) {
 		schema *jsonschema.Schema
 		src    string
 	}{
-		{action, "name: x\ndescription: y\n"}, // no runs
+		{action, "name: x\ndescription: y\n"},                                                       // no runs
 		{action, "name: x\ndescription: y\nruns:\n  using: composite\n  steps:\n    - run: echo\n"}, // run without shell
 		{workflow, "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    timeout-minute: 3\n    steps: [{run: x}]\n"},
 	}
