@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/gpipe/gpipe/pipeline/dag"
 	"github.com/gpipe/gpipe/pipeline/spec"
@@ -84,13 +86,18 @@ func New(s *spec.Spec, params map[string]string) (*Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("plan: expand step %s: %w", st.ID, err)
 		}
-		base := spec.StepDigest(st)
+		// The matrix axes are left out of the step's digest and each copy's
+		// own values added instead, so adding a fold to a matrix leaves the
+		// other copies reusable on resume.
+		bare := *st
+		bare.Matrix = nil
+		base := spec.StepDigest(&bare)
 		ids := make([]string, 0, len(insts))
 		for _, in := range insts {
 			if _, dup := p.byID[in.ID]; dup {
 				return nil, fmt.Errorf("plan: step %s: expanded id %q collides with another step", st.ID, in.ID)
 			}
-			ps := &Step{ID: in.ID, Spec: st, Matrix: in.Matrix, DefDigest: instanceDigest(base, in.Matrix), Action: Run}
+			ps := &Step{ID: in.ID, Spec: st, Matrix: in.Matrix, DefDigest: instanceDigest(base, in.Matrix, s.Env, hostDecl(s, st.Host)), Action: Run}
 			p.byID[in.ID] = ps
 			p.graph.Add(in.ID)
 			ids = append(ids, in.ID)
@@ -118,7 +125,7 @@ func New(s *spec.Spec, params map[string]string) (*Plan, error) {
 	if err != nil {
 		var ce *dag.CycleError
 		if errors.As(err, &ce) {
-			return nil, fmt.Errorf("plan: steps depend on each other in a %w", err)
+			return nil, &CycleError{err: ce}
 		}
 		return nil, fmt.Errorf("plan: order steps: %w", err)
 	}
@@ -129,19 +136,33 @@ func New(s *spec.Spec, params map[string]string) (*Plan, error) {
 	return p, nil
 }
 
-// instanceDigest folds a copy's matrix values into its step's digest, so that
-// copies differ and adding a value to an axis leaves the other copies' digests
-// unchanged (they are reused on resume).
-func instanceDigest(base string, m []spec.KV) string {
-	if len(m) == 0 {
-		return base
-	}
+// instanceDigest folds into a step's digest what else decides what one copy
+// does: its matrix values, the pipeline's env (every step sees it) and the
+// declaration of the host it runs on, so that resume --spec reruns a step when
+// any of them changed.
+func instanceDigest(base string, m []spec.KV, env []spec.KV, host *spec.HostDecl) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n", base)
+	fmt.Fprintf(h, "step %s\n", base)
 	for _, kv := range m {
-		fmt.Fprintf(h, "%q=%q\n", kv.Key, kv.Value)
+		fmt.Fprintf(h, "matrix %q=%q\n", kv.Key, kv.Value)
+	}
+	for _, kv := range env {
+		fmt.Fprintf(h, "env %q=%q\n", kv.Key, kv.Value)
+	}
+	if host != nil {
+		fmt.Fprintf(h, "host %q %q %d\n", host.Name, host.Address, host.Cards)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hostDecl returns the declared host a step's host field names, if any.
+func hostDecl(s *spec.Spec, name string) *spec.HostDecl {
+	for i := range s.Hosts {
+		if s.Hosts[i].Name == name {
+			return &s.Hosts[i]
+		}
+	}
+	return nil
 }
 
 // Step returns the step with the expanded id, or nil.
@@ -156,3 +177,21 @@ func (p *Plan) Instances(specID string) []string {
 // Graph returns the plan's dependency graph (an edge runs from a need to the
 // step that needs it). Callers must not modify it.
 func (p *Plan) Graph() *dag.Graph { return p.graph }
+
+// CycleError says steps need each other in a circle. It wraps the
+// *dag.CycleError and words each cycle along needs: "a needs c needs b needs a".
+type CycleError struct{ err *dag.CycleError }
+
+func (e *CycleError) Error() string {
+	var parts []string
+	for _, c := range e.err.Cycles {
+		// Graph edges run from a need to its dependent; reversed, the path
+		// reads along needs.
+		r := slices.Clone(c)
+		slices.Reverse(r)
+		parts = append(parts, strings.Join(r, " needs "))
+	}
+	return "plan: steps need each other in a cycle: " + strings.Join(parts, "; ")
+}
+
+func (e *CycleError) Unwrap() error { return e.err }
