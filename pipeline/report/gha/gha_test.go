@@ -220,3 +220,22 @@ func TestFiles(t *testing.T) {
 		t.Error("Outputs into a missing directory succeeded")
 	}
 }
+
+func TestWriteRunFiles(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if err := WriteRunFiles(getenv, sampleRun(), report.Options{}); err != nil {
+		t.Fatalf("without the variables: %v", err)
+	}
+	env["GITHUB_OUTPUT"] = filepath.Join(dir, "out")
+	env["GITHUB_STEP_SUMMARY"] = filepath.Join(dir, "sum")
+	if err := WriteRunFiles(getenv, sampleRun(), report.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"out", "sum"} {
+		if data, err := os.ReadFile(filepath.Join(dir, f)); err != nil || len(data) == 0 {
+			t.Errorf("%s not written (%v)", f, err)
+		}
+	}
+}

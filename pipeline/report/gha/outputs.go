@@ -142,3 +142,20 @@ func Outputs(path string, run *state.Run) error {
 	}
 	return AppendFile(path, func(w io.Writer) error { return WriteOutputs(w, outs, nil) })
 }
+
+// WriteRunFiles writes a finished (or stopped) run's outputs to
+// $GITHUB_OUTPUT and its summary to $GITHUB_STEP_SUMMARY, each when the
+// runner set it; getenv is os.Getenv.
+func WriteRunFiles(getenv func(string) string, run *state.Run, opt report.Options) error {
+	if path := getenv("GITHUB_OUTPUT"); path != "" {
+		if err := Outputs(path, run); err != nil {
+			return err
+		}
+	}
+	if path := getenv("GITHUB_STEP_SUMMARY"); path != "" {
+		if err := StepSummary(path, run, opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
