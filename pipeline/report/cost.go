@@ -22,10 +22,11 @@ type PriceKey struct {
 // Prices is an on-demand price table in US dollars per instance hour.
 type Prices map[PriceKey]float64
 
-// DefaultPrices returns documented estimates: Linux on-demand list prices as
-// published on the EC2 pricing page (checked 2025). Prices change and differ by
+// DefaultPrices returns documented estimates: AWS's published Linux
+// on-demand list prices (rounded to the cent where the list has more digits;
+// dl1.24xlarge is $13.10904/h in us-east-1). Prices change and differ by
 // region and purchase option (spot, savings plans), so reports call the result
-// an estimate; callers can pass their own table.
+// an estimate; callers can pass their own table in Options.Prices.
 func DefaultPrices() Prices {
 	return Prices{
 		{"dl1.24xlarge", "us-east-1"}:  13.11,
