@@ -51,6 +51,9 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 	case <-ctx.Done():
 		return e.record(n, 0, time.Time{}, time.Time{}, state.StepCancelled, nil, cancelled(ctx))
 	}
+	if ctx.Err() != nil { // select picks at random when both are ready
+		return e.record(n, 0, time.Time{}, time.Time{}, state.StepCancelled, nil, cancelled(ctx))
+	}
 
 	retry := n.ps.Spec.Retry
 	tries := max(1, retry.Attempts)

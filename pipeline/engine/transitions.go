@@ -70,6 +70,12 @@ func (e *engine) decide(i int, ready []int) []int {
 			return e.settle(i, ready, state.StepSkipped, fmt.Sprintf("needs %s, which %s", need, pastTense(st)), nil)
 		}
 	}
+	// A failing step cancels the run context before its result reaches the
+	// scheduler; count it as failed already so nothing new starts.
+	var ff *errFailFast
+	if !e.failed && errors.As(context.Cause(e.runCtx), &ff) {
+		e.failed = true
+	}
 	sc := e.scope(n)
 	ok, err := n.cond.Eval(sc, expr.Status{Failed: e.failed, Cancelled: e.interrupt})
 	if err != nil {
