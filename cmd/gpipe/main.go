@@ -60,16 +60,20 @@ func exitCode(err error) int {
 		failed  *engine.FailedError
 		newer   *state.NewerSchemaError
 	)
+	// Order matters: a failed pipeline wraps its steps' errors, which may be
+	// of any kind, so the run-level outcomes are checked first.
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param):
-		return exitUsage
-	case errors.As(err, &held), errors.Is(err, state.ErrConflict):
-		return exitHeld
 	case errors.Is(err, engine.ErrInterrupted), errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &failed), errors.As(err, &newer):
+	case errors.As(err, &failed):
+		return exitFailed
+	case errors.As(err, &held), errors.Is(err, state.ErrConflict):
+		return exitHeld
+	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param):
+		return exitUsage
+	case errors.As(err, &newer):
 		return exitFailed
 	default:
 		return exitFailed

@@ -98,21 +98,19 @@ func (a *App) loadSpec(path string) (*spec.Spec, error) {
 		var errs spec.Errors
 		if errors.As(err, &errs) {
 			a.reportSpecErrors(errs)
-			return nil, fmt.Errorf("%s: %d error(s): %w", path, len(errs), errReportedSpec{errs})
+			return nil, reported{errs}
 		}
 		return nil, err
 	}
 	return sp, nil
 }
 
-// errReportedSpec carries spec errors that were already printed, so main exits 2
-// without printing them twice.
-type errReportedSpec struct{ errs spec.Errors }
+// reported carries an error whose details were already printed, so main
+// picks the exit code from it without printing it twice.
+type reported struct{ err error }
 
-func (e errReportedSpec) Error() string { return "invalid spec" }
-func (e errReportedSpec) Unwrap() []error {
-	return []error{e.errs, errReported}
-}
+func (e reported) Error() string   { return e.err.Error() }
+func (e reported) Unwrap() []error { return []error{e.err, errReported} }
 
 func parseParams(kvs []string) (map[string]string, error) {
 	out := map[string]string{}
@@ -189,7 +187,7 @@ func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeUR
 	closeErr := j.Close(closeCtx)
 	rep.Finish(j.Snapshot(), runErr)
 	if runErr != nil {
-		return runErr
+		return reported{runErr}
 	}
 	if closeErr != nil {
 		return fmt.Errorf("save final state of run %s: %w", j.RunID(), closeErr)
