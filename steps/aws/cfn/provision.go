@@ -106,6 +106,9 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 			continue
 		case types.StackStatusRollbackComplete, types.StackStatusRollbackFailed, types.StackStatusCreateFailed,
 			types.StackStatusDeleteFailed:
+			if len(ev.all) == 0 {
+				ev.poll(ctx) // settled before we watched: read what happened
+			}
 			fail := ev.failure(st)
 			if try > 0 {
 				// We created it in this attempt and it failed: report, and let the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -115,7 +116,10 @@ func Teardown(ctx context.Context, cl *Clients, opt TeardownOptions, stack strin
 // deleteAndWait deletes a stack (by id, so a new stack of the same name is
 // never touched) and waits for DELETE_COMPLETE.
 func deleteAndWait(ctx context.Context, cl *Clients, clock Clock, id string, log io.Writer) error {
-	ev := newEventStream(cl.CFN, id, log, clock.Now())
+	ev := newEventStream(cl.CFN, id, log, time.Time{})
+	// Without the stack's events, fall back to a local cut-off generous
+	// enough for any sane clock skew.
+	ev.mark(ctx, clock.Now().Add(-5*time.Minute))
 	fmt.Fprintf(log, "deleting stack %s\n", id)
 	b := newBackoff(firstPoll, maxPoll)
 	for {

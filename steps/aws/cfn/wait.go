@@ -55,6 +55,24 @@ func newEventStream(api CloudFormation, stack string, log io.Writer, since time.
 	return &eventStream{api: api, stack: stack, log: log, seen: map[string]bool{}, since: since}
 }
 
+// mark makes the stack's current events history: it reads the newest page,
+// remembers those events as seen, and takes the newest one's timestamp as the
+// start of the next operation. The cut-off must come from the service's own
+// timestamps: the runner's clock is seconds or minutes off AWS's, and a
+// local cut-off then hides the events of the very operation it waits for
+// (and with them the reason a deletion failed), or shows old ones as new.
+func (s *eventStream) mark(ctx context.Context, fallback time.Time) {
+	out, err := s.api.DescribeStackEvents(ctx, &cloudformation.DescribeStackEventsInput{StackName: aws.String(s.stack)})
+	if err != nil || len(out.StackEvents) == 0 {
+		s.since = fallback
+		return
+	}
+	for _, ev := range out.StackEvents {
+		s.seen[aws.ToString(ev.EventId)] = true
+	}
+	s.since = aws.ToTime(out.StackEvents[0].Timestamp)
+}
+
 // poll fetches events newer than the ones seen (DescribeStackEvents returns
 // newest first) and prints them oldest first. Errors are not fatal to a wait:
 // events are progress, the stack status is the truth.

@@ -1,0 +1,198 @@
+package awsfake
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// stack is one CloudFormation stack and what is still to happen to it: each
+// DescribeStacks of the stack performs the next phase of its operation.
+type stack struct {
+	name, id  string
+	status    string
+	reason    string
+	token     string
+	created   time.Time
+	tags      [][2]string
+	params    map[string]string
+	caps      []string
+	resources []*resource
+	events    []event // newest first, as DescribeStackEvents returns them
+	outputs   [][2]string
+	tmpl      *tmpl
+	phases    []func() // the operation's remaining phases
+	fail      *Failure // creation fails on this resource
+}
+
+type resource struct {
+	logical, typ, physical, status string
+}
+
+type event struct {
+	id, logical, physical, typ, status, reason string
+	at                                         time.Time
+}
+
+// Failure makes a resource fail with a reason, as EC2 or IAM would.
+type Failure struct {
+	Resource string // logical id, e.g. "Instance"
+	Reason   string
+}
+
+func (c *CloudFormation) event(st *stack, logical, physical, typ, status, reason string) {
+	c.evSeq++
+	st.events = append([]event{{id: fmt.Sprintf("%08x-%04x-4000-8000-%012x", c.evSeq, c.evSeq, c.evSeq), logical: logical,
+		physical: physical, typ: typ, status: status, reason: reason, at: c.now()}}, st.events...)
+}
+
+func (c *CloudFormation) stackEvent(st *stack, status, reason string) {
+	st.status, st.reason = status, reason
+	c.event(st, st.name, st.id, "AWS::CloudFormation::Stack", status, reason)
+}
+
+func (c *CloudFormation) resEvent(st *stack, r *resource, status, reason string) {
+	r.status = status
+	c.event(st, r.logical, r.physical, r.typ, status, reason)
+}
+
+// planCreate lays out a creation: every resource starts, then half of them
+// complete, then the rest (or the failure and a rollback).
+func (c *CloudFormation) planCreate(st *stack) {
+	c.stackEvent(st, "CREATE_IN_PROGRESS", "User Initiated")
+	half := len(st.resources) / 2
+	st.phases = []func(){
+		func() {
+			for _, r := range st.resources {
+				c.resEvent(st, r, "CREATE_IN_PROGRESS", "")
+				r.physical = physicalID(st, r, c.evSeq)
+				c.resEvent(st, r, "CREATE_IN_PROGRESS", "Resource creation Initiated")
+			}
+		},
+		func() {
+			for _, r := range st.resources[:half] {
+				if st.fail == nil || r.logical != st.fail.Resource {
+					c.resEvent(st, r, "CREATE_COMPLETE", "")
+				}
+			}
+		},
+	}
+	for range c.CreateWaits {
+		st.phases = append(st.phases, func() {}) // EC2 takes its time
+	}
+	if st.fail != nil {
+		st.phases = append(st.phases, func() {
+			var failed *resource
+			for _, r := range st.resources {
+				if r.logical == st.fail.Resource {
+					failed = r
+				}
+			}
+			if failed == nil {
+				failed = st.resources[len(st.resources)-1]
+			}
+			c.resEvent(st, failed, "CREATE_FAILED", st.fail.Reason)
+			for _, r := range st.resources {
+				if r.status == "CREATE_IN_PROGRESS" {
+					c.resEvent(st, r, "CREATE_FAILED", "Resource creation cancelled")
+				}
+			}
+			c.stackEvent(st, "ROLLBACK_IN_PROGRESS", "The following resource(s) failed to create: ["+failed.logical+"]. Rollback requested by user.")
+		}, func() {
+			c.deleteResources(st)
+			c.stackEvent(st, "ROLLBACK_COMPLETE", "")
+		})
+		return
+	}
+	st.phases = append(st.phases, func() {
+		for _, r := range st.resources[half:] {
+			c.resEvent(st, r, "CREATE_COMPLETE", "")
+		}
+		for _, o := range st.tmpl.Outputs {
+			st.outputs = append(st.outputs, [2]string{o.Key, st.eval(o.Value)})
+		}
+		c.stackEvent(st, "CREATE_COMPLETE", "")
+	})
+}
+
+// planDelete lays out a deletion. Deleting a stack that is being created
+// cancels the creation first, as CloudFormation does.
+func (c *CloudFormation) planDelete(st *stack) {
+	wasCreating := st.status == "CREATE_IN_PROGRESS"
+	c.stackEvent(st, "DELETE_IN_PROGRESS", "User Initiated")
+	st.phases = []func(){func() {
+		if wasCreating {
+			for _, r := range st.resources {
+				if r.status == "CREATE_IN_PROGRESS" {
+					c.resEvent(st, r, "CREATE_FAILED", "Resource creation cancelled")
+				}
+			}
+		}
+		for _, r := range st.resources {
+			if r.status != "DELETE_COMPLETE" && r.physical != "" {
+				c.resEvent(st, r, "DELETE_IN_PROGRESS", "")
+			}
+		}
+	}}
+	if c.deleteFail != nil {
+		f := *c.deleteFail
+		st.phases = append(st.phases, func() {
+			for _, r := range st.resources {
+				if r.logical == f.Resource {
+					c.resEvent(st, r, "DELETE_FAILED", f.Reason)
+				} else if r.status == "DELETE_IN_PROGRESS" {
+					c.resEvent(st, r, "DELETE_COMPLETE", "")
+				}
+			}
+			c.stackEvent(st, "DELETE_FAILED", "The following resource(s) failed to delete: ["+f.Resource+"]. ")
+		})
+		return
+	}
+	st.phases = append(st.phases, func() {
+		c.deleteResources(st)
+		c.stackEvent(st, "DELETE_COMPLETE", "")
+	})
+}
+
+func (c *CloudFormation) deleteResources(st *stack) {
+	for i := len(st.resources) - 1; i >= 0; i-- {
+		r := st.resources[i]
+		if r.physical != "" && r.status != "DELETE_COMPLETE" {
+			c.resEvent(st, r, "DELETE_COMPLETE", "")
+		}
+	}
+}
+
+// advance performs the next phase of the stack's operation.
+func (st *stack) advance() {
+	if len(st.phases) > 0 {
+		next := st.phases[0]
+		st.phases = st.phases[1:]
+		next()
+	}
+}
+
+func physicalID(st *stack, r *resource, n int) string {
+	switch r.typ {
+	case "AWS::EC2::Instance":
+		return fmt.Sprintf("i-0%016x", n)
+	case "AWS::EC2::VPC":
+		return fmt.Sprintf("vpc-0%016x", n)
+	case "AWS::EC2::Subnet":
+		return fmt.Sprintf("subnet-0%016x", n)
+	case "AWS::EC2::SecurityGroup":
+		return fmt.Sprintf("sg-0%016x", n)
+	case "AWS::S3::Bucket":
+		return strings.ToLower(fmt.Sprintf("%s-%s-%x", st.name, r.logical, n))
+	}
+	return fmt.Sprintf("%s-%s-%X", st.name, r.logical, n)
+}
+
+func (st *stack) tag(key string) string {
+	for _, t := range st.tags {
+		if t[0] == key {
+			return t[1]
+		}
+	}
+	return ""
+}

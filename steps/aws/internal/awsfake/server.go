@@ -1,0 +1,209 @@
+// Package awsfake is an in-process AWS endpoint for tests: an httptest server
+// that speaks the wire protocols of the calls gpipe makes, so that the real
+// SDK clients (serializers, deserializers, signing, the retryer) run against
+// it. It serves CloudFormation and EC2 (AWS query protocol, XML responses),
+// SSM and CloudWatch Logs (JSON 1.1 with X-Amz-Target), from one URL: point
+// an aws.Config's BaseEndpoint at it.
+//
+// It is stateful like the services: stacks move through their statuses over
+// DescribeStacks calls and record events; a stack told to fail rolls back
+// with the failure in its events; SSM runs each command's script with sh on
+// this machine, as the agent would on the instance, and streams its output
+// into a CloudWatch log stream. Throttling can be injected per operation, and
+// every request's SigV4 signature is checked against the test credentials.
+package awsfake
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// Test credentials every request must be signed with.
+const (
+	AccessKey = "AKIDGPIPETEST"
+	SecretKey = "gpipe-test-secret"
+	Region    = "us-east-1"
+	Account   = "123456789012"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Now stamps stack events and log events; nil uses time.Now. Tests give
+	// it a clock skewed from the runner's to catch code that compares local
+	// time with the service's.
+	Now func() time.Time
+}
+
+// Server is the fake endpoint. Its exported state is guarded by its own
+// methods; tests read it through them.
+type Server struct {
+	URL string
+
+	t    testing.TB
+	srv  *httptest.Server
+	now  func() time.Time
+	mu   sync.Mutex
+	seq  int
+	ops  map[string]int // "Service.Operation" → requests received
+	thr  map[string]int // "Service.Operation" → requests still to throttle
+	errs []string       // protocol violations, reported at cleanup
+
+	CFN  *CloudFormation
+	SSM  *SSM
+	Logs *Logs
+	EC2  *EC2
+}
+
+// New starts a server that stops when the test ends. Protocol violations
+// (a bad signature, a missing required parameter) fail the test.
+func New(t testing.TB, opt Options) *Server {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	s := &Server{t: t, now: opt.Now, ops: map[string]int{}, thr: map[string]int{}}
+	s.CFN = newCloudFormation(s)
+	s.Logs = &Logs{s: s, streams: map[string]*stream{}}
+	s.SSM = newSSM(s)
+	s.EC2 = &EC2{s: s}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	t.Cleanup(func() {
+		s.SSM.stopAll()
+		s.srv.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, e := range s.errs {
+			t.Errorf("awsfake: %s", e)
+		}
+	})
+	return s
+}
+
+// Config returns an SDK configuration for the server: its URL as the base
+// endpoint, the test credentials, and a standard retryer whose backoff is a
+// millisecond, so throttling exercises the SDK's retries without slowing the
+// tests. Transport, when not nil, replaces the HTTP transport (tests cut it to
+// simulate a runner that died).
+func (s *Server) Config(transport http.RoundTripper) aws.Config {
+	cfg := aws.Config{
+		Region:       Region,
+		BaseEndpoint: aws.String(s.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 4
+				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+				o.RateLimiter = ratelimit.None
+			})
+		},
+		HTTPClient: &http.Client{Transport: transport},
+	}
+	if transport == nil {
+		cfg.HTTPClient = s.srv.Client()
+	}
+	return cfg
+}
+
+// Throttle makes the next n requests of op ("CloudFormation.DescribeStacks",
+// "SSM.GetCommandInvocation", "Logs.GetLogEvents", "EC2.DescribeImages") fail
+// with the service's throttling error.
+func (s *Server) Throttle(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.thr[op] += n
+}
+
+// Calls returns how many requests of op arrived, throttled ones included.
+func (s *Server) Calls(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ops[op]
+}
+
+func (s *Server) violation(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errs = append(s.errs, fmt.Sprintf(format, args...))
+}
+
+func (s *Server) requestID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	return fmt.Sprintf("req-%08d-0000-4000-8000-000000000000", s.seq)
+}
+
+// count records a request and says whether to throttle it.
+func (s *Server) count(op string) (throttle bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ops[op]++
+	if s.thr[op] > 0 {
+		s.thr[op]--
+		return true
+	}
+	return false
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/" {
+		s.violation("%s %s: want POST /", r.Method, r.URL.Path)
+		http.Error(w, "unsupported", http.StatusNotFound)
+		return
+	}
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
+			s.violation("%s: Content-Type %q, want application/x-amz-json-1.1", target, ct)
+		}
+		svc, op, _ := strings.Cut(target, ".")
+		switch svc {
+		case "AmazonSSM":
+			s.checkSignature(r, body, "ssm")
+			s.SSM.serve(w, op, body)
+		case "Logs_20140328":
+			s.checkSignature(r, body, "logs")
+			s.Logs.serve(w, op, body)
+		default:
+			s.violation("unknown X-Amz-Target %q", target)
+			jsonError(w, http.StatusBadRequest, "UnknownOperationException", "")
+		}
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		s.violation("query request with Content-Type %q", ct)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		s.violation("query body %q: %v", body, err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch v := form.Get("Version"); v {
+	case cfnVersion:
+		s.checkSignature(r, body, "cloudformation")
+		s.CFN.serve(w, form)
+	case ec2Version:
+		s.checkSignature(r, body, "ec2")
+		s.EC2.serve(w, form)
+	default:
+		s.violation("query request %s with unknown Version %q", form.Get("Action"), v)
+		http.Error(w, "unknown version", http.StatusBadRequest)
+	}
+}

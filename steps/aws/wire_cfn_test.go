@@ -1,0 +1,227 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gpipe/gpipe/steps/aws/cfn"
+	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
+)
+
+const wireRun = "unet-20260301T120000Z-ab12"
+
+// TestWireProvisionAndTeardown drives provision-stack and teardown through
+// the real CloudFormation and EC2 clients: query-protocol requests, XML
+// responses, SigV4, the SDK's retries of throttled calls, stack status
+// transitions and events, outputs, and deletion to "does not exist".
+func TestWireProvisionAndTeardown(t *testing.T) {
+	e := newWire(t, -3*time.Second)
+	steps := e.runner()
+	e.srv.Throttle("CloudFormation.DescribeStacks", 2) // absorbed by the SDK's retryer
+	e.srv.Throttle("CloudFormation.CreateStack", 1)    // a retried create must not make two stacks
+	e.srv.Throttle("EC2.DescribeImages", 1)            // EC2 throttles with 503 RequestLimitExceeded
+	e.srv.Throttle("CloudFormation.DescribeStackEvents", 1)
+	sr, log, saved := stepRun(wireRun, "provision", map[string]any{"root_volume_gib": "300", "max_lifetime": "6h",
+		"results_bucket": "my-results", "tags": map[string]any{"team": "ml"}})
+	res, err := steps.ProvisionStack().Run(t.Context(), sr)
+	if err != nil {
+		t.Fatalf("provision: %v\n%s", err, log)
+	}
+	name := cfn.StackName(wireRun, "provision")
+	out := res.Outputs
+	if !regexp.MustCompile(`^i-0[0-9a-f]{16}$`).MatchString(out["instance_id"]) || out["host"] != "ssm:"+out["instance_id"] ||
+		out["availability_zone"] != "us-east-1a" || out["region"] != "us-east-1" || out["stack_name"] != name ||
+		out["results_bucket"] != "my-results" || out["ssm_log_group"] != "/gpipe/ssm" || out["private_ip"] == "" {
+		t.Errorf("outputs %v", out)
+	}
+	if !strings.HasPrefix(out["stack_id"], "arn:aws:cloudformation:us-east-1:") || saved[cfn.ResumeStackID] != out["stack_id"] {
+		t.Errorf("stack id %q, saved %v", out["stack_id"], saved)
+	}
+	creates := e.srv.CFN.Creates()
+	if len(creates) != 1 || e.srv.Calls("CloudFormation.CreateStack") != 2 {
+		t.Fatalf("%d stacks from %d CreateStack requests", len(creates), e.srv.Calls("CloudFormation.CreateStack"))
+	}
+	f := creates[0]
+	params := map[string]string{}
+	for i := 1; f.Get("Parameters.member."+itoa(i)+".ParameterKey") != ""; i++ {
+		params[f.Get("Parameters.member."+itoa(i)+".ParameterKey")] = f.Get("Parameters.member." + itoa(i) + ".ParameterValue")
+	}
+	for k, v := range map[string]string{"ImageId": "ami-0bbb", "RootDeviceName": "/dev/xvda", "RootVolumeGiB": "300",
+		"MaxLifetimeMinutes": "360", "ResultsBucket": "my-results", "RunId": wireRun, "InstanceType": "dl1.24xlarge"} {
+		if params[k] != v {
+			t.Errorf("parameter %s = %q, want %q", k, params[k], v)
+		}
+	}
+	if f.Get("Capabilities.member.1") != "CAPABILITY_IAM" || f.Get("ClientRequestToken") == "" || f.Get("TimeoutInMinutes") == "" {
+		t.Errorf("create request %v", f)
+	}
+	if info := e.srv.CFN.Stacks()[0]; info.Tags["gpipe:run-id"] != wireRun || info.Tags["team"] != "ml" || info.Status != "CREATE_COMPLETE" {
+		t.Errorf("stack %+v", info)
+	}
+	for _, want := range []string{"AMI ami-0bbb (root device /dev/xvda)", "Instance AWS::EC2::Instance CREATE_IN_PROGRESS",
+		"Instance AWS::EC2::Instance CREATE_COMPLETE", name + " AWS::CloudFormation::Stack CREATE_COMPLETE"} {
+		if n := strings.Count(log.String(), want+"\n"); n != 1 {
+			t.Errorf("log has %q %d times, want once:\n%s", want, n, log)
+		}
+	}
+	if n := e.srv.Calls("CloudFormation.DescribeStacks"); n < 5 {
+		t.Errorf("%d DescribeStacks calls: the throttled ones were not retried?", n)
+	}
+
+	// Teardown deletes it and waits until a describe by name says it does not exist.
+	tsr, tlog, _ := stepRun(wireRun, "teardown", map[string]any{"stack": name})
+	if _, err := steps.Teardown().Run(t.Context(), tsr); err != nil {
+		t.Fatalf("teardown: %v\n%s", err, tlog)
+	}
+	if st := e.srv.CFN.Stacks()[0].Status; st != "DELETE_COMPLETE" {
+		t.Errorf("status after teardown %s", st)
+	}
+	if !strings.Contains(tlog.String(), "Instance AWS::EC2::Instance DELETE_COMPLETE") || !strings.Contains(tlog.String(), "stack "+name+" deleted") {
+		t.Errorf("delete events not streamed:\n%s", tlog)
+	}
+	tsr, tlog, _ = stepRun(wireRun, "teardown", map[string]any{"stack": name})
+	if _, err := steps.Teardown().Run(t.Context(), tsr); err != nil || !strings.Contains(tlog.String(), "does not exist") {
+		t.Fatalf("second teardown: %v\n%s", err, tlog)
+	}
+	if n := e.loads.Load(); n != 1 {
+		t.Errorf("configuration loaded %d times, want once per region", n)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestWireRollbackThenRetry: the root cause comes from the rollback's
+// events; the next attempt deletes the ROLLBACK_COMPLETE stack and creates a
+// new one with a new request token.
+func TestWireRollbackThenRetry(t *testing.T) {
+	e := newWire(t, 2*time.Second)
+	steps := e.runner()
+	quota := "You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit. (Service: Ec2, Status Code: 400, Request ID: 1)"
+	e.srv.CFN.FailNextCreate(awsfake.Failure{Resource: "Instance", Reason: quota})
+	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	_, err := steps.ProvisionStack().Run(t.Context(), sr)
+	var fe *cfn.StackFailedError
+	if !errors.As(err, &fe) || !errors.Is(err, cfn.ErrQuotaExceeded) {
+		t.Fatalf("err = %v, want a quota StackFailedError\n%s", err, log)
+	}
+	if fe.Resource != "Instance" || fe.ResourceType != "AWS::EC2::Instance" || fe.Reason != quota || fe.Status != "ROLLBACK_COMPLETE" {
+		t.Errorf("failure %+v", fe)
+	}
+	sr, log, _ = stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	sr.Attempt = 2
+	res, err := steps.ProvisionStack().Run(t.Context(), sr)
+	if err != nil {
+		t.Fatalf("retry: %v\n%s", err, log)
+	}
+	stacks := e.srv.CFN.Stacks()
+	if len(stacks) != 2 || stacks[0].Status != "DELETE_COMPLETE" || stacks[1].Status != "CREATE_COMPLETE" || res.Outputs["stack_id"] != stacks[1].ID {
+		t.Errorf("stacks %+v, outputs %v", stacks, res.Outputs)
+	}
+	c := e.srv.CFN.Creates()
+	if c[0].Get("ClientRequestToken") == c[1].Get("ClientRequestToken") {
+		t.Error("the retry reused the request token of the failed stack")
+	}
+}
+
+// TestWireThrottlingOutlastsSDKRetries: when the SDK's retryer gives up on a
+// throttled DescribeStacks, the wait keeps polling with its own backoff.
+func TestWireThrottlingOutlastsSDKRetries(t *testing.T) {
+	e := newWire(t, 0)
+	steps := e.runner()
+	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	e.srv.Throttle("CloudFormation.DescribeStacks", 9) // more than MaxAttempts (4), twice
+	if _, err := steps.ProvisionStack().Run(t.Context(), sr); err != nil {
+		t.Fatalf("provision: %v\n%s", err, log)
+	}
+	if len(e.clock.Slept()) == 0 {
+		t.Error("no backoff after the SDK gave up")
+	}
+}
+
+// TestWireInterruptDuringCreate: Ctrl-C while CREATE_IN_PROGRESS leaves the
+// stack to teardown, which deletes it (cancelling the creation).
+func TestWireInterruptDuringCreate(t *testing.T) {
+	e := newWire(t, 0)
+	steps := e.runner()
+	e.srv.CFN.CreateWaits = 20
+	ctx, cancel := context.WithCancel(t.Context())
+	e.clock.setHook(func(int) { cancel() })
+	sr, _, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	res, err := steps.ProvisionStack().Run(ctx, sr)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want canceled", err)
+	}
+	e.clock.setHook(nil)
+	if st := e.srv.CFN.Stacks()[0].Status; st != "CREATE_IN_PROGRESS" {
+		t.Fatalf("status %s", st)
+	}
+	tsr, tlog, _ := stepRun(wireRun, "teardown", map[string]any{"stack": res.Outputs["stack_name"]})
+	if _, err := steps.Teardown().Run(t.Context(), tsr); err != nil {
+		t.Fatalf("teardown: %v\n%s", err, tlog)
+	}
+	if st := e.srv.CFN.Stacks()[0].Status; st != "DELETE_COMPLETE" {
+		t.Errorf("status %s after teardown:\n%s", st, tlog)
+	}
+	if !strings.Contains(tlog.String(), "Resource creation cancelled") {
+		t.Errorf("cancelled creation not in the log:\n%s", tlog)
+	}
+	if strings.Contains(tlog.String(), "Resource creation Initiated") {
+		t.Errorf("teardown printed the creation's events as its own:\n%s", tlog)
+	}
+}
+
+// TestWireDeleteFailedReasonWithSkewedClock: when AWS's clock is behind the
+// runner's, the events of the deletion must still be read, or the reason a
+// deletion failed is lost.
+func TestWireDeleteFailedReasonWithSkewedClock(t *testing.T) {
+	for _, skew := range []time.Duration{-2 * time.Minute, 0, 2 * time.Minute} {
+		t.Run(skew.String(), func(t *testing.T) {
+			e := newWire(t, skew)
+			steps := e.runner()
+			sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+			res, err := steps.ProvisionStack().Run(t.Context(), sr)
+			if err != nil {
+				t.Fatalf("provision: %v\n%s", err, log)
+			}
+			reason := "resource sg-0123 has a dependent object (Service: Ec2, Status Code: 400)"
+			e.srv.CFN.FailDeletes(&awsfake.Failure{Resource: "SecurityGroup", Reason: reason})
+			tsr, tlog, _ := stepRun(wireRun, "teardown", map[string]any{"stack": res.Outputs["stack_name"]})
+			_, err = steps.Teardown().Run(t.Context(), tsr)
+			var fe *cfn.StackFailedError
+			if !errors.As(err, &fe) || fe.Status != "DELETE_FAILED" || fe.Resource != "SecurityGroup" || !strings.Contains(err.Error(), reason) {
+				t.Fatalf("err = %v, want DELETE_FAILED naming SecurityGroup\n%s", err, tlog)
+			}
+			if !strings.Contains(tlog.String(), "SecurityGroup AWS::EC2::SecurityGroup DELETE_FAILED") {
+				t.Errorf("delete events not streamed:\n%s", tlog)
+			}
+		})
+	}
+}
+
+// TestWireTeardownByRunTag: teardown with no stack finds the run's stacks by
+// tag through a paginated DescribeStacks.
+func TestWireTeardownByRunTag(t *testing.T) {
+	e := newWire(t, 0)
+	steps := e.runner()
+	for _, id := range []string{"a", "b", "c", "d"} {
+		sr, log, _ := stepRun("run-"+id, "provision", map[string]any{"ami": "ami-0aaa"})
+		if _, err := steps.ProvisionStack().Run(t.Context(), sr); err != nil {
+			t.Fatalf("provision %s: %v\n%s", id, err, log)
+		}
+	}
+	tsr, tlog, _ := stepRun("run-d", "teardown", map[string]any{"stack": ""})
+	res, err := steps.Teardown().Run(t.Context(), tsr)
+	if err != nil || res.Outputs["deleted"] != cfn.StackName("run-d", "provision") {
+		t.Fatalf("teardown: %v %v\n%s", err, res.Outputs, tlog)
+	}
+	for _, st := range e.srv.CFN.Stacks() {
+		if want := map[bool]string{true: "DELETE_COMPLETE", false: "CREATE_COMPLETE"}[st.Tags["gpipe:run-id"] == "run-d"]; st.Status != want {
+			t.Errorf("stack %s: %s, want %s", st.Name, st.Status, want)
+		}
+	}
+}
