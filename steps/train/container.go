@@ -1,0 +1,230 @@
+package train
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/gpipe/gpipe/steps/host"
+)
+
+// DefaultModelReferences is the HabanaAI/Model-References tag the UNet steps
+// check out. 1.22.0 is the last tag that still has
+// PyTorch/computer_vision/segmentation/Unet (it was removed in 1.23.0).
+const DefaultModelReferences = "1.22.0"
+
+// DefaultImage is the Gaudi PyTorch container of the same software release as
+// DefaultModelReferences: Model-References tags are cut per Intel Gaudi
+// software release, and the 1.22.0 README pulls exactly this image (PyTorch
+// 2.7.1 on Ubuntu 22.04). The version directory pins the release; ":latest"
+// inside it only moves between builds of 1.22.0.
+//
+// Caveat for dl1.24xlarge: the 1.22 support matrix lists Gaudi 2 and Gaudi 3
+// only; 1.21 is the last release that lists first-gen Gaudi. On DL1 set
+// model_references 1.21.x and the matching 1.21 image (pytorch-installer-2.6.0),
+// and in any case match the host driver: the scripts warn when the habanalabs
+// driver version differs from the image's release.
+const DefaultImage = "vault.habana.ai/gaudi-docker/1.22.0/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest"
+
+// ModelReferencesURL is where the pinned tag is cloned from (inside the image
+// build, so the host needs nothing but the container runtime).
+const ModelReferencesURL = "https://github.com/HabanaAI/Model-References"
+
+// unetDir is where the UNet scripts live inside the derived image.
+const unetDir = "/Model-References/PyTorch/computer_vision/segmentation/Unet"
+
+// container is the image configuration shared by preprocess, train-unet and
+// evaluate.
+type container struct {
+	Image           string
+	ModelReferences string
+}
+
+func decodeContainer(p *params) container {
+	c := container{
+		Image:           p.str("image", DefaultImage),
+		ModelReferences: p.str("model_references", DefaultModelReferences),
+	}
+	if c.Image == "" {
+		p.fail("image", "must not be empty")
+	}
+	if c.ModelReferences == "" {
+		p.fail("model_references", "must not be empty")
+	}
+	return c
+}
+
+// derivedImage names the image that adds the pinned Model-References checkout
+// and its requirements to the base image. The name is derived from both, so a
+// changed pin builds a new image instead of reusing a stale one.
+func (c container) derivedImage() string {
+	sum := sha256.Sum256([]byte(c.Image + "\x00" + c.ModelReferences))
+	tag := dockerName(c.ModelReferences)
+	if len(tag) > 40 {
+		tag = tag[:40]
+	}
+	return "gpipe-unet:" + tag + "-" + hex.EncodeToString(sum[:])[:12]
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// dockerName turns s into something valid as a container name or image tag.
+func dockerName(s string) string {
+	s = unsafeName.ReplaceAllString(s, "-")
+	s = strings.Trim(s, "-.")
+	if s == "" {
+		return "x"
+	}
+	return s
+}
+
+// containerName is unique per run and step so that a rerun of this step can
+// remove a container a crashed attempt left behind without touching another
+// run's containers on the same host.
+func containerName(runID, stepID string) string {
+	sum := sha256.Sum256([]byte(runID + "\x00" + stepID))
+	id := dockerName(stepID)
+	if len(id) > 40 {
+		id = id[:40]
+	}
+	return "gpipe-" + id + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// header starts every rendered script.
+func header(b *strings.Builder, title string) {
+	b.WriteString("#!/usr/bin/env bash\n")
+	fmt.Fprintf(b, "# gpipe %s (rendered; every value below is a quoted literal)\n", title)
+	b.WriteString("set -euo pipefail\n\n")
+}
+
+// assign writes name=<quoted value>.
+func assign(b *strings.Builder, name, value string) {
+	fmt.Fprintf(b, "%s=%s\n", name, lit(value))
+}
+
+// lit is host.Quote, always in quotes: a bare word such as test or 0,1 is
+// correct bash but reads (to people and shellcheck) like a command or a list.
+func lit(s string) string {
+	q := host.Quote(s)
+	if !strings.HasPrefix(q, "'") {
+		q = "'" + q + "'"
+	}
+	return q
+}
+
+// ensureImage writes the part that builds the derived image once per host.
+// The Dockerfile is constant; the pins reach it only as --build-arg values.
+func ensureImage(b *strings.Builder, c container) {
+	b.WriteString("runtime=\"${GPIPE_CONTAINER_RUNTIME:-docker}\"\n")
+	assign(b, "base_image", c.Image)
+	assign(b, "model_references", c.ModelReferences)
+	assign(b, "model_references_url", ModelReferencesURL)
+	assign(b, "unet_image", c.derivedImage())
+	b.WriteString(`
+# The image and the host driver must be of the same Gaudi software release.
+driver_version=$(cat /sys/module/habanalabs/version 2>/dev/null || true)
+if [ -n "$driver_version" ]; then
+  case "$base_image" in
+    */"${driver_version%%-*}"/*) ;;
+    *) echo "gpipe: warning: habanalabs driver $driver_version does not match image $base_image" >&2 ;;
+  esac
+fi
+
+if ! "$runtime" image inspect "$unet_image" >/dev/null 2>&1; then
+  echo "gpipe: building $unet_image from $base_image with Model-References $model_references"
+  build_dir=$(mktemp -d)
+  cat >"$build_dir/Dockerfile" <<'DOCKERFILE'
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG MODEL_REFERENCES_TAG
+ARG MODEL_REFERENCES_URL
+RUN git clone --depth 1 --branch "${MODEL_REFERENCES_TAG}" "${MODEL_REFERENCES_URL}" /Model-References
+WORKDIR /Model-References/PyTorch/computer_vision/segmentation/Unet
+RUN . /etc/os-release; req="requirements_u${VERSION_ID%%.*}.txt"; \
+    if [ ! -f "$req" ]; then req=requirements.txt; fi; \
+    python3 -m pip install --no-cache-dir -r "$req"
+ENV PYTHONPATH=/Model-References
+DOCKERFILE
+  "$runtime" build --build-arg BASE_IMAGE="$base_image" \
+    --build-arg MODEL_REFERENCES_TAG="$model_references" \
+    --build-arg MODEL_REFERENCES_URL="$model_references_url" \
+    -t "$unet_image" "$build_dir"
+  rm -rf "$build_dir"
+fi
+
+`)
+}
+
+// runSpec describes one `docker run` of a UNet script.
+type runSpec struct {
+	Cards  []int    // HABANA_VISIBLE_MODULES; nil: all
+	Mounts []string // host paths bind-mounted at the same path
+	Env    [][2]string
+	Cmd    []string // argv inside the container
+}
+
+// containerPrelude names the step's container. A rerun first removes a
+// container of that name that a killed attempt left running (it would hold the
+// cards), and an interrupted script stops its container: killing the docker
+// client alone leaves the container running.
+func containerPrelude(b *strings.Builder, name string) {
+	assign(b, "container", name)
+	b.WriteString(`stop_container() { "$runtime" rm -f "$container" >/dev/null 2>&1 || true; }
+stop_container
+trap 'stop_container; exit 130' INT
+trap 'stop_container; exit 143' TERM
+
+`)
+}
+
+// writeRunArgs writes the run_args array for one `docker run`.
+func writeRunArgs(b *strings.Builder, r runSpec) {
+	b.WriteString(`run_args=(
+  run --rm --name "$container"
+  --runtime=habana
+  -e HABANA_VISIBLE_DEVICES=all
+`)
+	if len(r.Cards) > 0 {
+		idx := make([]string, len(r.Cards))
+		for i, c := range r.Cards {
+			idx[i] = strconv.Itoa(c)
+		}
+		fmt.Fprintf(b, "  -e %s\n", lit("HABANA_VISIBLE_MODULES="+strings.Join(idx, ",")))
+	}
+	b.WriteString("  -e OMPI_MCA_btl_vader_single_copy_mechanism=none\n")
+	for _, kv := range r.Env {
+		fmt.Fprintf(b, "  -e %s\n", host.Quote(kv[0]+"="+kv[1]))
+	}
+	b.WriteString("  --cap-add=sys_nice --net=host --ipc=host\n")
+	for _, m := range r.Mounts {
+		fmt.Fprintf(b, "  -v %s\n", host.Quote(m+":"+m))
+	}
+	b.WriteString("  \"$unet_image\"\n")
+	for _, a := range r.Cmd {
+		fmt.Fprintf(b, "  %s\n", host.Quote(a))
+	}
+	b.WriteString(")\n")
+}
+
+// checkPath validates a host path that is bind-mounted into the container:
+// docker's -v syntax cannot express a ':' in it.
+func checkPath(p *params, key, path string) {
+	switch {
+	case path == "":
+		p.fail(key, "must not be empty")
+	case !strings.HasPrefix(path, "/"):
+		p.fail(key, "%q: want an absolute path", path)
+	case strings.ContainsAny(path, ":\n"):
+		p.fail(key, "%q: a mounted path cannot contain ':' or a newline", path)
+	}
+}
+
+// checkS3 validates an optional s3:// URL.
+func checkS3(p *params, key, url string) {
+	if url != "" && !strings.HasPrefix(url, "s3://") {
+		p.fail(key, "%q: want an s3:// URL", url)
+	}
+}

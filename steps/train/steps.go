@@ -1,0 +1,104 @@
+// Package train implements the host step types that turn a fetched MSD task
+// into a trained and evaluated Habana UNet: prepare-disk, preprocess,
+// train-unet and evaluate.
+//
+// Each step decodes its `with` into a typed struct with defaults, renders a
+// bash script in which every value is a quoted literal (host.Quote), and runs
+// it on the step's host through a host.Executor. The scripts are idempotent, so
+// a retry or a `gpipe resume` after a crash simply runs them again: finished
+// work is detected (mounted disk, preprocessing marker, last checkpoint) and
+// skipped or continued.
+//
+// The UNet steps run HabanaAI/Model-References at a pinned tag inside the
+// Gaudi PyTorch container. The first step on a host builds a small derived
+// image (base image + that tag's checkout + its requirements) so that
+// preprocess, the training folds and evaluate don't each clone and pip-install
+// at run time. The container runtime command comes from
+// $GPIPE_CONTAINER_RUNTIME (default docker) and the AWS CLI from $GPIPE_AWS_CLI
+// (default aws), so tests put fakes on PATH.
+//
+// Results reach the runner through $GPIPE_OUTPUT, not stdout: evaluate writes
+// the dllogger file there verbatim and the Go side parses it, which works the
+// same for a local host and for SSM (whose stdout is truncated).
+package train
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/host"
+	"github.com/gpipe/gpipe/steps/msd"
+)
+
+// Executors picks the executor for a step's host.
+type Executors interface {
+	For(h pipeline.Host) (host.Executor, error)
+}
+
+// Step type names.
+const (
+	TypePrepareDisk = "prepare-disk"
+	TypePreprocess  = "preprocess"
+	TypeTrainUNet   = "train-unet"
+	TypeEvaluate    = "evaluate"
+)
+
+// New returns the four step types keyed by type name, for the registry.
+func New(ex Executors) map[string]pipeline.Runner {
+	return map[string]pipeline.Runner{
+		TypePrepareDisk: &PrepareDisk{Exec: ex},
+		TypePreprocess:  &Preprocess{Exec: ex},
+		TypeTrainUNet:   &TrainUNet{Exec: ex},
+		TypeEvaluate:    &Evaluate{Exec: ex},
+	}
+}
+
+func run(ctx context.Context, ex Executors, sr *pipeline.StepRun, body string) (map[string]string, error) {
+	if ex == nil {
+		return nil, fmt.Errorf("%s: no executors configured", sr.Type)
+	}
+	e, err := ex.For(sr.Host)
+	if err != nil {
+		return nil, fmt.Errorf("%s: host %s: %w", sr.StepID, sr.Host.Address, err)
+	}
+	out, err := e.Exec(ctx, host.Script{
+		StepID:     sr.StepID,
+		Body:       body,
+		Env:        sr.Env,
+		Log:        sr.Log,
+		Timeout:    sr.Timeout,
+		Resume:     sr.Resume,
+		SaveResume: sr.SaveResume,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sr.StepID, err)
+	}
+	if out == nil {
+		out = map[string]string{}
+	}
+	return out, nil
+}
+
+// unetTask decodes the task/dim pair every UNet step has.
+type unetTask struct {
+	Task msd.Task
+	Dim  int
+}
+
+func decodeTask(p *params) unetTask {
+	var t unetTask
+	s := p.str("task", "")
+	if s == "" {
+		p.fail("task", "required")
+	} else if task, err := msd.LookupTask(s); err != nil {
+		p.fail("task", "%v", err)
+	} else {
+		t.Task = task
+	}
+	t.Dim = p.integer("dim", 2, 2, 3)
+	return t
+}
+
+// code is Model-References' name for the preprocessed data: "01_2d".
+func (t unetTask) code() string { return fmt.Sprintf("%s_%dd", t.Task.Num, t.Dim) }
