@@ -213,7 +213,9 @@ func (e *Executor) result(inv *ssm.GetCommandInvocationOutput, t *tail, log io.W
 	if se := aws.ToString(inv.StandardErrorContent); se != "" && inv.Status != types.CommandInvocationStatusSuccess {
 		fmt.Fprintf(log, "%s\n", strings.TrimRight(se, "\n"))
 	}
-	details := aws.ToString(inv.StatusDetails)
+	// The API documents details with spaces ("Execution Timed Out") and
+	// returns them without; accept both.
+	details := strings.ReplaceAll(aws.ToString(inv.StatusDetails), " ", "")
 	switch inv.Status {
 	case types.CommandInvocationStatusSuccess:
 		if !t.ended {
@@ -255,6 +257,7 @@ type tail struct {
 	begin, end string
 	partial    string
 	inOutputs  bool
+	blanks     int // empty lines not yet written to log
 	ended      bool
 	outputs    strings.Builder
 	fed        int // characters consumed, for the GetCommandInvocation fallback
@@ -308,11 +311,20 @@ func (t *tail) line(line string) {
 	case t.ended:
 	case line == t.begin:
 		t.inOutputs = true
+		t.blanks = 0 // the wrapper's own line break before the marker
 	case line == t.end:
 		t.ended = true
 	case t.inOutputs:
 		t.outputs.WriteString(line + "\n")
+	case line == "":
+		// Held back: the wrapper prints an empty line before the outputs
+		// marker (to end a last line without a newline), which is not the
+		// script's.
+		t.blanks++
 	default:
+		for ; t.blanks > 0; t.blanks-- {
+			fmt.Fprintln(t.log)
+		}
 		fmt.Fprintln(t.log, line)
 	}
 }

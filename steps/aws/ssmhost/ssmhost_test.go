@@ -114,6 +114,7 @@ func TestExecStatuses(t *testing.T) {
 	}{
 		{types.CommandInvocationStatusTimedOut, "DeliveryTimedOut", 124, "timed out"},
 		{types.CommandInvocationStatusFailed, "ExecutionTimedOut", 124, "execution timeout"},
+		{types.CommandInvocationStatusFailed, "Execution Timed Out", 124, "execution timeout"},
 		{types.CommandInvocationStatusCancelled, "Cancelled", 0, "cancelled"},
 		{"Undeliverable", "Undeliverable", 0, "Undeliverable"},
 		{"Terminated", "Terminated", 0, "terminated"},
@@ -177,9 +178,14 @@ func TestExecFallsBackToTruncatedInvocationOutput(t *testing.T) {
 	// Short output survives the fallback whole.
 	f = &fakeSSM{runFor: 1, status: types.CommandInvocationStatusSuccess, noCloudLogs: true, stdout: []string{"x"}, outputs: "k=v"}
 	ex, _ = setup(f, nil)
-	out, err := ex.Exec(context.Background(), script(&syncBuf{}, map[string]string{}))
+	log = &syncBuf{}
+	out, err := ex.Exec(context.Background(), script(log, map[string]string{}))
 	if err != nil || out["k"] != "v" {
 		t.Fatalf("out %v err %v", out, err)
+	}
+	// The wrapper's line break before the outputs marker is not the script's.
+	if !strings.HasSuffix(log.String(), "\nx\n") {
+		t.Errorf("log %q should end with the script's last line", log)
 	}
 }
 

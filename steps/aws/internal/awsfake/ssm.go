@@ -316,7 +316,8 @@ func (m *SSM) start(c *command, timeout time.Duration) error {
 			m.mu.Lock()
 			b.WriteString(sc.Text() + "\n")
 			m.mu.Unlock()
-			if c.logGroup != "" {
+			// CloudWatch Logs has no empty events: the agent drops empty lines.
+			if c.logGroup != "" && sc.Text() != "" {
 				m.s.Logs.put(c.logGroup, prefix+name, sc.Text())
 			}
 		}
