@@ -108,6 +108,11 @@ func (c *CloudFormation) planCreate(st *stack) {
 		for _, r := range st.resources[half:] {
 			c.resEvent(st, r, "CREATE_COMPLETE", "")
 		}
+		for _, r := range st.resources {
+			if r.typ == "AWS::EC2::Instance" {
+				c.s.SSM.AddInstance(r.physical, c.s.SSM.BootPolls) // the agent registers once the instance boots
+			}
+		}
 		for _, o := range st.tmpl.Outputs {
 			st.outputs = append(st.outputs, [2]string{o.Key, st.eval(o.Value)})
 		}
@@ -158,6 +163,9 @@ func (c *CloudFormation) deleteResources(st *stack) {
 	for i := len(st.resources) - 1; i >= 0; i-- {
 		r := st.resources[i]
 		if r.physical != "" && r.status != "DELETE_COMPLETE" {
+			if r.typ == "AWS::EC2::Instance" {
+				c.s.SSM.terminate(r.physical)
+			}
 			c.resEvent(st, r, "DELETE_COMPLETE", "")
 		}
 	}

@@ -24,6 +24,9 @@ type SSM struct {
 	instances map[string]int // instance id → DescribeInstanceInformation polls before it registers
 	commands  map[string]*command
 	seq       int
+	// BootPolls is how many DescribeInstanceInformation calls an instance a
+	// stack creates stays unregistered (default 2).
+	BootPolls int
 	// HiddenPolls is how many GetCommandInvocation calls of a new command
 	// answer InvocationDoesNotExist (default 1), as right after SendCommand.
 	HiddenPolls int
@@ -42,7 +45,7 @@ type command struct {
 }
 
 func newSSM(s *Server) *SSM {
-	return &SSM{s: s, instances: map[string]int{}, commands: map[string]*command{}, HiddenPolls: 1}
+	return &SSM{s: s, instances: map[string]int{}, commands: map[string]*command{}, HiddenPolls: 1, BootPolls: 2}
 }
 
 // AddInstance registers an instance whose agent comes online after
@@ -51,6 +54,19 @@ func (m *SSM) AddInstance(id string, offlinePolls int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.instances[id] = offlinePolls
+}
+
+// terminate removes a terminated instance: its agent is gone, and so are the
+// commands running on it.
+func (m *SSM) terminate(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.instances, id)
+	for _, c := range m.commands {
+		if c.instance == id {
+			c.kill()
+		}
+	}
 }
 
 // Sent returns how many SendCommand requests were accepted.
