@@ -1,0 +1,262 @@
+package msd
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/host"
+)
+
+// Executors picks the executor for a step's host.
+type Executors interface {
+	For(h pipeline.Host) (host.Executor, error)
+}
+
+// ClientFunc makes the S3 client for a region; anonymous is set for the
+// public MSD buckets.
+type ClientFunc func(ctx context.Context, region string, anonymous bool) (S3API, error)
+
+// Type is the step type name.
+const Type = "fetch-msd"
+
+// The official buckets (AWS Open Data registry, datasets/msd.yaml).
+const (
+	Bucket       = "msd-for-monai"
+	BucketRegion = "us-west-2"
+	MirrorBucket = "msd-for-monai-eu"
+	MirrorRegion = "eu-west-2"
+)
+
+// FetchMSD is the fetch-msd step type.
+type FetchMSD struct {
+	Exec      Executors  // for hosts other than local
+	NewClient ClientFunc // nil: the SDK's default configuration
+}
+
+// New returns the fetch-msd step type.
+func New(ex Executors) *FetchMSD { return &FetchMSD{Exec: ex} }
+
+// Config is the decoded `with` of a fetch-msd step.
+type Config struct {
+	Task        Task
+	Bucket, Key string
+	MD5         string
+	Dest        string
+	Region      string
+	Anonymous   bool // a public MSD bucket: no credentials needed
+	Concurrency int
+	PartSizeMiB int
+}
+
+// Source is the archive's s3:// URL.
+func (c *Config) Source() string { return "s3://" + c.Bucket + "/" + c.Key }
+
+// Decode applies defaults and checks values.
+func Decode(with map[string]any) (*Config, error) {
+	var errs []error
+	fail := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: with.%s: %s", Type, key, fmt.Sprintf(format, args...)))
+	}
+	str := func(key string) string {
+		switch v := with[key].(type) {
+		case nil:
+			return ""
+		case string:
+			return strings.TrimSpace(v)
+		case int, int64, uint64, float64:
+			return fmt.Sprint(v)
+		default:
+			fail(key, "want a string, got %T", v)
+			return ""
+		}
+	}
+	integer := func(key string, def, lo, hi int) int {
+		s := str(key)
+		if s == "" {
+			return def
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f != math.Trunc(f) {
+			fail(key, "want an integer, got %q", s)
+			return def
+		}
+		if f < float64(lo) || f > float64(hi) {
+			fail(key, "%v is outside %d..%d", f, lo, hi)
+			return def
+		}
+		return int(f)
+	}
+	known := map[string]bool{"task": true, "source": true, "md5": true, "dest": true, "region": true, "concurrency": true, "part_size_mib": true}
+	var unknown []string
+	for k := range with {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		fail(k, "unknown parameter")
+	}
+
+	c := &Config{Dest: str("dest"), Region: str("region"), MD5: strings.ToLower(str("md5"))}
+	if c.Dest == "" {
+		c.Dest = "/data"
+	}
+	if !strings.HasPrefix(c.Dest, "/") {
+		fail("dest", "%q: want an absolute path", c.Dest)
+	}
+	c.Dest = path.Clean(c.Dest)
+	c.Concurrency = integer("concurrency", 8, 1, 64)
+	c.PartSizeMiB = integer("part_size_mib", 16, 1, 1024)
+	if t := str("task"); t == "" {
+		fail("task", "required")
+	} else if task, err := LookupTask(t); err != nil {
+		fail("task", "%v", err)
+	} else {
+		c.Task = task
+	}
+	if src := str("source"); src == "" {
+		c.Bucket, c.Key = Bucket, c.Task.Key()
+	} else if rest, ok := strings.CutPrefix(src, "s3://"); !ok || !strings.Contains(rest, "/") {
+		fail("source", "%q: want s3://bucket/key", src)
+	} else {
+		c.Bucket, c.Key, _ = strings.Cut(rest, "/")
+	}
+	official := (c.Bucket == Bucket || c.Bucket == MirrorBucket) && c.Key == c.Task.Key()
+	c.Anonymous = c.Bucket == Bucket || c.Bucket == MirrorBucket
+	if c.Region == "" && c.Bucket == Bucket {
+		c.Region = BucketRegion
+	}
+	if c.Region == "" && c.Bucket == MirrorBucket {
+		c.Region = MirrorRegion
+	}
+	switch {
+	case c.MD5 == "" && official && c.Task.MD5 != "":
+		c.MD5 = c.Task.MD5
+	case c.MD5 == "":
+		fail("md5", "required for %s (only the official archives have a known MD5)", c.Source())
+	default:
+		if b, err := hex.DecodeString(c.MD5); err != nil || len(b) != 16 {
+			fail("md5", "%q: want 32 hex digits", c.MD5)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Run fetches in-process on the local host, and through a rendered AWS CLI
+// script on any other host (see the package documentation for why).
+func (f *FetchMSD) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+	c, err := Decode(sr.With)
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	if sr.Host.Address != "" && sr.Host.Address != "local" {
+		return f.runRemote(ctx, sr, c)
+	}
+	newClient := f.NewClient
+	if newClient == nil {
+		newClient = SDKClient
+	}
+	client, err := newClient(ctx, c.Region, c.Anonymous)
+	if err != nil {
+		return pipeline.Result{}, fmt.Errorf("%s: s3 client: %w", sr.StepID, err)
+	}
+	res, err := Fetch(ctx, client, Options{
+		Bucket: c.Bucket, Key: c.Key, MD5: c.MD5, Dest: c.Dest, TaskName: c.Task.Name,
+		Concurrency: c.Concurrency, PartSize: int64(c.PartSizeMiB) << 20, Log: sr.Log,
+	})
+	if err != nil {
+		return pipeline.Result{}, fmt.Errorf("%s: %w", sr.StepID, err)
+	}
+	return pipeline.Result{Outputs: map[string]string{
+		"data_dir":     res.DataDir,
+		"num_training": strconv.Itoa(res.NumTraining),
+		"num_test":     strconv.Itoa(res.NumTest),
+		"md5":          res.MD5,
+		"skipped":      strconv.FormatBool(res.Skipped),
+	}}, nil
+}
+
+func (f *FetchMSD) runRemote(ctx context.Context, sr *pipeline.StepRun, c *Config) (pipeline.Result, error) {
+	if f.Exec == nil {
+		return pipeline.Result{}, fmt.Errorf("%s: no executor for host %s", sr.StepID, sr.Host.Address)
+	}
+	e, err := f.Exec.For(sr.Host)
+	if err != nil {
+		return pipeline.Result{}, fmt.Errorf("%s: host %s: %w", sr.StepID, sr.Host.Address, err)
+	}
+	out, err := e.Exec(ctx, host.Script{
+		StepID: sr.StepID, Body: c.render(), Env: sr.Env, Log: sr.Log, Timeout: sr.Timeout,
+		Resume: sr.Resume, SaveResume: sr.SaveResume,
+	})
+	if err != nil {
+		return pipeline.Result{}, fmt.Errorf("%s: %w", sr.StepID, err)
+	}
+	return pipeline.Result{Outputs: out}, nil
+}
+
+// Script implements pipeline.ScriptRenderer: the script an SSM host runs.
+// On the local host the step runs in-process and the script is not used.
+func (f *FetchMSD) Script(sr *pipeline.StepRun) (string, error) {
+	c, err := Decode(sr.With)
+	if err != nil {
+		return "", err
+	}
+	if sr.Host.Address == "" || sr.Host.Address == "local" {
+		return "# fetch-msd runs in-process on the local host (ranged GETs, MD5 and extraction in Go);\n" +
+			"# on a remote host it runs this script:\n" + c.render(), nil
+	}
+	return c.render(), nil
+}
+
+// SDKClient builds an S3 client from the SDK's default configuration
+// (environment, shared config, instance role), so AWS_ENDPOINT_URL_S3 and
+// friends apply. A custom endpoint (versitygw, MinIO, LocalStack) gets
+// path-style addressing.
+func SDKClient(ctx context.Context, region string, anonymous bool) (S3API, error) {
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConnsPerHost = 64
+		})),
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	if anonymous {
+		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if o.BaseEndpoint != nil {
+			o.UsePathStyle = true
+		}
+		// Ranged GETs carry no full-object checksum; the MD5 is verified.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	}), nil
+}
+
+func (c *Config) markerJSON() string {
+	b, _ := json.Marshal(marker{Source: c.Source(), MD5: c.MD5})
+	return string(b)
+}
