@@ -12,36 +12,17 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/host"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// lookTool finds a tool the tests need: on PATH, then in $(go env GOPATH)/bin.
-// Missing: fail under CI=true, skip otherwise, both with the install command.
-func lookTool(t *testing.T, name, install string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not found; install it: %s", name, install)
-	}
-	t.Skipf("%s not found; install it: %s", name, install)
-	return ""
-}
-
 // shellcheck runs shellcheck on a rendered script.
 func shellcheck(t *testing.T, script string) {
 	t.Helper()
-	sc := lookTool(t, "shellcheck", "apt-get install -y shellcheck")
+	sc := testtool.Shellcheck(t)
 	// SC2016 (single quotes keep $ and ` literal) is the point of host.Quote.
 	cmd := exec.Command(sc, "--shell=bash", "--severity=style", "--exclude=SC2016", "-")
 	cmd.Stdin = strings.NewReader(script)

@@ -34,7 +34,7 @@ func DecodePreprocess(with map[string]any) (*PreprocessConfig, error) {
 		unetTask:  decodeTask(p),
 		container: decodeContainer(p),
 		Data:      p.str("data", "/data"),
-		Results:   p.str("results", "/data/pytorch/unet"),
+		Results:   p.str("results", "/data"),
 		NJobs:     p.integer("n_jobs", -1, -1, 1024),
 		// Training and evaluate read only the training pass (evaluate
 		// scores a fold's validation split of it); val and test are for

@@ -2,9 +2,9 @@
 # gpipe evaluate: task 01, 2D, fold 0 (rendered; every value below is a quoted literal)
 set -euo pipefail
 
-data='/data/pytorch/unet/01_2d'
-fold_dir='/data/unet/01_2d/fold_0'
-eval_dir='/data/unet/01_2d/fold_0/eval'
+data='/data/01_2d'
+fold_dir='/data/results/01_2d/fold_0'
+eval_dir='/data/results/01_2d/fold_0/eval'
 results_url=''
 ckpt='/models/best.ckpt'
 aws="${GPIPE_AWS_CLI:-aws}"
@@ -85,8 +85,8 @@ run_args=(
   -e OMPI_MCA_btl_vader_single_copy_mechanism=none
   -e PT_HPU_LAZY_MODE=0
   --cap-add=sys_nice --net=host --ipc=host
-  -v /data/pytorch/unet/01_2d:/data/pytorch/unet/01_2d
-  -v /data/unet/01_2d/fold_0:/data/unet/01_2d/fold_0
+  -v /data/01_2d:/data/01_2d
+  -v /data/results/01_2d/fold_0:/data/results/01_2d/fold_0
   -v /models:/models
   "$unet_image"
   python3
@@ -95,7 +95,7 @@ run_args=(
   --exec_mode
   evaluate
   --data
-  /data/pytorch/unet/01_2d
+  /data/01_2d
   --hpus
   1
   --gpus
@@ -113,7 +113,7 @@ run_args=(
   --dim
   2
   --results
-  /data/unet/01_2d/fold_0/eval
+  /data/results/01_2d/fold_0/eval
   --logname
   eval_log.json
   --use_torch_compile

@@ -3,8 +3,8 @@
 set -euo pipefail
 
 task_dir='/data/Task04_Hippocampus'
-results='/data/pytorch/unet'
-out='/data/pytorch/unet/04_3d'
+results='/data'
+out='/data/04_3d'
 
 if [ ! -f "$task_dir/dataset.json" ]; then
   echo "gpipe: $task_dir/dataset.json not found: fetch the dataset first (fetch-msd)" >&2
@@ -67,7 +67,6 @@ run_args=(
   -e OMPI_MCA_btl_vader_single_copy_mechanism=none
   --cap-add=sys_nice --net=host --ipc=host
   -v /data:/data
-  -v /data/pytorch/unet:/data/pytorch/unet
   "$unet_image"
   python3
   -u
@@ -79,7 +78,7 @@ run_args=(
   --data
   /data
   --results
-  /data/pytorch/unet
+  /data
   --exec_mode
   training
   --n_jobs
@@ -101,7 +100,6 @@ run_args=(
   -e OMPI_MCA_btl_vader_single_copy_mechanism=none
   --cap-add=sys_nice --net=host --ipc=host
   -v /data:/data
-  -v /data/pytorch/unet:/data/pytorch/unet
   "$unet_image"
   python3
   -u
@@ -113,7 +111,7 @@ run_args=(
   --data
   /data
   --results
-  /data/pytorch/unet
+  /data
   --exec_mode
   val
   --n_jobs
@@ -135,7 +133,6 @@ run_args=(
   -e OMPI_MCA_btl_vader_single_copy_mechanism=none
   --cap-add=sys_nice --net=host --ipc=host
   -v /data:/data
-  -v /data/pytorch/unet:/data/pytorch/unet
   "$unet_image"
   python3
   -u
@@ -147,7 +144,7 @@ run_args=(
   --data
   /data
   --results
-  /data/pytorch/unet
+  /data
   --exec_mode
   test
   --n_jobs

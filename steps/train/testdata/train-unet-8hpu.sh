@@ -2,8 +2,8 @@
 # gpipe train-unet: task 01, 2D, fold 0 on 8 HPU(s) (rendered; every value below is a quoted literal)
 set -euo pipefail
 
-data='/data/pytorch/unet/01_2d'
-fold_dir='/data/unet/01_2d/fold_0'
+data='/data/01_2d'
+fold_dir='/data/results/01_2d/fold_0'
 results_url='s3://bucket/runs/r1/01_2d/fold_0'
 sync_seconds=600
 aws="${GPIPE_AWS_CLI:-aws}"
@@ -116,14 +116,14 @@ run_args=(
   -e OMPI_MCA_btl_vader_single_copy_mechanism=none
   -e PT_HPU_LAZY_MODE=0
   --cap-add=sys_nice --net=host --ipc=host
-  -v /data/pytorch/unet/01_2d:/data/pytorch/unet/01_2d
-  -v /data/unet/01_2d/fold_0:/data/unet/01_2d/fold_0
+  -v /data/01_2d:/data/01_2d
+  -v /data/results/01_2d/fold_0:/data/results/01_2d/fold_0
   "$unet_image"
   python3
   -u
   main.py
   --results
-  /data/unet/01_2d/fold_0
+  /data/results/01_2d/fold_0
   --task
   01
   --fold
@@ -133,7 +133,7 @@ run_args=(
   --gpus
   0
   --data
-  /data/pytorch/unet/01_2d
+  /data/01_2d
   --seed
   1
   --num_workers

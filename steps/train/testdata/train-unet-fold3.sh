@@ -2,8 +2,8 @@
 # gpipe train-unet: task 01, 3D, fold 3 on 1 HPU(s) (rendered; every value below is a quoted literal)
 set -euo pipefail
 
-data='/data/pytorch/unet/01_3d'
-fold_dir='/data/unet/01_3d/fold_3'
+data='/data/01_3d'
+fold_dir='/data/results/01_3d/fold_3'
 results_url=''
 sync_seconds=600
 aws="${GPIPE_AWS_CLI:-aws}"
@@ -108,14 +108,14 @@ run_args=(
   -e OMPI_MCA_btl_vader_single_copy_mechanism=none
   -e PT_HPU_LAZY_MODE=0
   --cap-add=sys_nice --net=host --ipc=host
-  -v /data/pytorch/unet/01_3d:/data/pytorch/unet/01_3d
-  -v /data/unet/01_3d/fold_3:/data/unet/01_3d/fold_3
+  -v /data/01_3d:/data/01_3d
+  -v /data/results/01_3d/fold_3:/data/results/01_3d/fold_3
   "$unet_image"
   python3
   -u
   main.py
   --results
-  /data/unet/01_3d/fold_3
+  /data/results/01_3d/fold_3
   --task
   01
   --fold
@@ -125,7 +125,7 @@ run_args=(
   --gpus
   0
   --data
-  /data/pytorch/unet/01_3d
+  /data/01_3d
   --seed
   7
   --num_workers
