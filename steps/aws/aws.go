@@ -9,6 +9,8 @@ package aws
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -92,7 +94,15 @@ func (s *Steps) Clients(ctx context.Context, region string) (*cfn.Clients, error
 	if err != nil {
 		return nil, err
 	}
-	return &cfn.Clients{CFN: cloudformation.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), Region: cfg.Region}, nil
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// An emulator's endpoint (AWS_ENDPOINT_URL[_S3]) has no per-bucket
+		// DNS names: address buckets by path there, as the S3 state store
+		// does (GPIPE_S3_PATH_STYLE=false opts out).
+		if o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
+			o.UsePathStyle = !strings.EqualFold(os.Getenv("GPIPE_S3_PATH_STYLE"), "false")
+		}
+	})
+	return &cfn.Clients{CFN: cloudformation.NewFromConfig(cfg), S3: s3c, EC2: ec2.NewFromConfig(cfg), Region: cfg.Region}, nil
 }
 
 // ProvisionStack is the provision-stack step type.

@@ -67,6 +67,7 @@ func (c *CloudFormation) Creates() []url.Values {
 type StackInfo struct {
 	Name, ID, Status string
 	Tags             map[string]string
+	Resources        map[string]string // logical id → physical id, for resources created
 }
 
 // Stacks returns every stack ever created, deleted ones included, oldest first.
@@ -79,7 +80,13 @@ func (c *CloudFormation) Stacks() []StackInfo {
 		for _, t := range st.tags {
 			tags[t[0]] = t[1]
 		}
-		out = append(out, StackInfo{Name: st.name, ID: st.id, Status: st.status, Tags: tags})
+		res := map[string]string{}
+		for _, r := range st.resources {
+			if r.physical != "" {
+				res[r.logical] = r.physical
+			}
+		}
+		out = append(out, StackInfo{Name: st.name, ID: st.id, Status: st.status, Tags: tags, Resources: res})
 	}
 	return out
 }

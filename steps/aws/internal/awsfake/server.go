@@ -30,7 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
-// Test credentials every request must be signed with.
+// The default test credentials every request must be signed with, and the
+// account and region the fake is.
 const (
 	AccessKey = "AKIDGPIPETEST"
 	SecretKey = "gpipe-test-secret"
@@ -44,6 +45,9 @@ type Options struct {
 	// it a clock skewed from the runner's to catch code that compares local
 	// time with the service's.
 	Now func() time.Time
+	// AccessKey and SecretKey replace the default credentials (a test that
+	// also talks to a real S3 server signs everything with its keys).
+	AccessKey, SecretKey string
 }
 
 // Server is the fake endpoint. Its exported state is guarded by its own
@@ -52,6 +56,7 @@ type Server struct {
 	URL string
 
 	t    testing.TB
+	key  [2]string // access key, secret key
 	srv  *httptest.Server
 	now  func() time.Time
 	mu   sync.Mutex
@@ -72,7 +77,10 @@ func New(t testing.TB, opt Options) *Server {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Server{t: t, now: opt.Now, ops: map[string]int{}, thr: map[string]int{}}
+	s := &Server{t: t, now: opt.Now, ops: map[string]int{}, thr: map[string]int{}, key: [2]string{AccessKey, SecretKey}}
+	if opt.AccessKey != "" {
+		s.key = [2]string{opt.AccessKey, opt.SecretKey}
+	}
 	s.CFN = newCloudFormation(s)
 	s.Logs = &Logs{s: s, streams: map[string]*stream{}}
 	s.SSM = newSSM(s)
@@ -100,7 +108,7 @@ func (s *Server) Config(transport http.RoundTripper) aws.Config {
 	cfg := aws.Config{
 		Region:       Region,
 		BaseEndpoint: aws.String(s.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(s.key[0], s.key[1], ""),
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = 4

@@ -25,7 +25,7 @@ func (s *Server) checkSignature(r *http.Request, body []byte, service string) {
 		fields[k] = v
 	}
 	scope := strings.Split(fields["Credential"], "/")
-	if len(scope) != 5 || scope[0] != AccessKey || scope[2] != Region || scope[3] != service || scope[4] != "aws4_request" {
+	if len(scope) != 5 || scope[0] != s.key[0] || scope[2] != Region || scope[3] != service || scope[4] != "aws4_request" {
 		s.violation("%s request signed with credential scope %q", service, fields["Credential"])
 		return
 	}
@@ -66,7 +66,7 @@ func (s *Server) checkSignature(r *http.Request, body []byte, service string) {
 		fields["SignedHeaders"], hex.EncodeToString(sum[:])}, "\n")
 	creqSum := sha256.Sum256([]byte(creq))
 	toSign := strings.Join([]string{"AWS4-HMAC-SHA256", date, strings.Join(scope[1:], "/"), hex.EncodeToString(creqSum[:])}, "\n")
-	key := []byte("AWS4" + SecretKey)
+	key := []byte("AWS4" + s.key[1])
 	for _, part := range scope[1:] {
 		key = mac(key, part)
 	}
