@@ -41,6 +41,7 @@ func TestIAMPolicy(t *testing.T) {
 	for a, res := range map[string]string{
 		"cloudformation:CreateStack": "arn:aws:cloudformation:*:*:stack/gpipe-*/*",
 		"ssm:SendCommand":            "arn:aws:ssm:*::document/AWS-RunShellScript",
+		"ssm:ListCommands":           "*", // finding a command whose SendCommand answer was lost
 		"s3:PutObject":               "arn:aws:s3:::state-bucket/gpipe/*",
 		"s3:GetObject":               "arn:aws:s3:::my-results/*",
 		"iam:PassRole":               "arn:aws:iam::*:role/gpipe-*",

@@ -81,7 +81,7 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 	}
 	if usesSSM {
 		add("RunCommand", []string{"arn:aws:ssm:*::document/AWS-RunShellScript", "arn:aws:ec2:*:*:instance/*"}, "ssm:SendCommand")
-		add("PollCommand", []string{"*"}, "ssm:GetCommandInvocation", "ssm:CancelCommand", "ssm:DescribeInstanceInformation")
+		add("PollCommand", []string{"*"}, "ssm:GetCommandInvocation", "ssm:CancelCommand", "ssm:DescribeInstanceInformation", "ssm:ListCommands")
 		add("CommandOutput", []string{"arn:aws:logs:*:*:log-group:" + template.DefaultSsmLogGroup + ":*"}, "logs:GetLogEvents")
 	}
 	if strings.HasPrefix(stateURL, "s3://") {

@@ -67,6 +67,9 @@ printf 'notes<<EOF\na\nb\nEOF\n' >>"$GPIPE_OUTPUT"
 	if e.srv.SSM.Sent() != 1 || saved[ssmhost.ResumeCommandID] == "" {
 		t.Errorf("%d commands sent, saved %v", e.srv.SSM.Sent(), saved)
 	}
+	if n := e.srv.Calls("SSM.ListCommands"); n != 0 {
+		t.Errorf("a throttled SendCommand (refused, not carried out) was looked up %d times", n)
+	}
 	if n := e.srv.Calls("SSM.GetCommandInvocation"); n < 5 {
 		t.Errorf("%d GetCommandInvocation calls; want the hidden, throttled, in-progress and final ones", n)
 	}
@@ -172,5 +175,27 @@ func TestWireSSMReattachAfterKill(t *testing.T) {
 	}
 	if !strings.Contains(log2.String(), "reattaching to SSM command "+id) || !strings.Contains(log2.String(), "after the gate\n") {
 		t.Errorf("log:\n%s", log2)
+	}
+}
+
+// TestWireSSMLostSendResponse: SendCommand reached the service but its answer
+// was lost (connection reset). SendCommand has no idempotency token, so a
+// blind retry would start the training a second time on the same cards; the
+// executor must find the command it sent instead.
+func TestWireSSMLostSendResponse(t *testing.T) {
+	e := newWire(t, 0)
+	e.runner()
+	e.srv.SSM.AddInstance(instance, 0)
+	e.srv.LoseResponses("SSM.SendCommand", 1)
+	s, log, saved := remoteScript("set -euo pipefail\necho k=v >>\"$GPIPE_OUTPUT\"\n", nil)
+	out, err := e.executor().Exec(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Exec: %v\n%s", err, log)
+	}
+	if e.srv.Calls("SSM.ListCommands") == 0 {
+		t.Error("the lost command was not looked up")
+	}
+	if n := e.srv.SSM.Sent(); n != 1 || out["k"] != "v" || saved[ssmhost.ResumeCommandID] == "" {
+		t.Errorf("%d commands started (want 1), outputs %v, saved %v\n%s", n, out, saved, log)
 	}
 }

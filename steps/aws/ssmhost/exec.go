@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -92,42 +91,6 @@ func (e *Executor) waitOnline(ctx context.Context, api SSM, log io.Writer) error
 			return fmt.Errorf("wait for SSM agent on %s: %w", e.InstanceID, err)
 		}
 	}
-}
-
-func (e *Executor) send(ctx context.Context, api SSM, s host.Script, nonce string) (string, error) {
-	opt := e.f.opt
-	timeout := s.Timeout
-	if timeout <= 0 || timeout > MaxExecutionTimeout {
-		timeout = MaxExecutionTimeout
-	}
-	in := &ssm.SendCommandInput{
-		DocumentName: aws.String("AWS-RunShellScript"),
-		InstanceIds:  []string{e.InstanceID},
-		Comment:      aws.String(trim("gpipe "+s.StepID, 100)),
-		Parameters: map[string][]string{
-			"commands":         {wrap(s, nonce)},
-			"executionTimeout": {strconv.Itoa(int(timeout.Seconds()))},
-		},
-		CloudWatchOutputConfig: &types.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String(opt.LogGroup)},
-	}
-	if opt.OutputBucket != "" {
-		in.OutputS3BucketName = aws.String(opt.OutputBucket)
-		if opt.OutputPrefix != "" {
-			in.OutputS3KeyPrefix = aws.String(opt.OutputPrefix)
-		}
-	}
-	out, err := api.SendCommand(ctx, in)
-	if err != nil {
-		return "", fmt.Errorf("send command to %s: %w", e.InstanceID, err)
-	}
-	return aws.ToString(out.Command.CommandId), nil
-}
-
-func trim(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // poll waits for the invocation to finish, tailing its output meanwhile.

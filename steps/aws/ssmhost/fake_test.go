@@ -102,6 +102,18 @@ func (f *fakeSSM) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvo
 	return out, nil
 }
 
+func (f *fakeSSM) ListCommands(_ context.Context, in *ssm.ListCommandsInput, _ ...func(*ssm.Options)) (*ssm.ListCommandsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &ssm.ListCommandsOutput{}
+	for i, c := range f.sent {
+		if c.InstanceIds[0] == aws.ToString(in.InstanceId) {
+			out.Commands = append(out.Commands, types.Command{CommandId: aws.String(fmt.Sprintf("cmd-%d", i+1)), Comment: c.Comment})
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeSSM) CancelCommand(_ context.Context, _ *ssm.CancelCommandInput, _ ...func(*ssm.Options)) (*ssm.CancelCommandOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -63,6 +63,7 @@ type Server struct {
 	seq  int
 	ops  map[string]int // "Service.Operation" → requests received
 	thr  map[string]int // "Service.Operation" → requests still to throttle
+	lost map[string]int // "Service.Operation" → responses still to lose
 	errs []string       // protocol violations, reported at cleanup
 
 	CFN  *CloudFormation
@@ -77,7 +78,7 @@ func New(t testing.TB, opt Options) *Server {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Server{t: t, now: opt.Now, ops: map[string]int{}, thr: map[string]int{}, key: [2]string{AccessKey, SecretKey}}
+	s := &Server{t: t, now: opt.Now, ops: map[string]int{}, thr: map[string]int{}, lost: map[string]int{}, key: [2]string{AccessKey, SecretKey}}
 	if opt.AccessKey != "" {
 		s.key = [2]string{opt.AccessKey, opt.SecretKey}
 	}
@@ -176,6 +177,49 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unsupported", http.StatusNotFound)
 		return
 	}
+	if s.takeLost(opName(r, body)) {
+		// The service does the work; the answer never arrives.
+		s.dispatch(httptest.NewRecorder(), r, body)
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+			}
+		}
+		return
+	}
+	s.dispatch(w, r, body)
+}
+
+// opName names a request's operation as Throttle and LoseResponses do.
+func opName(r *http.Request, body []byte) string {
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		svc, op, _ := strings.Cut(target, ".")
+		return map[string]string{"AmazonSSM": "SSM", "Logs_20140328": "Logs"}[svc] + "." + op
+	}
+	form, _ := url.ParseQuery(string(body))
+	return map[string]string{cfnVersion: "CloudFormation", ec2Version: "EC2"}[form.Get("Version")] + "." + form.Get("Action")
+}
+
+// LoseResponses makes the next n requests of op succeed at the service while
+// their connection is reset before the answer: the case where a retry must
+// not do the work twice.
+func (s *Server) LoseResponses(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lost[op] += n
+}
+
+func (s *Server) takeLost(op string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost[op] > 0 {
+		s.lost[op]--
+		return true
+	}
+	return false
+}
+
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
 			s.violation("%s: Content-Type %q, want application/x-amz-json-1.1", target, ct)

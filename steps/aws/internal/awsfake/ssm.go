@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ type SSM struct {
 
 type command struct {
 	id, instance, logGroup string
+	comment                string
+	requested              time.Time
 	script                 string
 	polls                  int
 	proc                   *exec.Cmd
@@ -221,6 +224,30 @@ func (m *SSM) do(op string, in map[string]any) (out any, status int, typ, msg st
 			"Status": st, "StatusDetails": details, "ResponseCode": code,
 			"StandardOutputContent": truncate(c.stdout.String(), 24000), "StandardErrorContent": truncate(c.stderr.String(), 8000),
 			"CloudWatchOutputConfig": map[string]any{"CloudWatchLogGroupName": c.logGroup, "CloudWatchOutputEnabled": c.logGroup != ""}}, 0, "", ""
+	case "ListCommands":
+		var after time.Time
+		for _, f := range list(in["Filters"]) {
+			fm, _ := f.(map[string]any)
+			switch fm["key"] {
+			case "InvokedAfter":
+				t, err := time.Parse(time.RFC3339, fmt.Sprint(fm["value"]))
+				if err != nil {
+					return bad("InvalidFilterValue", "InvokedAfter %v: %v", fm["value"], err)
+				}
+				after = t
+			default:
+				return bad("InvalidFilterKey", "filter key %v is not served", fm["key"])
+			}
+		}
+		cmds := []map[string]any{}
+		for _, c := range m.ordered() {
+			if (in["InstanceId"] == nil || in["InstanceId"] == c.instance) && !c.requested.Before(after) {
+				st, _ := c.status()
+				cmds = append(cmds, map[string]any{"CommandId": c.id, "Comment": c.comment, "DocumentName": "AWS-RunShellScript",
+					"InstanceIds": []string{c.instance}, "RequestedDateTime": float64(c.requested.UnixMilli()) / 1000, "Status": st})
+			}
+		}
+		return map[string]any{"Commands": cmds}, 0, "", ""
 	case "CancelCommand":
 		c := m.commands[fmt.Sprint(in["CommandId"])]
 		if c == nil {
@@ -236,6 +263,16 @@ func (m *SSM) do(op string, in map[string]any) (out any, status int, typ, msg st
 	}
 	m.s.violation("SSM operation %q is not served", op)
 	return bad("UnknownOperationException", "")
+}
+
+// ordered returns the commands in the order they were sent.
+func (m *SSM) ordered() []*command {
+	out := make([]*command, 0, len(m.commands))
+	for _, c := range m.commands {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
 }
 
 func list(v any) []any { l, _ := v.([]any); return l }
@@ -290,6 +327,8 @@ func (m *SSM) send(in map[string]any) (any, int, string, string) {
 			c.logGroup = "/aws/ssm/AWS-RunShellScript"
 		}
 	}
+	c.comment, _ = in["Comment"].(string)
+	c.requested = m.s.now()
 	m.commands[c.id] = c
 	if err := m.start(c, time.Duration(timeout)*time.Second); err != nil {
 		m.s.violation("start command: %v", err)
