@@ -264,3 +264,28 @@ func TestUnetBrainInterruptDuringCreate(t *testing.T) {
 		t.Errorf("%d commands sent after the interrupt", u.srv.SSM.Sent())
 	}
 }
+
+// TestUnetBrainInterruptDuringTraining: the first Ctrl-C while train runs
+// stops the remote command (CancelCommand) and teardown deletes the stack.
+func TestUnetBrainInterruptDuringTraining(t *testing.T) {
+	u := newUnet(t)
+	r := u.process(false)
+	var once sync.Once
+	var polls atomic.Int32
+	u.clock.setHook(func(int) {
+		if u.srv.SSM.Sent() == 2 && polls.Add(1) == 3 {
+			once.Do(r.cancel)
+		}
+	})
+	p, j := u.start(r, u.store, state.LeaseOptions{Owner: "runner-1"})
+	defer j.Close(context.WithoutCancel(r.ctx))
+	if err := u.run(r, p, j); !errors.Is(err, engine.ErrInterrupted) {
+		t.Fatalf("err = %v, want interrupted", err)
+	}
+	u.wantStatuses(j, map[string]state.StepStatus{"provision": state.StepSucceeded, "prepare": state.StepSucceeded,
+		"train": state.StepCancelled, "teardown": state.StepSucceeded})
+	if u.srv.Calls("SSM.CancelCommand") != 1 {
+		t.Errorf("%d CancelCommand calls", u.srv.Calls("SSM.CancelCommand"))
+	}
+	u.wantStackDeleted()
+}

@@ -135,8 +135,14 @@ func TestWireThrottlingOutlastsSDKRetries(t *testing.T) {
 	steps := e.runner()
 	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
 	e.srv.Throttle("CloudFormation.DescribeStacks", 9) // more than MaxAttempts (4), twice
+	// The SDK retries a CreateStack whose answer was lost with the same
+	// ClientRequestToken, which CloudFormation recognises: still one stack.
+	e.srv.LoseResponses("CloudFormation.CreateStack", 1)
 	if _, err := steps.ProvisionStack().Run(t.Context(), sr); err != nil {
 		t.Fatalf("provision: %v\n%s", err, log)
+	}
+	if n, calls := len(e.srv.CFN.Stacks()), e.srv.Calls("CloudFormation.CreateStack"); n != 1 || calls != 2 {
+		t.Errorf("%d stacks from %d CreateStack requests, want 1 from 2", n, calls)
 	}
 	if len(e.clock.Slept()) == 0 {
 		t.Error("no backoff after the SDK gave up")
