@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/steps/aws"
+	"github.com/gpipe/gpipe/steps/host"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,7 +26,8 @@ type App struct {
 	// Hard is cancelled by a second interrupt: cleanup steps stop too.
 	Hard context.Context
 
-	aws *aws.Steps // created on first use
+	aws   *aws.Steps  // created on first use
+	local *host.Local // created with the registry; Close removes its files
 }
 
 type handler func(ctx context.Context, fs *flag.FlagSet, args []string) error

@@ -27,8 +27,11 @@ func (a *App) cloud() *aws.Steps {
 
 func (a *App) registry() pipeline.Registry {
 	cloud := a.cloud()
+	if a.local == nil {
+		a.local = &host.Local{}
+	}
 	ex := &steps.Executors{
-		Local: &host.Local{},
+		Local: a.local,
 		SSM:   cloud.SSMExecutor,
 	}
 	return steps.NewRegistry(ex, cloud)

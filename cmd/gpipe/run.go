@@ -181,6 +181,9 @@ func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeUR
 		Env:         environMap(),
 		Events:      rep.Event,
 	})
+	if a.local != nil {
+		_ = a.local.Close()
+	}
 	// The run context may be cancelled already; the final save must still happen.
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

@@ -102,6 +102,10 @@ type journal interface {
 	Snapshot() *state.Run
 	Update(ctx context.Context, fn func(*state.Run)) error
 	Post(fn func(*state.Run))
+	// The Step variants say fn changes only that step, so a save re-encodes
+	// one step rather than the whole run.
+	UpdateStep(ctx context.Context, step string, fn func(*state.Run)) error
+	PostStep(step string, fn func(*state.Run))
 	Lost() <-chan struct{}
 	Err() error
 	Store() state.Store

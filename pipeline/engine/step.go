@@ -72,7 +72,7 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 			return e.record(n, num, start, end, state.StepFailed, out.Outputs, err)
 		}
 		delay := backoff(retry, a, rand.Int64N)
-		e.j.Post(func(r *state.Run) { endAttempt(r.Steps[id], num, end, err) })
+		e.j.PostStep(id, func(r *state.Run) { endAttempt(r.Steps[id], num, end, err) })
 		e.ev.emit(Event{Kind: StepRetry, Time: end, Step: id, Attempt: num, Err: err, Delay: delay, Duration: end.Sub(start)})
 		if err := e.opt.Sleep(ctx, delay); err != nil || ctx.Err() != nil {
 			return e.record(n, 0, time.Time{}, e.opt.Now(), state.StepCancelled, nil, cancelled(ctx))
@@ -92,7 +92,7 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 	id := n.ps.ID
 	logName := id + "." + strconv.Itoa(num)
 	reattach := a == 1 && n.ps.Reattach
-	e.j.Post(func(r *state.Run) {
+	e.j.PostStep(id, func(r *state.Run) {
 		st := r.Steps[id]
 		if st == nil {
 			return
@@ -149,7 +149,7 @@ func callRunner(ctx context.Context, r pipeline.Runner, sr *pipeline.StepRun) (r
 
 func (e *engine) saveResume(id string) func(ctx context.Context, key, value string) error {
 	return func(ctx context.Context, key, value string) error {
-		err := e.j.Update(ctx, func(r *state.Run) {
+		err := e.j.UpdateStep(ctx, id, func(r *state.Run) {
 			st := r.Steps[id]
 			if st == nil {
 				return
@@ -257,7 +257,7 @@ func (e *engine) record(n *node, num int, start, end time.Time, st state.StepSta
 			attemptErr = errors.New(string(st))
 		}
 	}
-	werr := e.j.Update(e.saveCtx, func(r *state.Run) {
+	werr := e.j.UpdateStep(e.saveCtx, id, func(r *state.Run) {
 		s := r.Steps[id]
 		if s == nil {
 			return

@@ -146,7 +146,7 @@ func (e *engine) settle(i int, ready []int, st state.StepStatus, reason string, 
 	if err != nil {
 		reason = err.Error()
 	}
-	e.j.Post(func(r *state.Run) {
+	e.j.PostStep(id, func(r *state.Run) {
 		if s := r.Steps[id]; s != nil {
 			s.Status, s.Reason = st, reason
 		}

@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -60,7 +59,7 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 		return false
 	}
 	target, ver := j.seq, j.ver
-	doc, err := json.Marshal(j.run)
+	doc, err := j.enc.encode(j.run)
 	j.mu.Unlock()
 	if err != nil {
 		j.fail(fmt.Errorf("save run %s: encode state: %w", j.runID, err))

@@ -80,6 +80,7 @@ type Journal struct {
 	kick    chan struct{}
 	stop    context.CancelFunc
 	done    chan struct{}
+	enc     *encoder
 }
 
 // Create stores a new run and returns a Journal holding its lease. Missing
@@ -181,6 +182,7 @@ func start(ctx context.Context, s Store, r *Run, v Version, opt LeaseOptions) *J
 		lost:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		stop:    cancel,
+		enc:     newEncoder(),
 		done:    make(chan struct{}),
 	}
 	go j.commitLoop(cctx)
@@ -216,7 +218,9 @@ func (j *Journal) Err() error {
 // apply runs fn on the in-memory run and schedules a save. It returns the
 // change's sequence number. fn runs under the Journal's lock: it must not call
 // the Journal.
-func (j *Journal) apply(fn func(*Run)) (uint64, error) {
+// apply runs fn on the run. step names the one step fn changes besides the
+// run's own fields, or "" when fn may change any step.
+func (j *Journal) apply(step string, fn func(*Run)) (uint64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {
@@ -226,6 +230,7 @@ func (j *Journal) apply(fn func(*Run)) (uint64, error) {
 		return 0, fmt.Errorf("update run %s: %w", j.runID, ErrClosed)
 	}
 	fn(j.run)
+	j.enc.touch(step)
 	j.run.Updated = j.opt.Now().UTC()
 	j.seq++
 	j.wake()
@@ -243,7 +248,13 @@ func (j *Journal) wake() {
 // is durable. Concurrent Updates share Saves. When ctx ends first, the change
 // stays applied and will still be saved; Update returns ctx's error.
 func (j *Journal) Update(ctx context.Context, fn func(*Run)) error {
-	seq, err := j.apply(fn)
+	return j.UpdateStep(ctx, "", fn)
+}
+
+// UpdateStep is Update for a fn that changes only the step with this id
+// (and the run's own fields): the next Save re-encodes just that step.
+func (j *Journal) UpdateStep(ctx context.Context, step string, fn func(*Run)) error {
+	seq, err := j.apply(step, fn)
 	if err != nil {
 		return err
 	}
@@ -252,8 +263,11 @@ func (j *Journal) Update(ctx context.Context, fn func(*Run)) error {
 
 // Post applies fn and lets the committer save it soon, without waiting.
 // A Post after the Journal is lost or closed is dropped; Err tells.
-func (j *Journal) Post(fn func(*Run)) {
-	j.apply(fn) //nolint:errcheck // Err() reports a lost journal
+func (j *Journal) Post(fn func(*Run)) { j.PostStep("", fn) }
+
+// PostStep is Post for a fn that changes only the step with this id.
+func (j *Journal) PostStep(step string, fn func(*Run)) {
+	j.apply(step, fn) //nolint:errcheck // Err() reports a lost journal
 }
 
 func (j *Journal) waitDurable(ctx context.Context, seq uint64) error {

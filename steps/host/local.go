@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,25 +22,64 @@ type Local struct {
 	BaseEnv []string
 	// Grace is how long a cancelled script gets between SIGTERM and SIGKILL.
 	Grace time.Duration
-	// TempDir holds scripts and output files; "" means os.TempDir().
+	// TempDir is where output files go; "" means os.TempDir().
 	TempDir string
+
+	dirOnce sync.Once
+	dir     string
+	dirErr  error
+}
+
+// workDir is created once per executor. It is left behind by a killed
+// runner, holding only empty or tiny output files, under the temp directory.
+func (l *Local) workDir() (string, error) {
+	l.dirOnce.Do(func() {
+		l.dir, l.dirErr = os.MkdirTemp(l.TempDir, "gpipe-")
+		if l.dirErr != nil {
+			l.dirErr = fmt.Errorf("make step directory: %w", l.dirErr)
+		}
+	})
+	return l.dir, l.dirErr
+}
+
+// Close removes the executor's directory.
+func (l *Local) Close() error {
+	if l.dir == "" {
+		return nil
+	}
+	return os.RemoveAll(l.dir)
 }
 
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
+//
+// The script reaches bash through a pipe (bash reads /dev/fd/3) and only the
+// output file is created on disk, in one directory per executor: creating and
+// deleting three files and a directory per step was most of a short step's
+// cost on ext4.
 func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
-	dir, err := os.MkdirTemp(l.TempDir, "gpipe-step-")
+	dir, err := l.workDir()
 	if err != nil {
-		return nil, fmt.Errorf("make step directory: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	scriptPath := filepath.Join(dir, "script.sh")
-	outputPath := filepath.Join(dir, "outputs")
-	if err := os.WriteFile(scriptPath, []byte(s.Body), 0o700); err != nil {
-		return nil, fmt.Errorf("write script: %w", err)
-	}
-	if err := os.WriteFile(outputPath, nil, 0o600); err != nil {
+	out, err := os.CreateTemp(dir, "outputs-*")
+	if err != nil {
 		return nil, fmt.Errorf("create output file: %w", err)
 	}
+	outputPath := out.Name()
+	out.Close()
+	defer os.Remove(outputPath)
+
+	scriptR, scriptW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("make script pipe: %w", err)
+	}
+	defer scriptR.Close()
+	go func() {
+		// bash reads the script as it runs; an early exit closes the read end
+		// and this write fails, which is fine.
+		_, _ = io.WriteString(scriptW, s.Body)
+		scriptW.Close()
+	}()
 
 	// An *os.File as Stdout keeps exec from starting a copy goroutine that
 	// would wait for every background child to close its end of the pipe.
@@ -48,7 +87,8 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make log pipe: %w", err)
 	}
-	cmd := exec.Command("bash", "--noprofile", "--norc", scriptPath)
+	cmd := exec.Command("bash", "--noprofile", "--norc", "/dev/fd/3")
+	cmd.ExtraFiles = []*os.File{scriptR}
 	cmd.Env = l.env(s.Env, outputPath)
 	cmd.Stdin = nil
 	cmd.Stdout = pw
@@ -60,6 +100,7 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
 	pw.Close()
+	scriptR.Close()
 	copied := make(chan error, 1)
 	go func() {
 		log := s.Log
