@@ -231,3 +231,35 @@ func TestWireTeardownByRunTag(t *testing.T) {
 		}
 	}
 }
+
+// TestWireTeardownWaitsOutRollback: DeleteStack is refused while a rollback
+// runs ("cannot be deleted while in status ROLLBACK_IN_PROGRESS"); teardown
+// waits for the rollback to finish, then deletes.
+func TestWireTeardownWaitsOutRollback(t *testing.T) {
+	e := newWire(t, 0)
+	steps := e.runner()
+	e.srv.CFN.RollbackWaits = 6
+	e.srv.CFN.FailNextCreate(awsfake.Failure{Resource: "Instance", Reason: "InsufficientInstanceCapacity"})
+	ctx, cancel := context.WithCancel(t.Context())
+	e.clock.setHook(func(int) {
+		if st := e.srv.CFN.Stacks(); len(st) == 1 && st[0].Status == "ROLLBACK_IN_PROGRESS" {
+			cancel()
+		}
+	})
+	sr, _, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	res, err := steps.ProvisionStack().Run(ctx, sr)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want canceled during the rollback", err)
+	}
+	e.clock.setHook(nil)
+	tsr, tlog, _ := stepRun(wireRun, "teardown", map[string]any{"stack": res.Outputs["stack_name"]})
+	if _, err := steps.Teardown().Run(t.Context(), tsr); err != nil {
+		t.Fatalf("teardown: %v\n%s", err, tlog)
+	}
+	if st := e.srv.CFN.Stacks()[0].Status; st != "DELETE_COMPLETE" {
+		t.Errorf("status %s\n%s", st, tlog)
+	}
+	if !strings.Contains(tlog.String(), "ROLLBACK_COMPLETE") {
+		t.Errorf("the rollback's end was not shown:\n%s", tlog)
+	}
+}

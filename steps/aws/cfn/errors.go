@@ -102,11 +102,18 @@ func isThrottle(err error) bool {
 	return false
 }
 
-// isInProgress reports CloudFormation refusing an operation on a busy stack.
+// isInProgress reports CloudFormation refusing an operation on a busy stack:
+// "Stack:arn is in UPDATE_IN_PROGRESS state and can not be updated." or, from
+// DeleteStack, "Stack [arn] cannot be deleted while in status
+// UPDATE_COMPLETE_CLEANUP_IN_PROGRESS".
 func isInProgress(err error) bool {
 	var ae smithy.APIError
-	return errors.As(err, &ae) && (ae.ErrorCode() == "OperationInProgressException" ||
-		ae.ErrorCode() == "ValidationError" && strings.Contains(ae.ErrorMessage(), "_IN_PROGRESS state"))
+	if !errors.As(err, &ae) {
+		return false
+	}
+	msg := ae.ErrorMessage()
+	return ae.ErrorCode() == "OperationInProgressException" || ae.ErrorCode() == "ValidationError" &&
+		(strings.Contains(msg, "_IN_PROGRESS state") || strings.Contains(msg, "while in status") && strings.HasSuffix(strings.TrimSpace(msg), "_IN_PROGRESS"))
 }
 
 // isAlreadyExists reports CreateStack finding a stack of that name.

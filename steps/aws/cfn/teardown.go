@@ -122,20 +122,33 @@ func deleteAndWait(ctx context.Context, cl *Clients, clock Clock, id string, log
 	ev.mark(ctx, clock.Now().Add(-5*time.Minute))
 	fmt.Fprintf(log, "deleting stack %s\n", id)
 	b := newBackoff(firstPoll, maxPoll)
-	for {
+	for busy := 0; ; {
 		_, err := cl.CFN.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(id)})
-		if err == nil {
-			break
-		}
-		if isNotFound(err) {
+		switch {
+		case err == nil:
+		case isNotFound(err):
 			return nil
-		}
-		if !isThrottle(err) && !isInProgress(err) {
+		case isThrottle(err):
+			if err := b.wait(ctx, clock); err != nil {
+				return fmt.Errorf("delete stack %s: %w", id, err)
+			}
+			continue
+		case isInProgress(err) && busy < 5:
+			// A rollback or an update must finish before the stack can be
+			// deleted: wait for it (with its events), then delete.
+			busy++
+			fmt.Fprintf(log, "stack %s is busy; waiting for it to settle before deleting it\n", id)
+			if _, err := waitSettled(ctx, cl.CFN, clock, id, ev); err != nil {
+				if errors.Is(err, ErrStackNotFound) {
+					return nil
+				}
+				return err
+			}
+			continue
+		default:
 			return fmt.Errorf("delete stack %s: %w", id, err)
 		}
-		if err := b.wait(ctx, clock); err != nil {
-			return fmt.Errorf("delete stack %s: %w", id, err)
-		}
+		break
 	}
 	st, err := waitSettled(ctx, cl.CFN, clock, id, ev)
 	if errors.Is(err, ErrStackNotFound) {

@@ -36,6 +36,8 @@ type CloudFormation struct {
 	// CreateWaits adds DescribeStacks polls during which a creation makes no
 	// progress, for tests that act while a stack is CREATE_IN_PROGRESS.
 	CreateWaits int
+	// RollbackWaits does the same for rollbacks.
+	RollbackWaits int
 }
 
 func newCloudFormation(s *Server) *CloudFormation { return &CloudFormation{s: s, PageSize: 3} }

@@ -98,7 +98,11 @@ func (c *CloudFormation) planCreate(st *stack) {
 				}
 			}
 			c.stackEvent(st, "ROLLBACK_IN_PROGRESS", "The following resource(s) failed to create: ["+failed.logical+"]. Rollback requested by user.")
-		}, func() {
+		})
+		for range c.RollbackWaits {
+			st.phases = append(st.phases, func() {})
+		}
+		st.phases = append(st.phases, func() {
 			c.deleteResources(st)
 			c.stackEvent(st, "ROLLBACK_COMPLETE", "")
 		})
