@@ -263,3 +263,30 @@ func TestWireTeardownWaitsOutRollback(t *testing.T) {
 		t.Errorf("the rollback's end was not shown:\n%s", tlog)
 	}
 }
+
+// TestWireResumeReportsFailureItWatched: a resumed provision attaches to the
+// creation its predecessor started; when that creation fails, the failure is
+// reported, not hidden behind a silent delete and a second creation.
+func TestWireResumeReportsFailureItWatched(t *testing.T) {
+	e := newWire(t, 0)
+	steps := e.runner()
+	e.srv.CFN.CreateWaits = 6
+	e.srv.CFN.FailNextCreate(awsfake.Failure{Resource: "Instance", Reason: "We currently do not have sufficient dl1.24xlarge capacity in the Availability Zone you requested (us-east-1a)."})
+	ctx, cancel := context.WithCancel(t.Context())
+	e.clock.setHook(func(int) { cancel() }) // the first runner dies while the stack is created
+	sr, _, saved := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	if _, err := steps.ProvisionStack().Run(ctx, sr); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	e.clock.setHook(nil)
+	steps = e.runner()
+	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	sr.Attempt, sr.Resume = 2, saved
+	_, err := steps.ProvisionStack().Run(t.Context(), sr)
+	if !errors.Is(err, cfn.ErrInsufficientCapacity) {
+		t.Fatalf("err = %v, want the capacity failure\n%s", err, log)
+	}
+	if n := len(e.srv.CFN.Creates()); n != 1 {
+		t.Errorf("%d stacks created, want 1", n)
+	}
+}

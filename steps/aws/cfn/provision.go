@@ -86,7 +86,8 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 		}
 		fmt.Fprintf(sr.Log, "stack %s: %s\n", name, st.StackStatus)
 		ev := newEventStream(cl.CFN, aws.ToString(st.StackId), sr.Log, clock.Now().Add(-time.Hour))
-		if strings.HasSuffix(string(st.StackStatus), "_IN_PROGRESS") {
+		watched := strings.HasSuffix(string(st.StackStatus), "_IN_PROGRESS")
+		if watched {
 			if st, err = waitSettled(ctx, cl.CFN, clock, aws.ToString(st.StackId), ev); err != nil {
 				if errors.Is(err, ErrStackNotFound) {
 					continue
@@ -110,9 +111,11 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 				ev.poll(ctx) // settled before we watched: read what happened
 			}
 			fail := ev.failure(st)
-			if try > 0 {
-				// We created it in this attempt and it failed: report, and let the
-				// step's retry policy (or the user) decide about another try.
+			if try > 0 || watched {
+				// We created it in this attempt, or saw it fail (a resumed
+				// run attaching to its creation): report, and let the step's
+				// retry policy (or the user) decide about another try rather
+				// than repeating a doomed creation behind their back.
 				return partial, fail
 			}
 			// A stack left over from an earlier failed attempt cannot be updated
