@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/term"
 
@@ -90,7 +89,7 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 	resume := report.ResumeCommand(r.storeURL, r.runID)
 	switch {
 	case runErr == nil:
-		fmt.Fprintf(a.Stderr, "gpipe: run %s succeeded in %s\n", r.runID, runDuration(run))
+		// The console view has said so.
 	case errors.Is(runErr, engine.ErrInterrupted):
 		fmt.Fprintf(a.Stderr, "gpipe: run %s interrupted; state saved. Continue with:\n  %s\n", r.runID, resume)
 	case errors.Is(runErr, state.ErrConflict):
@@ -112,13 +111,6 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 			fmt.Fprintf(a.Stderr, "gpipe: write GITHUB_STEP_SUMMARY: %v\n", err)
 		}
 	}
-}
-
-func runDuration(run *state.Run) string {
-	if run == nil {
-		return "?"
-	}
-	return console.FormatDuration(run.Updated.Sub(run.Created).Round(time.Millisecond))
 }
 
 // reportSpecErrors prints spec errors, and annotations inside GitHub Actions.

@@ -214,6 +214,27 @@ func TestForResume(t *testing.T) {
 			},
 		},
 		{
+			name:     "a cleanup that ran reruns what it cleaned and all after it",
+			statuses: map[string]state.StepStatus{"train-fold-1": state.StepCancelled, "evaluate": state.StepCancelled},
+			edit:     func(s *spec.Spec) { s.Steps[5].Cleans = []string{"provision"} },
+			prevEdit: func(r *state.Run) {},
+			want: map[string]decision{
+				"provision":    {Run, "cleaned up by end in the previous run"},
+				"fetch":        {Run, "downstream of provision"},
+				"train-fold-0": {Run, "downstream of provision"},
+				"end":          {Run, "downstream of provision"},
+			},
+		},
+		{
+			name:     "a cleanup that failed cleaned nothing for sure: it reruns, the rest is reused",
+			statuses: map[string]state.StepStatus{"end": state.StepFailed},
+			edit:     func(s *spec.Spec) { s.Steps[5].Cleans = []string{"provision"} },
+			want: map[string]decision{
+				"provision": {Reuse, "succeeded in previous run"},
+				"end":       {Run, "failed in previous run"},
+			},
+		},
+		{
 			name: "new step",
 			edit: func(s *spec.Spec) { s.Steps = append(s.Steps, st("report", "evaluate")) },
 			want: map[string]decision{"report": {Run, "new step"}, "evaluate": {Reuse, "succeeded in previous run"}},

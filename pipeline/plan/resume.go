@@ -27,6 +27,8 @@ func (e *UnknownStepError) Error() string {
 //     forces that step and everything downstream of it to run;
 //   - a step whose definition changed, or that the previous run did not have,
 //     runs, and so does everything downstream of it;
+//   - a step that a succeeded cleanup step cleans (spec `cleans`) runs, and so
+//     does everything downstream of it: what it made is gone;
 //   - a step that succeeded before is reused, its outputs restored;
 //   - anything else (failed, cancelled, skipped, never started, running when the
 //     runner died) runs; a step that was running and saved resume data
@@ -60,6 +62,20 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 		}
 	}
 
+	// A cleanup that succeeded destroyed what the steps it cleans made: they
+	// run again, and everything after them follows through needs.
+	cleaned := map[string]string{} // id → the cleanup step
+	for _, s := range p.Steps {
+		if ps := prev.Steps[s.ID]; ps == nil || ps.Status != state.StepSucceeded || len(s.Spec.Cleans) == 0 {
+			continue
+		}
+		for _, target := range s.Spec.Cleans {
+			for _, id := range p.instances[target] {
+				cleaned[id] = s.ID
+			}
+		}
+	}
+
 	// cause maps a rerun step to the step whose rerun it follows from, so a
 	// long chain says "downstream of train" rather than of its direct need.
 	cause := map[string]string{}
@@ -73,6 +89,11 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 				s.Reason = "downstream of " + by + " (--from)"
 			}
 			cause[s.ID] = from
+			continue
+		}
+		if by, ok := cleaned[s.ID]; ok {
+			s.Reason = "cleaned up by " + by + " in the previous run"
+			cause[s.ID] = s.ID
 			continue
 		}
 		if ps == nil {

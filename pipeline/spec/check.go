@@ -47,6 +47,7 @@ func check(root *ynode, s *Spec, errs *errList) {
 	c.checkIDs()
 	c.checkNeeds()
 	c.checkCycles()
+	c.checkCleans()
 	c.checkMatrix()
 	c.checkTopLevelExprs()
 	for i := range s.Steps {
@@ -157,6 +158,25 @@ func (c *checker) checkNeeds() {
 				c.errs.add(p, "step %s needs unknown step %q%s", c.stepName(i), need, suggestFrom(need, ids))
 			default:
 				c.needs[i] = append(c.needs[i], t)
+			}
+		}
+	}
+}
+
+// checkCleans requires every step a step cleans to be upstream of it: a
+// cleanup can only undo what ran before it.
+func (c *checker) checkCleans() {
+	for i, st := range c.spec.Steps {
+		for j, target := range st.Cleans {
+			p := c.fieldPos(i, "cleans["+strconv.Itoa(j)+"]")
+			t, ok := c.byID[target]
+			switch {
+			case !ok:
+				c.errs.add(p, "step %s cleans unknown step %q", c.stepName(i), target)
+			case t == i:
+				c.errs.add(p, "step %s cleans itself", c.stepName(i))
+			case !c.upstream(i, t):
+				c.errs.add(p, "step %s cleans %q, which is not upstream of it (add %q to needs)", c.stepName(i), target, target)
 			}
 		}
 	}

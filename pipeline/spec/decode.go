@@ -103,6 +103,14 @@ func decodeStep(n *ynode) Step {
 			}
 		}
 	}
+	if cleans := n.get("cleans"); cleans != nil && cleans.kind == seqNode {
+		for i, it := range cleans.items {
+			if s, ok := it.val.(string); ok && it.kind == scalarNode {
+				st.Cleans = append(st.Cleans, s)
+				st.FieldPos["cleans["+strconv.Itoa(i)+"]"] = it.pos
+			}
+		}
+	}
 	if w := n.get("with"); w != nil && w.kind == mapNode {
 		st.With, _ = w.value().(map[string]any)
 	}

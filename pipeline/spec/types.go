@@ -56,6 +56,10 @@ type Step struct {
 	ID      string
 	Type    string
 	Needs   []string
+	// Cleans names upstream steps whose products this step destroys (a
+	// teardown cleans its provision step). When it has succeeded, a resume
+	// reruns those steps and what follows them instead of reusing them.
+	Cleans []string
 	With    map[string]any // the type's own parameters; strings may hold ${{ }}
 	If      string         // "" means success()
 	Retry   Retry
