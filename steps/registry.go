@@ -9,6 +9,7 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/aws"
+	"github.com/gpipe/gpipe/steps/msd"
 	"github.com/gpipe/gpipe/steps/host"
 	"github.com/gpipe/gpipe/steps/shell"
 	"github.com/gpipe/gpipe/steps/train"
@@ -66,6 +67,7 @@ func NewRegistry(ex *Executors, cloud *aws.Steps) *Registry {
 		"provision-stack": cloud.ProvisionStack(),
 		"teardown":        cloud.Teardown(),
 	}
+	types[msd.Type] = msd.New(ex)
 	for name, r := range train.New(ex) {
 		types[name] = r
 	}

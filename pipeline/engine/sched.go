@@ -191,7 +191,7 @@ func (e *engine) prepare(n *node) error {
 		return nil
 	}
 	want := cd.Cards(res.with)
-	if want > res.host.Cards {
+	if res.host.Cards > 0 && want > res.host.Cards {
 		return fmt.Errorf("needs %d accelerator cards but host %s declares %d", want, res.host.Name, res.host.Cards)
 	}
 	return nil
