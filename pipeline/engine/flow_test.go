@@ -357,3 +357,28 @@ func TestManySteps(t *testing.T) {
 		}
 	}
 }
+
+// A step on a declared host whose address names an output that nothing else
+// in the step refers to still gets that output resolved.
+func TestDeclaredHostAddressSeesUpstreamOutputs(t *testing.T) {
+	var host pipeline.Host
+	h := newHarness(t, behaviours{
+		"provision": func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+			return pipeline.Result{Outputs: map[string]string{"instance_id": "i-0abc"}}, nil
+		},
+		"train": func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+			host = sr.Host
+			return pipeline.Result{}, nil
+		},
+	})
+	train := step("train", "provision")
+	train.Host = "gaudi"
+	sp := newSpec(step("provision"), train)
+	sp.Hosts = []spec.HostDecl{{Name: "gaudi", Address: "ssm:${{ steps.provision.outputs.instance_id }}", Cards: 8}}
+	if err := h.run(t.Context(), h.plan(sp), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if host.Address != "ssm:i-0abc" {
+		t.Errorf("host = %+v, want address ssm:i-0abc", host)
+	}
+}

@@ -169,7 +169,7 @@ func (e *engine) prepare(n *node) error {
 		return fmt.Errorf("if %q: %w", st.If, err)
 	}
 	n.cond = c
-	if n.refs, err = stepRefs(n.ps, c); err != nil {
+	if n.refs, err = stepRefs(n.ps, e.p.Spec.Hosts, c); err != nil {
 		return err
 	}
 	for _, pat := range st.Retry.On {

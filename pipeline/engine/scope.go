@@ -13,7 +13,7 @@ import (
 // stepRefs returns the ids of the steps whose outputs a step's expressions
 // (with, env, host, if) refer to, so its Scope holds only those: building
 // a scope from every upstream step would cost O(n) per step on long chains.
-func stepRefs(ps *plan.Step, cond *expr.Condition) ([]string, error) {
+func stepRefs(ps *plan.Step, hosts []spec.HostDecl, cond *expr.Condition) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	add := func(refs []expr.Ref) {
@@ -58,6 +58,15 @@ func stepRefs(ps *plan.Step, cond *expr.Condition) ([]string, error) {
 	}
 	if err := walk(ps.Spec.Host); err != nil {
 		return nil, fmt.Errorf("host: %w", err)
+	}
+	// A step on a declared host resolves the host's address, which usually
+	// names the provision step's outputs.
+	for _, h := range hosts {
+		if h.Name == ps.Spec.Host {
+			if err := walk(h.Address); err != nil {
+				return nil, fmt.Errorf("address of host %s: %w", h.Name, err)
+			}
+		}
 	}
 	add(cond.Refs())
 	return out, nil
