@@ -89,6 +89,14 @@ func (a *App) setupPlan(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
+		// A plan is for looking: a required string param that was not given
+		// shows as a placeholder rather than stopping the plan.
+		for _, prm := range sp.Params {
+			if _, ok := given[prm.Name]; !ok && prm.Default == nil && prm.Type == "string" {
+				given[prm.Name] = "<" + prm.Name + ">"
+				fmt.Fprintf(a.Stderr, "gpipe: param %s not given; shown as <%s>\n", prm.Name, prm.Name)
+			}
+		}
 		resolved, err := spec.ResolveParams(sp, given)
 		if err != nil {
 			return err
