@@ -78,14 +78,17 @@ func (a *App) Main(ctx context.Context, args []string) error {
 	if !ok {
 		return usagef("unknown command %q; run gpipe --help", args[0])
 	}
-	fs := newFlagSet(args[0], c.args, c.summary, a.Stdout)
+	fs := newFlagSet(args[0], c.args, c.summary, io.Discard)
 	h := c.setup(a, fs)
 	pos, err := parseInterspersed(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(a.Stdout)
+		fs.Usage()
 		return nil
 	}
 	if err != nil {
 		fs.SetOutput(a.Stderr)
+		fs.Usage()
 		return err
 	}
 	return h(ctx, fs, pos)

@@ -56,6 +56,7 @@ func newFlagSet(name, args, summary string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("gpipe "+name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
+		out := fs.Output()
 		fmt.Fprintf(out, "usage: gpipe %s [flags] %s\n\n%s\n", name, args, summary)
 		var any bool
 		fs.VisitAll(func(*flag.Flag) { any = true })
