@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strconv"
 	"time"
@@ -16,6 +17,34 @@ import (
 type Runner interface {
 	Run(ctx context.Context, sr *StepRun) (Result, error)
 }
+
+// ErrDetached is the cancellation cause of a step's context when the runner
+// detaches: it stops waiting for the run (a CI job about to be killed) but must
+// not stop what steps started elsewhere. A Runner whose work lives on after its
+// process (a remote command whose id it saved with SaveResume) returns a
+// *DetachedError without cancelling that work; anything else stops its work as
+// on any cancellation (a local process cannot outlive the runner) and returns.
+var ErrDetached = errors.New("runner detached")
+
+// DetachedError is returned by a Runner that stopped waiting because its
+// context was cancelled with ErrDetached, leaving its work running where a
+// later attempt can reattach to it through StepRun.Resume. It is a distinct
+// type, not ErrDetached itself, because a runner that merely returns its
+// context's cause (a killed local process) also yields ErrDetached.
+type DetachedError struct {
+	// What is left running, for the step log and the state: "SSM command
+	// 0a1b... on i-0abc".
+	Running string
+}
+
+func (e *DetachedError) Error() string {
+	if e.Running == "" {
+		return ErrDetached.Error() + "; the step keeps running"
+	}
+	return ErrDetached.Error() + "; still running: " + e.Running
+}
+
+func (e *DetachedError) Unwrap() error { return ErrDetached }
 
 // CardDemander is implemented by step types that occupy accelerator cards on
 // their host (train-unet with hpus: 8). The engine never hands out more cards

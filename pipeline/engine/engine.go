@@ -6,6 +6,14 @@
 // backoff, enforces timeouts, hands out accelerator cards, and records every
 // transition through the run's state.Journal.
 //
+// Detaching (Options.Detach) is the third way to stop, for a runner about to
+// be killed (a CI job's time limit) while steps run remotely: nothing new
+// starts, cleanup does not run, and every running step's context is cancelled
+// with pipeline.ErrDetached. A step whose work lives on remotely returns a
+// *pipeline.DetachedError and stays "running" in the state with its resume
+// data, so a resume reattaches; any other step stops as on an interrupt and is
+// recorded cancelled, so a resume runs it again.
+//
 // One scheduler goroutine owns the DAG bookkeeping (remaining-needs counters
 // and dependents lists, so each transition costs O(its edges)); each started
 // step runs in its own goroutine. A step's final state is made durable
@@ -40,6 +48,10 @@ type Options struct {
 	Env map[string]string
 	// Events receives progress, one call at a time, in order. Nil: none.
 	Events func(Event)
+	// Detach, when closed, makes the run detach (see the package comment):
+	// Run returns a *DetachedRunError once the running steps returned. Nil:
+	// never.
+	Detach <-chan struct{}
 	// Now and Sleep are injectable for tests. Sleep waits d or until ctx ends
 	// (then returns ctx's cause).
 	Now   func() time.Time
@@ -48,6 +60,28 @@ type Options struct {
 
 // ErrInterrupted is wrapped by Run's error when ctx was cancelled.
 var ErrInterrupted = errors.New("interrupted")
+
+// DetachedRunError is Run's result when the runner detached before the run
+// ended. It wraps pipeline.ErrDetached.
+type DetachedRunError struct {
+	RunID   string
+	Running []string // steps left running remotely, which a resume reattaches to
+	Stopped []string // steps stopped (local) or not started, which a resume runs
+}
+
+func (e *DetachedRunError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "run %s detached", e.RunID)
+	if len(e.Running) > 0 {
+		fmt.Fprintf(&b, "; still running remotely: %s", strings.Join(e.Running, ", "))
+	}
+	if len(e.Stopped) > 0 {
+		fmt.Fprintf(&b, "; to run on resume: %s", strings.Join(e.Stopped, ", "))
+	}
+	return b.String()
+}
+
+func (e *DetachedRunError) Unwrap() error { return pipeline.ErrDetached }
 
 // FailedError says the pipeline ran to its end with failed steps.
 type FailedError struct {
@@ -117,7 +151,8 @@ type journal interface {
 //
 // It returns nil when every step succeeded or was skipped by its own `if`;
 // a *FailedError when steps failed; an error wrapping ErrInterrupted when ctx
-// was cancelled; an error wrapping state.ErrConflict when j was lost (another
+// was cancelled; a *DetachedRunError when opt.Detach was closed before every
+// step reached a final state; an error wrapping state.ErrConflict when j was lost (another
 // runner took the run, or its state vanished). Problems found before anything
 // runs (unknown step type, bad retry pattern, a card demand no host can meet)
 // are returned as plain errors.

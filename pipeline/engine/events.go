@@ -19,9 +19,11 @@ const (
 	StepRetry
 	// StepFinished: a started step ended with Status (succeeded, failed or
 	// cancelled); Err says why it did not succeed, Reason why it was cancelled.
+	// Status is running when the runner detached and the step lives on
+	// remotely (Err is its *pipeline.DetachedError).
 	StepFinished
-	// StepSkipped: the step never started; Status is skipped or cancelled and
-	// Reason says why.
+	// StepSkipped: the step never started; Status is skipped or cancelled
+	// (pending when the runner detached first) and Reason says why.
 	StepSkipped
 	// StepReused: the step succeeded in a previous run and is not run again
 	// (Reason from the plan, outputs restored).

@@ -72,6 +72,7 @@ type engine struct {
 	active     int
 	failed     bool
 	interrupt  bool
+	detached   bool
 	failedStep string
 }
 
@@ -242,8 +243,15 @@ func (e *engine) run() error {
 	var fatal error
 	lost := e.j.Lost()
 	ctxDone := e.ctx.Done()
+	detach := e.opt.Detach
 	for {
-		for len(ready) > 0 && fatal == nil {
+		select {
+		case <-detach: // checked first so that nothing starts once it fired
+			detach = nil
+			e.detach()
+		default:
+		}
+		for len(ready) > 0 && fatal == nil && !e.detached {
 			i := ready[0]
 			ready = ready[1:]
 			ready = e.decide(i, ready)
@@ -252,6 +260,9 @@ func (e *engine) run() error {
 			break
 		}
 		select {
+		case <-detach:
+			detach = nil
+			e.detach()
 		case d := <-e.doneCh:
 			e.active--
 			if d.fatal != nil && fatal == nil {
@@ -280,7 +291,37 @@ func (e *engine) run() error {
 	if fatal == nil && e.ctx.Err() != nil {
 		e.interrupt = true
 	}
+	if e.detached {
+		e.leavePending()
+	}
 	return e.end(fatal)
+}
+
+// detach stops the run without stopping remote work: every step context,
+// cleanup's included, is cancelled with pipeline.ErrDetached, which step
+// types read as "return, leave it running" (see pipeline.DetachedError).
+func (e *engine) detach() {
+	e.detached = true
+	e.cancelRun(pipeline.ErrDetached)
+	e.cancelAll(pipeline.ErrDetached)
+}
+
+// leavePending gives the steps a detached run never started a reason; they
+// stay pending, so a resume runs them.
+func (e *engine) leavePending() {
+	const reason = "not started: the runner detached"
+	for _, n := range e.nodes {
+		if n.status != state.StepPending {
+			continue
+		}
+		id := n.ps.ID
+		e.j.PostStep(id, func(r *state.Run) {
+			if s := r.Steps[id]; s != nil && s.Status == state.StepPending {
+				s.Reason = reason
+			}
+		})
+		e.ev.emit(Event{Kind: StepSkipped, Time: e.opt.Now(), Step: id, Status: state.StepPending, Reason: reason})
+	}
 }
 
 // journalError makes sure a lost journal reads as state.ErrConflict to

@@ -67,6 +67,10 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 		if err == nil {
 			return e.record(n, num, start, end, state.StepSucceeded, out.Outputs, nil)
 		}
+		var de *pipeline.DetachedError
+		if errors.As(err, &de) && errors.Is(context.Cause(ctx), pipeline.ErrDetached) {
+			return e.recordDetached(n, num, start, end, de)
+		}
 		if ctx.Err() != nil {
 			return e.record(n, num, start, end, state.StepCancelled, out.Outputs, cancelled(ctx))
 		}
@@ -151,7 +155,11 @@ func callRunner(ctx context.Context, r pipeline.Runner, sr *pipeline.StepRun) (r
 
 func (e *engine) saveResume(id string) func(ctx context.Context, key, value string) error {
 	return func(ctx context.Context, key, value string) error {
-		err := e.j.UpdateStep(ctx, id, func(r *state.Run) {
+		// Resume data describes something that already exists (a command
+		// sent): it must become durable even when the step is being
+		// cancelled or detached at this moment. A lost journal still fails
+		// the save at once.
+		err := e.j.UpdateStep(context.WithoutCancel(ctx), id, func(r *state.Run) {
 			st := r.Steps[id]
 			if st == nil {
 				return
@@ -297,9 +305,33 @@ func (e *engine) record(n *node, num int, start, end time.Time, st state.StepSta
 	return d
 }
 
+// recordDetached leaves a step that lives on remotely "running" in the state,
+// its attempt open and its resume data kept, so a resume reattaches to it.
+func (e *engine) recordDetached(n *node, num int, start, end time.Time, de *pipeline.DetachedError) done {
+	id := n.ps.ID
+	reason := "detached while running"
+	if de.Running != "" {
+		reason += ": " + de.Running
+	}
+	werr := e.j.UpdateStep(e.saveCtx, id, func(r *state.Run) {
+		if s := r.Steps[id]; s != nil {
+			s.Status, s.Reason = state.StepRunning, reason
+		}
+	})
+	e.ev.emit(Event{Kind: StepFinished, Time: end, Step: id, Attempt: num, Status: state.StepRunning,
+		Reason: reason, Err: de, Duration: end.Sub(start)})
+	d := done{i: n.idx, status: state.StepRunning, err: de}
+	if werr != nil {
+		d.fatal = e.journalError(fmt.Errorf("record step %s detached: %w", id, werr))
+	}
+	return d
+}
+
 func cancelReason(err error) string {
 	var ff *errFailFast
 	switch {
+	case errors.Is(err, pipeline.ErrDetached):
+		return "cancelled: the runner detached and the step cannot outlive it; resume runs it again"
 	case errors.As(err, &ff):
 		return "cancelled: " + ff.Error()
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/expr"
 	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -195,10 +196,16 @@ func (e *engine) end(fatal error) error {
 		}
 	}
 	var result error
+	detached := e.detachedResult()
 	switch {
 	case fatal != nil:
 		status = state.RunFailed
 		result = fatal
+	case detached != nil:
+		// Before interrupt and failure: cleanup did not run, so what was
+		// provisioned is still there; only a resume (or a teardown) ends it.
+		status = state.RunDetached
+		result = detached
 	case e.interrupt:
 		status = state.RunInterrupted
 		result = fmt.Errorf("run %s: %w", e.runID, ErrInterrupted)
@@ -220,4 +227,26 @@ func (e *engine) end(fatal error) error {
 	e.ev.emit(Event{Kind: RunFinished, Time: e.opt.Now(), RunStatus: status, Err: result})
 	e.ev.close()
 	return result
+}
+
+// detachedResult says what a detach left behind, or nil when the run did not
+// detach or every step reached its end anyway.
+func (e *engine) detachedResult() *DetachedRunError {
+	if !e.detached {
+		return nil
+	}
+	d := &DetachedRunError{RunID: e.runID}
+	for _, n := range e.nodes {
+		switch {
+		case n.status == state.StepRunning:
+			d.Running = append(d.Running, n.ps.ID)
+		case n.status == state.StepPending,
+			n.status == state.StepCancelled && errors.Is(n.err, pipeline.ErrDetached):
+			d.Stopped = append(d.Stopped, n.ps.ID)
+		}
+	}
+	if len(d.Running) == 0 && len(d.Stopped) == 0 {
+		return nil
+	}
+	return d
 }

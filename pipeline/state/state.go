@@ -40,6 +40,9 @@ const (
 	RunSucceeded   RunStatus = "succeeded"
 	RunFailed      RunStatus = "failed"
 	RunInterrupted RunStatus = "interrupted"
+	// RunDetached: the runner stopped waiting (a CI job about to time out)
+	// while steps kept running remotely; resuming the run reattaches to them.
+	RunDetached RunStatus = "detached"
 )
 
 // StepStatus is the status of one step.
