@@ -20,7 +20,10 @@ import (
 // script then rebuilds it.
 //
 // $GPIPE_SYS_BLOCK (default /sys/block) and $GPIPE_DEV_DIR (default /dev)
-// relocate device discovery, so tests run it against a fake sysfs tree.
+// relocate device discovery, and $GPIPE_MOVE_ROOT (default empty) is put in
+// front of every directory to move, so tests (and the end-to-end run of
+// specs/unet-brain.yaml on a CI machine) run it against a fake sysfs tree
+// without touching the machine's own /var/lib/docker.
 //
 // Outputs: mount, size_gib, avail_gib, devices (space-separated).
 type PrepareDisk struct {
@@ -105,6 +108,7 @@ func (c *DiskConfig) render() string {
 
 const diskScript = `sys_block="${GPIPE_SYS_BLOCK:-/sys/block}"
 dev_dir="${GPIPE_DEV_DIR:-/dev}"
+move_root="${GPIPE_MOVE_ROOT:-}"
 md_name=gpipe-data
 store_model='Amazon EC2 NVMe Instance Storage'
 
@@ -163,14 +167,15 @@ restart_docker() {
 }
 trap restart_docker EXIT
 
-for dir in "${move_dirs[@]}"; do
-  dest="$mount_point/moved$dir"
+for moved in "${move_dirs[@]}"; do
+  dir="$move_root$moved"
+  dest="$mount_point/moved$moved"
   if [ -L "$dir" ] && [ "$(readlink "$dir")" = "$dest" ]; then
     rm -rf "$dir.gpipe-old"
     echo "gpipe: $dir already on $mount_point"
     continue
   fi
-  if [ "$dir" = /var/lib/docker ] && [ "$docker_stopped" = 0 ] &&
+  if [ "$moved" = /var/lib/docker ] && [ "$docker_stopped" = 0 ] &&
     command -v systemctl >/dev/null && systemctl is-active --quiet docker; then
     echo "gpipe: stopping docker to move its data-root"
     systemctl stop docker docker.socket

@@ -56,7 +56,9 @@ func TestPrepareDiskOnFakeSysfs(t *testing.T) {
 	devDir := t.TempDir()
 	mnt := filepath.Join(t.TempDir(), "data")
 	home := t.TempDir()
-	logs := filepath.Join(t.TempDir(), "habana_logs")
+	// /var/log/habana_logs of a machine rooted at moveRoot.
+	moveRoot := t.TempDir()
+	logs := filepath.Join(moveRoot, "var/log/habana_logs")
 	if err := os.MkdirAll(filepath.Join(home, ".cache", "pip"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +72,17 @@ func TestPrepareDiskOnFakeSysfs(t *testing.T) {
 		"HOME":            home,
 		"GPIPE_SYS_BLOCK": sys,
 		"GPIPE_DEV_DIR":   devDir,
+		"GPIPE_MOVE_ROOT": moveRoot,
 	}
-	with := map[string]any{"mount": mnt, "min_free_gib": 1000, "move": []any{"~/.cache", logs}}
+	// ~/.cache is relocated too: under moveRoot, HOME's path.
+	cacheHome := filepath.Join(moveRoot, home)
+	if err := os.MkdirAll(filepath.Dir(cacheHome), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(home, cacheHome); err != nil {
+		t.Fatal(err)
+	}
+	with := map[string]any{"mount": mnt, "min_free_gib": 1000, "move": []any{"~/.cache", "/var/log/habana_logs"}}
 	pd := &PrepareDisk{Exec: localExecutors{}}
 	log := &syncBuf{}
 	res, err := pd.Run(t.Context(), stepRun(TypePrepareDisk, "disk", with, env, log))
@@ -98,14 +109,14 @@ func TestPrepareDiskOnFakeSysfs(t *testing.T) {
 			t.Errorf("output %s = %q, want %q", k, res.Outputs[k], v)
 		}
 	}
-	cache := filepath.Join(home, ".cache")
-	if target, err := os.Readlink(cache); err != nil || target != mnt+"/moved"+cache {
+	cache := filepath.Join(cacheHome, ".cache")
+	if target, err := os.Readlink(cache); err != nil || target != mnt+"/moved"+filepath.Join(home, ".cache") {
 		t.Errorf("~/.cache link: %q, %v", target, err)
 	}
 	if b, err := os.ReadFile(filepath.Join(cache, "pip", "wheel")); err != nil || string(b) != "w" {
 		t.Errorf("moved content: %q, %v", b, err)
 	}
-	if target, err := os.Readlink(logs); err != nil || target != mnt+"/moved"+logs {
+	if target, err := os.Readlink(logs); err != nil || target != mnt+"/moved/var/log/habana_logs" {
 		t.Errorf("%s link: %q, %v", logs, target, err)
 	}
 

@@ -8,6 +8,7 @@ min_free_gib=0
 move_dirs=(/var/lib/docker)
 sys_block="${GPIPE_SYS_BLOCK:-/sys/block}"
 dev_dir="${GPIPE_DEV_DIR:-/dev}"
+move_root="${GPIPE_MOVE_ROOT:-}"
 md_name=gpipe-data
 store_model='Amazon EC2 NVMe Instance Storage'
 
@@ -66,14 +67,15 @@ restart_docker() {
 }
 trap restart_docker EXIT
 
-for dir in "${move_dirs[@]}"; do
-  dest="$mount_point/moved$dir"
+for moved in "${move_dirs[@]}"; do
+  dir="$move_root$moved"
+  dest="$mount_point/moved$moved"
   if [ -L "$dir" ] && [ "$(readlink "$dir")" = "$dest" ]; then
     rm -rf "$dir.gpipe-old"
     echo "gpipe: $dir already on $mount_point"
     continue
   fi
-  if [ "$dir" = /var/lib/docker ] && [ "$docker_stopped" = 0 ] &&
+  if [ "$moved" = /var/lib/docker ] && [ "$docker_stopped" = 0 ] &&
     command -v systemctl >/dev/null && systemctl is-active --quiet docker; then
     echo "gpipe: stopping docker to move its data-root"
     systemctl stop docker docker.socket
