@@ -34,21 +34,16 @@ func (e *Executor) Exec(ctx context.Context, s host.Script) (map[string]string, 
 		if err := e.waitOnline(ctx, cl.SSM, log); err != nil {
 			return nil, err
 		}
+		if ctx.Err() != nil { // nothing sent yet: a resume starts afresh
+			return nil, fmt.Errorf("send command to %s: %w", e.InstanceID, context.Cause(ctx))
+		}
 		nonce = opt.Nonce()
-		if cmdID, err = e.send(ctx, cl.SSM, s, nonce); err != nil {
+		if cmdID, err = e.sendAndSave(ctx, cl.SSM, s, nonce, log); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(log, "sent SSM command %s to %s\n", cmdID, e.InstanceID)
-		if s.SaveResume != nil {
-			// Saved before anything else can fail, so a runner that dies from
-			// here on is resumed by reattaching, never by sending again.
-			if err := s.SaveResume(ctx, ResumeCommandID, cmdID); err != nil {
-				return nil, fmt.Errorf("save command id %s: %w", cmdID, err)
-			}
-			if err := s.SaveResume(ctx, ResumeNonce, nonce); err != nil {
-				return nil, fmt.Errorf("save command nonce: %w", err)
-			}
-		}
+	}
+	if detaching(ctx) {
+		return nil, e.detached(cmdID)
 	}
 	t := &tail{api: cl.Logs, group: opt.LogGroup, stream: cmdID + "/" + e.InstanceID + "/aws-runShellScript/stdout",
 		log: log, begin: beginMarker(nonce), end: endMarker(nonce)}
@@ -93,9 +88,34 @@ func (e *Executor) waitOnline(ctx context.Context, api SSM, log io.Writer) error
 	}
 }
 
+// sendAndSave sends the script and saves the command id, shielded from a
+// detach (see shieldDetach); other cancellations still cut it short.
+func (e *Executor) sendAndSave(ctx context.Context, api SSM, s host.Script, nonce string, log io.Writer) (string, error) {
+	sctx, stop := shieldDetach(ctx)
+	defer stop()
+	cmdID, err := e.send(sctx, api, s, nonce)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(log, "sent SSM command %s to %s\n", cmdID, e.InstanceID)
+	if s.SaveResume != nil {
+		// Saved before anything else can fail, so a runner that dies from
+		// here on is resumed by reattaching, never by sending again.
+		if err := s.SaveResume(sctx, ResumeCommandID, cmdID); err != nil {
+			return "", fmt.Errorf("save command id %s: %w", cmdID, err)
+		}
+		if err := s.SaveResume(sctx, ResumeNonce, nonce); err != nil {
+			return "", fmt.Errorf("save command nonce: %w", err)
+		}
+	}
+	return cmdID, nil
+}
+
 // poll waits for the invocation to finish, tailing its output meanwhile.
 // InvocationDoesNotExist right after SendCommand is normal: the invocation
-// appears a moment later. On cancellation the command is cancelled too.
+// appears a moment later. On cancellation the command is cancelled too,
+// except when the runner detaches: then it keeps running for a resume to
+// reattach to.
 func (e *Executor) poll(ctx context.Context, api SSM, cmdID string, t *tail) (*ssm.GetCommandInvocationOutput, error) {
 	opt := e.f.opt
 	b := &backoff{next: time.Second, max: 15 * time.Second}
@@ -119,6 +139,10 @@ func (e *Executor) poll(ctx context.Context, api SSM, cmdID string, t *tail) (*s
 		}
 		t.pump(ctx)
 		if err := b.wait(ctx, opt.Sleep); err != nil {
+			if detaching(ctx) {
+				fmt.Fprintf(t.log, "detaching: SSM command %s keeps running on %s; resume the run to reattach\n", cmdID, e.InstanceID)
+				return nil, e.detached(cmdID)
+			}
 			e.cancel(ctx, api, cmdID, t.log)
 			return nil, fmt.Errorf("command %s on %s: %w", cmdID, e.InstanceID, err)
 		}

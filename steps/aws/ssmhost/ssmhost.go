@@ -19,7 +19,10 @@
 //
 // Resume: the command id (and nonce) are saved with SaveResume right after
 // SendCommand, so a new runner reattaches to a command still running rather
-// than sending it again.
+// than sending it again. Cancellation cancels the command (CancelCommand),
+// except a detach (pipeline.ErrDetached as the context's cause: the runner is
+// about to be killed by its CI job's time limit): then Exec returns a
+// *pipeline.DetachedError and the command keeps running for a resume.
 package ssmhost
 
 import (
