@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -28,11 +29,24 @@ func main() {
 	conc := flag.Int("concurrency", 8, "parallel ranged GETs")
 	part := flag.Int("part-size-mib", 16, "MiB per ranged GET")
 	null := flag.Bool("null", false, "one plain GetObject to io.Discard instead")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the fetch to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fetchmsd: cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, *source, *sum, *dest, *task, *conc, *part, *null); err != nil {
 		fmt.Fprintln(os.Stderr, "fetchmsd:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

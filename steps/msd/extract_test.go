@@ -79,3 +79,51 @@ func TestExtractAllowsLinksInside(t *testing.T) {
 		}
 	}
 }
+
+// TestExtractResumeReplacesLeftovers: a resumed extraction replays entries an
+// interrupted run may already have written; what it finds at their names (a
+// hardlink to an earlier file, a symlink the journal does not know) must be
+// replaced, never written through.
+func TestExtractResumeReplacesLeftovers(t *testing.T) {
+	first := []entry{{name: "T/a.nii.gz", typ: tar.TypeReg, data: []byte("aaa")}}
+	rest := []entry{
+		{name: "T/b.nii.gz", typ: tar.TypeReg, data: []byte("bbb")},
+		{name: "T/d/c.nii.gz", typ: tar.TypeReg, data: []byte("ccc")},
+	}
+	whole, _ := buildTar(t, append(first, rest...))
+	head, _ := buildTar(t, first)
+	resumeAt := int64(len(head)) - 1024 // the end-of-archive blocks are not part of it
+	dir := t.TempDir()
+	if _, err := extractTar(bytes.NewReader(head), dir); err != nil {
+		t.Fatal(err)
+	}
+	// Leftovers: b is a hardlink to a, d a symlink to the directory T.
+	if err := os.Link(filepath.Join(dir, "T/a.nii.gz"), filepath.Join(dir, "T/b.nii.gz")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".", filepath.Join(dir, "T/d")); err != nil {
+		t.Fatal(err)
+	}
+	x, err := newExtractor(dir, extractState{Files: []string{"T/a.nii.gz"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if err := x.run(bytes.NewReader(whole[resumeAt:]), resumeAt); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"T/a.nii.gz": "aaa", "T/b.nii.gz": "bbb", "T/d/c.nii.gz": "ccc"} {
+		if b, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v, want %q", p, b, err, want)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "T/d")); err != nil || !fi.IsDir() {
+		t.Errorf("T/d is not a directory: %v %v", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "T/c.nii.gz")); err == nil {
+		t.Error("c written through the leftover symlink")
+	}
+	if got := x.state(); len(got.Files) != 3 {
+		t.Errorf("state after resume: %+v", got)
+	}
+}

@@ -3,7 +3,6 @@ package msd
 import (
 	"context"
 	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 )
 
 // S3API is the part of the S3 client fetch-msd uses.
@@ -32,8 +29,11 @@ type Options struct {
 	Dest        string // the task folder ends up in Dest/TaskName
 	TaskName    string // the archive's top folder, e.g. Task01_BrainTumour
 	Concurrency int    // parallel ranged GETs
-	PartSize    int64  // bytes per GET and per spooled part
-	Log         io.Writer
+	PartSize    int64  // bytes per GET
+	// CheckpointEvery is how many archive bytes at least go by between two
+	// writes of the resume journal; 0 means 64 MiB.
+	CheckpointEvery int64
+	Log             io.Writer
 }
 
 // Result describes the extracted task folder.
@@ -41,8 +41,8 @@ type Result struct {
 	DataDir     string
 	MD5         string
 	Bytes       int64
-	Skipped     bool // already extracted and verified: nothing fetched
-	PartsReused int  // parts taken from the .partial spool of an earlier run
+	Skipped     bool  // already extracted and verified: nothing fetched
+	ResumedAt   int64 // archive offset an interrupted run's staging dir was complete to
 	NumTraining int
 	NumTest     int
 }
@@ -67,32 +67,25 @@ type marker struct {
 	Bytes  int64  `json:"bytes"`
 }
 
-// spoolMeta identifies the object the spooled parts belong to; parts of a
-// changed object (ETag, size) or another part size are discarded.
-type spoolMeta struct {
-	Bucket   string `json:"bucket"`
-	Key      string `json:"key"`
-	ETag     string `json:"etag"`
-	Size     int64  `json:"size"`
-	PartSize int64  `json:"part_size"`
-}
-
 // Fetch downloads s3://Bucket/Key with parallel ranged GETs, verifies its MD5
-// and extracts it into Dest, all at once: parts arrive out of order into a
-// window, are put back in order, and each in-order part goes both to the
-// MD5 and (through a pipe) to the tar extractor, which write in parallel.
+// and extracts it into Dest, all at once: parts arrive out of order, are put
+// back in order, and each in-order part goes both to the MD5 and to the tar
+// extractor, which run in parallel.
 //
-// Every part is also kept in Dest/.gpipe-msd-<task>.partial until the fetch
-// succeeds, so a rerun after a crash or an interruption downloads only the
-// parts it lacks. Extraction goes to Dest/.gpipe-msd-<task>.staging and is
-// renamed into place only once the MD5 matched: a wrong MD5 or a hostile
-// entry keeps nothing.
+// Extraction goes to Dest/.gpipe-msd-<task>.staging and is renamed into
+// place only once the MD5 matched: a wrong MD5 or a hostile entry keeps
+// nothing. While it runs, Dest/.gpipe-msd-<task>.resume.json records how far
+// the staging directory is complete (see journal), so a rerun after a crash
+// or an interruption downloads only from there on.
 func Fetch(ctx context.Context, client S3API, o Options) (*Result, error) {
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
 	}
 	if o.PartSize < 1<<20 {
 		o.PartSize = 1 << 20
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 64 << 20
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -110,57 +103,69 @@ func Fetch(ctx context.Context, client S3API, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("head %s: %w", src, err)
 	}
-	size := aws.ToInt64(head.ContentLength)
-	meta := spoolMeta{Bucket: o.Bucket, Key: o.Key, ETag: aws.ToString(head.ETag), Size: size, PartSize: o.PartSize}
-	spool := filepath.Join(o.Dest, ".gpipe-msd-"+o.TaskName+".partial")
-	have, err := openSpool(spool, meta)
-	if err != nil {
+	obj := object{Bucket: o.Bucket, Key: o.Key, ETag: aws.ToString(head.ETag), Size: aws.ToInt64(head.ContentLength), PartSize: o.PartSize}
+	prefix := filepath.Join(o.Dest, ".gpipe-msd-"+o.TaskName)
+	run := &fetchJob{client: client, obj: obj, concurrency: o.Concurrency, stage: prefix + ".staging",
+		journalPath: prefix + ".resume.json", log: o.Log, checkpointEvery: o.CheckpointEvery}
+	// The part spool of earlier gpipe versions is no longer used.
+	if err := os.RemoveAll(prefix + ".partial"); err != nil {
+		return nil, fmt.Errorf("remove old spool: %w", err)
+	}
+	if err := run.prepare(); err != nil {
 		return nil, err
 	}
-	stage := filepath.Join(o.Dest, ".gpipe-msd-"+o.TaskName+".staging")
-	if err := os.RemoveAll(stage); err != nil {
-		return nil, fmt.Errorf("clear staging dir: %w", err)
-	}
-	if err := os.MkdirAll(stage, 0o755); err != nil {
-		return nil, fmt.Errorf("create staging dir: %w", err)
-	}
-	fmt.Fprintf(o.Log, "fetch-msd: %s: %d bytes in %d parts of %d MiB, %d already spooled, %d GETs at once\n",
-		src, size, len(have), o.PartSize>>20, count(have), o.Concurrency)
+	fmt.Fprintf(o.Log, "fetch-msd: %s: %d bytes in %d parts of %d MiB, resuming at byte %d, %d GETs at once\n",
+		src, obj.Size, obj.parts(), o.PartSize>>20, run.start, o.Concurrency)
 
 	start := time.Now()
-	sum, skipped, err := stream(ctx, client, o, meta, spool, have, stage)
+	sum, skipped, err := run.stream(ctx)
 	if err != nil {
-		os.RemoveAll(stage)
+		var ue *UnsafeEntryError
+		if errors.As(err, &ue) || errors.Is(err, ErrChanged) {
+			run.discard() // nothing worth resuming
+		}
 		return nil, err
 	}
 	if sum != o.MD5 {
-		os.RemoveAll(stage)
-		// The spooled bytes are what produced the wrong sum: a rerun must
-		// download afresh, not reassemble the same bytes.
-		os.RemoveAll(spool)
+		// The staging dir holds what produced the wrong sum: a rerun must
+		// download afresh, not resume.
+		run.discard()
 		return nil, &ChecksumError{Source: src, Got: sum, Want: o.MD5}
 	}
-	res, err := install(stage, final, o.TaskName, marker{Source: src, MD5: sum, Bytes: size})
+	res, err := install(run.stage, final, o.TaskName, marker{Source: src, MD5: sum, Bytes: obj.Size})
 	if err != nil {
 		return nil, err
 	}
-	os.RemoveAll(spool)
-	os.RemoveAll(stage)
-	res.Bytes, res.PartsReused = size, count(have)
+	run.discard()
+	res.Bytes, res.ResumedAt = obj.Size, run.start
 	d := time.Since(start)
 	fmt.Fprintf(o.Log, "fetch-msd: %d bytes verified and extracted to %s in %s (%.0f MiB/s), %d ._/special entries skipped\n",
-		size, final, d.Round(time.Millisecond), float64(size)/(1<<20)/d.Seconds(), skipped)
+		obj.Size-run.start, final, d.Round(time.Millisecond), float64(obj.Size-run.start)/(1<<20)/d.Seconds(), skipped)
 	return res, nil
 }
 
-func count(have []bool) int {
-	n := 0
-	for _, h := range have {
-		if h {
-			n++
+// prepare resumes from the journal when it and the staging dir are usable,
+// and otherwise starts with an empty staging dir.
+func (r *fetchJob) prepare() error {
+	if j, h, ok := loadJournal(r.journalPath, r.obj); ok {
+		if fi, err := os.Stat(r.stage); err == nil && fi.IsDir() {
+			r.first, r.start, r.hash, r.state = j.Part, j.Offset, h, j.extractState
+			return nil
 		}
 	}
-	return n
+	r.discard()
+	if err := os.MkdirAll(r.stage, 0o755); err != nil {
+		return fmt.Errorf("create staging dir: %w", err)
+	}
+	r.first, r.start, r.hash, r.state = 0, 0, md5.New(), extractState{}
+	return nil
+}
+
+// discard removes the staging dir and the journal.
+func (r *fetchJob) discard() {
+	os.Remove(r.journalPath)
+	os.Remove(r.journalPath + ".tmp")
+	os.RemoveAll(r.stage)
 }
 
 // verified reports a task folder whose marker records the expected MD5.
@@ -243,211 +248,4 @@ func install(stage, final, task string, m marker) (*Result, error) {
 	}
 	res.DataDir, res.MD5 = final, m.MD5
 	return res, nil
-}
-
-// openSpool returns which parts the spool already holds for this object,
-// discarding a spool of another object.
-func openSpool(dir string, meta spoolMeta) ([]bool, error) {
-	n := int((meta.Size + meta.PartSize - 1) / meta.PartSize)
-	have := make([]bool, n)
-	want, _ := json.Marshal(meta)
-	if b, err := os.ReadFile(filepath.Join(dir, "meta.json")); err != nil || string(b) != string(want) {
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, fmt.Errorf("clear spool: %w", err)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create spool: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "meta.json"), want, 0o644); err != nil {
-		return nil, fmt.Errorf("write spool meta: %w", err)
-	}
-	for i := range have {
-		fi, err := os.Stat(partPath(dir, i))
-		have[i] = err == nil && fi.Size() == partLen(meta, i)
-	}
-	return have, nil
-}
-
-func partPath(dir string, i int) string { return filepath.Join(dir, fmt.Sprintf("part-%06d", i)) }
-
-func partLen(m spoolMeta, i int) int64 {
-	return min(m.PartSize, m.Size-int64(i)*m.PartSize)
-}
-
-// chunk is one in-order part on its way to the MD5 and the extractor; the
-// last of the two consumers frees its window slot.
-type chunk struct {
-	data []byte
-	refs sync.WaitGroup
-}
-
-// stream runs the download, reassembly, MD5 and extraction pipeline and
-// returns the MD5 of all bytes.
-func stream(ctx context.Context, client S3API, o Options, meta spoolMeta, spool string, have []bool, stage string) (string, int, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	n := len(have)
-	window := make(chan struct{}, o.Concurrency+2)
-	jobs := make(chan int)
-	ready := make([]chan []byte, n)
-	for i := range ready {
-		ready[i] = make(chan []byte, 1)
-	}
-
-	var wg sync.WaitGroup
-	wg.Go(func() { // dispatch in order, at most a window ahead of reassembly
-		defer close(jobs)
-		for i := range n {
-			select {
-			case window <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
-	for range o.Concurrency {
-		wg.Go(func() {
-			for i := range jobs {
-				data, err := loadPart(ctx, client, meta, spool, i, have[i])
-				if err != nil {
-					cancel(err)
-					return
-				}
-				ready[i] <- data
-			}
-		})
-	}
-
-	pr, pw := io.Pipe()
-	hash := md5.New()
-	toHash := make(chan *chunk, 2)
-	toTar := make(chan *chunk, 2)
-	var extractErr error
-	var skipped int
-	wg.Go(func() {
-		for c := range toHash {
-			hash.Write(c.data)
-			c.refs.Done()
-		}
-	})
-	wg.Go(func() {
-		skipped, extractErr = extractTar(pr, stage)
-		if extractErr != nil {
-			pr.CloseWithError(extractErr)
-			cancel(extractErr)
-		}
-	})
-	wg.Go(func() {
-		defer pw.Close()
-		for c := range toTar {
-			if _, err := pw.Write(c.data); err != nil {
-				c.refs.Done()
-				for c := range toTar {
-					c.refs.Done()
-				}
-				return
-			}
-			c.refs.Done()
-		}
-	})
-
-	var err error
-reassemble:
-	for i := range n {
-		var data []byte
-		select {
-		case data = <-ready[i]:
-		case <-ctx.Done():
-			err = context.Cause(ctx)
-			break reassemble
-		}
-		c := &chunk{data: data}
-		c.refs.Add(2)
-		toHash <- c
-		toTar <- c
-		go func() { c.refs.Wait(); <-window }()
-	}
-	close(toHash)
-	close(toTar)
-	if err != nil {
-		pw.CloseWithError(err)
-	}
-	wg.Wait()
-	if extractErr != nil {
-		return "", skipped, fmt.Errorf("extract s3://%s/%s: %w", o.Bucket, o.Key, extractErr)
-	}
-	if err != nil {
-		return "", skipped, fmt.Errorf("download s3://%s/%s: %w", o.Bucket, o.Key, err)
-	}
-	return hex.EncodeToString(hash.Sum(nil)), skipped, nil
-}
-
-// loadPart returns part i from the spool or downloads (and spools) it.
-func loadPart(ctx context.Context, client S3API, meta spoolMeta, spool string, i int, spooled bool) ([]byte, error) {
-	p := partPath(spool, i)
-	if spooled {
-		b, err := os.ReadFile(p)
-		if err == nil && int64(len(b)) == partLen(meta, i) {
-			return b, nil
-		}
-	}
-	from := int64(i) * meta.PartSize
-	want := partLen(meta, i)
-	rng := fmt.Sprintf("bytes=%d-%d", from, from+want-1)
-	var data []byte
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
-			case <-ctx.Done():
-				return nil, context.Cause(ctx)
-			}
-		}
-		data, err = getRange(ctx, client, meta, rng, want)
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("part %d (%s): %w", i, rng, err)
-	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return nil, fmt.Errorf("spool part %d: %w", i, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return nil, fmt.Errorf("spool part %d: %w", i, err)
-	}
-	return data, nil
-}
-
-// ErrChanged reports that the object changed while it was being fetched.
-var ErrChanged = errors.New("object changed during download")
-
-func getRange(ctx context.Context, client S3API, meta spoolMeta, rng string, want int64) ([]byte, error) {
-	in := &s3.GetObjectInput{Bucket: &meta.Bucket, Key: &meta.Key, Range: &rng}
-	if meta.ETag != "" {
-		in.IfMatch = &meta.ETag
-	}
-	out, err := client.GetObject(ctx, in)
-	if err != nil {
-		var api smithy.APIError
-		if errors.As(err, &api) && api.ErrorCode() == "PreconditionFailed" {
-			return nil, fmt.Errorf("%w (ETag is no longer %s): rerun to start over", ErrChanged, meta.ETag)
-		}
-		return nil, err
-	}
-	defer out.Body.Close()
-	buf := make([]byte, want)
-	if _, err := io.ReadFull(out.Body, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
 }

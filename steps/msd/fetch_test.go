@@ -2,12 +2,10 @@ package msd
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -112,55 +110,6 @@ func TestFetchFromVersitygw(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// failingClient stops serving GETs after a number of them, as a crash or a
-// network loss would.
-type failingClient struct {
-	S3API
-	gets, limit atomic.Int64
-}
-
-func (c *failingClient) GetObject(ctx context.Context, in *s3.GetObjectInput, opt ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	if n := c.gets.Add(1); c.limit.Load() > 0 && n > c.limit.Load() {
-		return nil, errors.New("connection reset (injected)")
-	}
-	return c.S3API.GetObject(ctx, in, opt...)
-}
-
-func TestFetchResumesPartialDownload(t *testing.T) {
-	data, sum := buildTar(t, msdArchive(t, "Task04_Hippocampus", 8, 600<<10))
-	bucket := s3Env(t, map[string][]byte{"Task04_Hippocampus.tar": data})
-	parts := (len(data) + 1<<20 - 1) >> 20
-	inner, err := SDKClient(t.Context(), "us-east-1", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fc := &failingClient{S3API: inner}
-	fc.limit.Store(4)
-	f := &FetchMSD{NewClient: func(context.Context, string, bool) (S3API, error) { return fc, nil }}
-	dest := t.TempDir()
-	with := map[string]any{"task": "Task04_Hippocampus", "source": "s3://" + bucket + "/Task04_Hippocampus.tar",
-		"md5": sum, "dest": dest, "concurrency": 1, "part_size_mib": 1}
-	if _, err := f.Run(t.Context(), fetchRun(with)); err == nil {
-		t.Fatal("fetch with a dying connection succeeded")
-	}
-	spooled, _ := filepath.Glob(filepath.Join(dest, ".gpipe-msd-Task04_Hippocampus.partial", "part-*"))
-	if len(spooled) != 4 {
-		t.Fatalf("spooled %d parts before the failure, want 4", len(spooled))
-	}
-	fc.gets.Store(0)
-	fc.limit.Store(0)
-	res, err := f.Run(t.Context(), fetchRun(with))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := fc.gets.Load(); got != int64(parts-4) {
-		t.Errorf("resumed fetch made %d GETs, want %d (of %d parts)", got, parts-4, parts)
-	}
-	if res.Outputs["md5"] != sum || res.Outputs["num_training"] != "8" {
-		t.Errorf("outputs %v", res.Outputs)
-	}
 }
 
 func TestDecode(t *testing.T) {
