@@ -1,0 +1,288 @@
+package main
+
+// The end-to-end tests run the real specs/unet-brain*.yaml with the gpipe
+// binary (the test binary under testscript's "gpipe" name), in CI, without an
+// AWS account or a Gaudi card:
+//   - provision-stack and teardown talk CloudFormation to the AWS wire fake
+//     through AWS_ENDPOINT_URL (the fake checks every request's signature);
+//   - fetch-msd downloads a small MSD-style archive from a real versitygw
+//     (AWS_ENDPOINT_URL_S3), a private copy given as -p msd_source/msd_md5;
+//   - the host steps run with -p host=local: prepare-disk on a fake sysfs
+//     with fake mdadm/mkfs/mount (testdata/unet/bin) and $GPIPE_MOVE_ROOT;
+//     preprocess, train and evaluate against a fake `docker` that checks its
+//     arguments and writes dllogger results; results synced by a fake
+//     `aws s3 sync` into the folder versitygw serves, read back through S3.
+// The runs share one versitygw and one fake AWS endpoint and go in parallel:
+// most of their time is CloudFormation polling.
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+const task01 = "Task01_BrainTumour"
+
+// tarEntry is one member of a test archive.
+type tarEntry struct {
+	name, link string
+	typ        byte
+	data       []byte
+}
+
+// msdTask01 is a small MSD-style Task01: dataset.json with the case counts, a
+// few random (incompressible, like real .nii.gz) volumes, and the macOS ._
+// files the real archive has.
+func msdTask01(t *testing.T, cases int) []tarEntry {
+	es := []tarEntry{{name: task01 + "/", typ: tar.TypeDir}}
+	for _, d := range []string{"imagesTr", "labelsTr", "imagesTs"} {
+		es = append(es, tarEntry{name: task01 + "/" + d + "/", typ: tar.TypeDir})
+	}
+	var training, test []string
+	for i := range cases {
+		img, lbl, ts := fmt.Sprintf("imagesTr/BRATS_%03d.nii.gz", i+1), fmt.Sprintf("labelsTr/BRATS_%03d.nii.gz", i+1),
+			fmt.Sprintf("imagesTs/BRATS_%03d.nii.gz", 485+i)
+		es = append(es,
+			tarEntry{name: task01 + "/" + img, typ: tar.TypeReg, data: randomBytes(t, 2048)},
+			tarEntry{name: task01 + "/imagesTr/._" + filepath.Base(img), typ: tar.TypeReg, data: []byte("Mac OS X resource fork")},
+			tarEntry{name: task01 + "/" + lbl, typ: tar.TypeReg, data: randomBytes(t, 512)},
+			tarEntry{name: task01 + "/" + ts, typ: tar.TypeReg, data: randomBytes(t, 2048)},
+		)
+		training = append(training, fmt.Sprintf(`{"image": "./%s", "label": "./%s"}`, img, lbl))
+		test = append(test, fmt.Sprintf(`"./%s"`, ts))
+	}
+	ds := fmt.Sprintf(`{"name": "BRATS", "tensorImageSize": "4D", "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
+ "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
+ "numTraining": %d, "numTest": %d, "training": [%s], "test": [%s]}`,
+		cases, cases, strings.Join(training, ", "), strings.Join(test, ", "))
+	return append(es, tarEntry{name: task01 + "/dataset.json", typ: tar.TypeReg, data: []byte(ds)},
+		tarEntry{name: task01 + "/._dataset.json", typ: tar.TypeReg, data: []byte("junk")})
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// buildTar writes entries as a tar archive and returns it with its MD5.
+func buildTar(t *testing.T, entries []tarEntry) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: 0o644}
+		switch e.typ {
+		case tar.TypeReg:
+			h.Size = int64(len(e.data))
+		case tar.TypeDir:
+			h.Mode = 0o755
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(buf.Bytes())
+	return buf.Bytes(), hex.EncodeToString(sum[:])
+}
+
+// TestUnetBrainE2E runs specs/unet-brain.yaml: provision → prepare-disk →
+// (fetch-msd ∥ pull-image) → preprocess → train on 8 HPUs → evaluate →
+// teardown, and its failure paths.
+func TestUnetBrainE2E(t *testing.T) {
+	e := newUnetE2E(t)
+	good, goodMD5 := e.putArchive(t, "mirror/"+task01+".tar", msdTask01(t, 3))
+	// Entries that would land outside dest after good ones: the step must
+	// fail and leave nothing outside dest.
+	dotdot, dotdotMD5 := e.putArchive(t, "hostile/dotdot.tar", append(msdTask01(t, 1),
+		tarEntry{name: task01 + "/../../escaped-dotdot.txt", typ: tar.TypeReg, data: []byte("pwned")}))
+	symlink, symlinkMD5 := e.putArchive(t, "hostile/symlink.tar", append(msdTask01(t, 1),
+		tarEntry{name: task01 + "/imagesTr/out", typ: tar.TypeSymlink, link: "../../../.."},
+		tarEntry{name: task01 + "/imagesTr/out/escaped-symlink.txt", typ: tar.TypeReg, data: []byte("pwned")}))
+
+	t.Run("success", func(t *testing.T) {
+		t.Parallel()
+		r := e.newRun(t, "unet-e2e-success", "FAKE_WANT_HPUS=8")
+		code, out := r.run(t, "unet-brain.yaml", good, goodMD5)
+		if code != 0 {
+			t.Fatalf("gpipe run exited %d, want 0:\n%s", code, out)
+		}
+		run := r.status(t)
+		wantSteps(t, run, out, map[string]state.StepStatus{"provision": state.StepSucceeded, "disk": state.StepSucceeded,
+			"fetch": state.StepSucceeded, "pull-image": state.StepSucceeded, "preprocess": state.StepSucceeded,
+			"train": state.StepSucceeded, "evaluate": state.StepSucceeded, "teardown": state.StepSucceeded})
+		r.wantTornDown(t, run)
+		r.wantSuccess(t, run)
+	})
+
+	t.Run("flake-retried", func(t *testing.T) {
+		t.Parallel()
+		r := e.newRun(t, "unet-e2e-flake", "FAKE_WANT_HPUS=8")
+		r.env = append(r.env, "FAKE_FLAKE_ONCE="+filepath.Join(r.dir, "flaked"))
+		code, out := r.run(t, "unet-brain.yaml", good, goodMD5)
+		if code != 0 {
+			t.Fatalf("gpipe run exited %d, want 0 after a retry:\n%s", code, out)
+		}
+		run := r.status(t)
+		wantSteps(t, run, out, map[string]state.StepStatus{"train": state.StepSucceeded, "evaluate": state.StepSucceeded, "teardown": state.StepSucceeded})
+		train := run.Steps["train"]
+		if len(train.Attempts) != 2 || train.Attempts[0].Error == "" || train.Attempts[1].Error != "" {
+			t.Errorf("train attempts %s, want a failed one, then a successful one", fmtAttempts(train))
+		}
+		if got := run.Steps["evaluate"].Outputs["mean_dice"]; got != "0.71" {
+			t.Errorf("evaluate mean_dice %q, want 0.71", got)
+		}
+		r.wantTornDown(t, run)
+	})
+
+	t.Run("train-fails", func(t *testing.T) {
+		t.Parallel()
+		r := e.newRun(t, "unet-e2e-train-fails", "FAKE_TRAIN_FAIL=1")
+		code, out := r.run(t, "unet-brain.yaml", good, goodMD5)
+		if code != 1 {
+			t.Fatalf("gpipe run exited %d, want 1:\n%s", code, out)
+		}
+		run := r.status(t)
+		wantSteps(t, run, out, map[string]state.StepStatus{"preprocess": state.StepSucceeded, "train": state.StepFailed,
+			"evaluate": state.StepSkipped, "teardown": state.StepSucceeded})
+		// Not the synStatus flake: retry.on does not retry it.
+		if n := len(run.Steps["train"].Attempts); n != 1 {
+			t.Errorf("train ran %d attempts, want 1: %s", n, fmtAttempts(run.Steps["train"]))
+		}
+		r.wantTornDown(t, run)
+	})
+
+	for _, h := range []struct{ name, source, md5, entry string }{
+		{"hostile-dotdot", dotdot, dotdotMD5, "escaped-dotdot.txt"},
+		{"hostile-symlink", symlink, symlinkMD5, "imagesTr/out"},
+	} {
+		t.Run(h.name, func(t *testing.T) {
+			t.Parallel()
+			r := e.newRun(t, "unet-e2e-"+h.name)
+			code, out := r.run(t, "unet-brain.yaml", h.source, h.md5)
+			if code != 1 {
+				t.Fatalf("gpipe run exited %d, want 1:\n%s", code, out)
+			}
+			run := r.status(t)
+			wantSteps(t, run, out, map[string]state.StepStatus{"fetch": state.StepFailed, "preprocess": state.StepSkipped,
+				"train": state.StepSkipped, "teardown": state.StepSucceeded})
+			if msg := lastError(run.Steps["fetch"]); !strings.Contains(msg, "unsafe archive entry") || !strings.Contains(msg, h.entry) {
+				t.Errorf("fetch error %q does not name the unsafe entry %s", msg, h.entry)
+			}
+			// Nothing escaped: not in the run's folder, not next to it.
+			noneNamed(t, filepath.Dir(r.dir), "escaped-")
+			if _, err := os.Stat(filepath.Join(r.data, task01)); err == nil {
+				t.Errorf("a half-extracted %s is in place", task01)
+			}
+			r.wantTornDown(t, run)
+		})
+	}
+}
+
+// wantSuccess checks what a successful unet-brain run left behind.
+func (r *unetRun) wantSuccess(t *testing.T, run *state.Run) {
+	t.Helper()
+	// fetch-msd: verified, extracted, ._ files skipped, counts from dataset.json.
+	task := filepath.Join(r.data, task01)
+	fetch := run.Steps["fetch"].Outputs
+	for k, v := range map[string]string{"data_dir": task, "num_training": "3", "num_test": "3"} {
+		if fetch[k] != v {
+			t.Errorf("fetch output %s = %q, want %q", k, fetch[k], v)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(task, "imagesTr", "BRATS_003.nii.gz")); err != nil {
+		t.Errorf("volume not extracted: %v", err)
+	}
+	noneNamed(t, task, "._")
+
+	// prepare-disk: RAID0 over the two instance-store disks (not the EBS
+	// one), mkfs, mount; docker's data and ~/.cache moved onto the disk.
+	calls, _ := os.ReadFile(filepath.Join(r.disk, "calls"))
+	dev := filepath.Join(r.dir, "dev")
+	for _, want := range []string{
+		"mdadm --create " + dev + "/md/gpipe-data --run --level=0 --raid-devices=2 " + dev + "/nvme1n1 " + dev + "/nvme2n1",
+		"mkfs.ext4 -F -m 0 -E nodiscard " + dev + "/md/gpipe-data",
+		"mount -o noatime " + dev + "/md/gpipe-data " + r.data,
+	} {
+		if !strings.Contains(string(calls), want) {
+			t.Errorf("disk tools were not called with %q:\n%s", want, calls)
+		}
+	}
+	if got := run.Steps["disk"].Outputs["mount"]; got != r.data {
+		t.Errorf("disk output mount %q, want %q", got, r.data)
+	}
+	for moved, file := range map[string]string{"/var/lib/docker": "image/db", filepath.Join(r.home, ".cache"): "pip/wheel"} {
+		link := filepath.Join(r.moveRoot, moved)
+		if target, err := os.Readlink(link); err != nil || target != r.data+"/moved"+moved {
+			t.Errorf("%s → %q (%v), want a link to the data disk", link, target, err)
+		}
+		if _, err := os.Stat(filepath.Join(link, file)); err != nil {
+			t.Errorf("moved content: %v", err)
+		}
+	}
+
+	// The container runs: pinned image (the fake checks pull and build),
+	// train on all 8 cards with --save_ckpt, evaluate on one.
+	if _, err := os.Stat(filepath.Join(r.fake, "pulled")); err != nil {
+		t.Error("pull-image did not pull the image")
+	}
+	var modes []string
+	for _, argv := range r.dockerRuns(t) {
+		modes = append(modes, mode(argv))
+		switch mode(argv) {
+		case "train":
+			cards, _ := envArg(argv, "HABANA_VISIBLE_MODULES")
+			if !slices.Contains(argv, "--save_ckpt") || argAfter(argv, "--hpus") != "8" || cards != "0,1,2,3,4,5,6,7" {
+				t.Errorf("train run: --hpus %s, cards %q, --save_ckpt %v: %q", argAfter(argv, "--hpus"), cards,
+					slices.Contains(argv, "--save_ckpt"), argv)
+			}
+		case "evaluate":
+			ckpt := filepath.Join(r.data, "results/01_2d/fold_0/checkpoints/epoch=1-dice_sum=1.4.ckpt")
+			if got := argAfter(argv, "--ckpt_path"); got != ckpt {
+				t.Errorf("evaluate --ckpt_path %q, want train's best %q", got, ckpt)
+			}
+		}
+	}
+	slices.Sort(modes)
+	if !slices.Equal(modes, []string{"evaluate", "preprocess", "train"}) {
+		t.Errorf("container runs %q, want one preprocess, train and evaluate each", modes)
+	}
+
+	// Outputs: mean_dice from evaluate's dllogger file, training's best epoch.
+	ev := run.Steps["evaluate"].Outputs
+	for k, v := range map[string]string{"mean_dice": "0.71", "dice_l1": "0.79", "dice_l2": "0.58", "dice_l3": "0.76"} {
+		if ev[k] != v {
+			t.Errorf("evaluate output %s = %q, want %q", k, ev[k], v)
+		}
+	}
+	if got := run.Steps["train"].Outputs["best_mean_dice"]; got != "63.5" {
+		t.Errorf("train best_mean_dice %q, want 63.5", got)
+	}
+
+	// Checkpoints and the evaluation reached the results bucket.
+	prefix := "unet-brain/" + r.id + "/01_2d/fold_0/"
+	if got, err := r.e.getObject(t, prefix+"checkpoints/last.ckpt"); err != nil || got != "ckpt fold 0\n" {
+		t.Errorf("s3://%s/%scheckpoints/last.ckpt: %q, %v", e2eResultsBucket, prefix, got, err)
+	}
+	if got, err := r.e.getObject(t, prefix+"eval/eval_log.json"); err != nil || !strings.Contains(got, `"Mean dice": 0.71`) {
+		t.Errorf("s3://%s/%seval/eval_log.json: %q, %v", e2eResultsBucket, prefix, got, err)
+	}
+}
