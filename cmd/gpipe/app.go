@@ -28,6 +28,8 @@ type App struct {
 
 	aws   *aws.Steps  // created on first use
 	local *host.Local // created with the registry; Close removes its files
+	// signals lets run/resume --detach-on-signal take the first signal.
+	signals *signalRoute
 }
 
 type handler func(ctx context.Context, fs *flag.FlagSet, args []string) error
@@ -106,7 +108,8 @@ func (a *App) usage(w io.Writer, cmds map[string]subcommand) {
 	}
 	fmt.Fprintln(w, "\nRun 'gpipe COMMAND --help' for a command's flags.\n"+
 		"Exit codes: 0 success, 1 pipeline failed, 2 bad usage or invalid spec,\n"+
-		"3 run held by another runner or changed underneath, 130 interrupted.")
+		"3 run held by another runner or changed underneath, 4 detached (steps still\n"+
+		"run remotely; resume the run to reattach), 130 interrupted.")
 }
 
 // wantArgs checks the count of positional arguments.

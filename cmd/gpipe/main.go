@@ -27,6 +27,7 @@ const (
 	exitFailed      = 1 // the pipeline failed, or gpipe could not do what was asked
 	exitUsage       = 2 // bad usage or an invalid spec
 	exitHeld        = 3 // the run is held by another runner, or its state changed underneath
+	exitDetached    = 4 // detached: steps still run remotely; resume the run to reattach
 	exitInterrupted = 130
 )
 
@@ -36,9 +37,10 @@ func main() {
 
 // runMain is main without os.Exit, so testscript can run gpipe in-process.
 func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	soft, hard, stop := signalContexts(stderr)
+	signals := &signalRoute{}
+	soft, hard, stop := signalContexts(stderr, signals)
 	defer stop()
-	app := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, Hard: hard}
+	app := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, Hard: hard, signals: signals}
 	err := app.Main(soft, args)
 	code := exitCode(err)
 	if err != nil && !errors.Is(err, errReported) {
@@ -59,12 +61,15 @@ func exitCode(err error) int {
 		held    *state.HeldError
 		failed  *engine.FailedError
 		newer   *state.NewerSchemaError
+		detach  *engine.DetachedRunError
 	)
 	// Order matters: a failed pipeline wraps its steps' errors, which may be
 	// of any kind, so the run-level outcomes are checked first.
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &detach):
+		return exitDetached
 	case errors.Is(err, engine.ErrInterrupted), errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.As(err, &failed):
@@ -82,8 +87,9 @@ func exitCode(err error) int {
 
 // signalContexts returns a context cancelled by the first SIGINT or SIGTERM
 // (stop starting steps, cancel running ones, still run cleanup) and one
-// cancelled by the second (stop at once).
-func signalContexts(stderr io.Writer) (soft, hard context.Context, stop func()) {
+// cancelled by the second (stop at once). A command that asked route for the
+// first signal (--detach-on-signal) gets it instead of the soft cancel.
+func signalContexts(stderr io.Writer, route *signalRoute) (soft, hard context.Context, stop func()) {
 	soft, cancelSoft := context.WithCancelCause(context.Background())
 	hard, cancelHard := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 2)
@@ -97,6 +103,9 @@ func signalContexts(stderr io.Writer) (soft, hard context.Context, stop func()) 
 				return
 			case sig := <-sigs:
 				n++
+				if n == 1 && route.take(sig) {
+					continue
+				}
 				if n == 1 {
 					fmt.Fprintf(stderr, "\ngpipe: %v: stopping steps and running cleanup; repeat to stop at once\n", sig)
 					cancelSoft(fmt.Errorf("%w by %v", engine.ErrInterrupted, sig))

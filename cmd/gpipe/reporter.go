@@ -90,6 +90,8 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 	switch {
 	case runErr == nil:
 		// The console view has said so.
+	case errors.As(runErr, new(*engine.DetachedRunError)):
+		fmt.Fprintf(a.Stderr, "gpipe: run %s detached; state saved. Reattach to what still runs with:\n  %s\n", r.runID, resume)
 	case errors.Is(runErr, engine.ErrInterrupted):
 		fmt.Fprintf(a.Stderr, "gpipe: run %s interrupted; state saved. Continue with:\n  %s\n", r.runID, resume)
 	case errors.Is(runErr, state.ErrConflict):

@@ -19,6 +19,7 @@ type resumeOptions struct {
 	planOnly    bool
 	force       bool
 	concurrency int
+	detach      detachOptions
 }
 
 func (a *App) setupResume(fs *flag.FlagSet) handler {
@@ -28,8 +29,13 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 	specFile := fs.String("spec", "", "resume with this (edited) spec: changed steps rerun with their downstream")
 	force := fs.Bool("force", false, "take over the run even if another live runner holds it (dangerous: two runners would drive one run)")
 	concurrency := fs.Int("concurrency", 0, "run at most N steps at once")
+	detachOpts := a.detachFlags(fs) // detach engineer: see detach.go
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		det, err := detachOpts()
+		if err != nil {
 			return err
 		}
 		st, url, err := a.openStore(ctx, *stateURL, "")
@@ -38,7 +44,7 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 		}
 		return a.resume(ctx, resumeOptions{
 			store: st, storeURL: url, runID: args[0], from: *from, specFile: *specFile,
-			planOnly: *planOnly, force: *force, concurrency: *concurrency,
+			planOnly: *planOnly, force: *force, concurrency: *concurrency, detach: det,
 		})
 	}
 }
@@ -80,7 +86,7 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 			return fmt.Errorf("record edited spec of run %s: %w", o.runID, err)
 		}
 	}
-	return a.drive(ctx, j, p, o.storeURL, o.concurrency)
+	return a.drive(ctx, j, p, o.storeURL, o.concurrency, o.detach)
 }
 
 // resumePlan rebuilds the plan of a saved run, from its spec snapshot or an

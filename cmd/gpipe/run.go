@@ -30,8 +30,13 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 	concurrency := fs.Int("concurrency", 0, "run at most N steps at once (default: the spec's concurrency, else 8)")
 	dryRun := fs.Bool("dry-run", false, "print the plan and exit without running anything")
 	resumeExisting := fs.Bool("resume-existing", false, "if a run with --run-id exists, resume it instead (CI re-runs)")
+	detachOpts := a.detachFlags(fs) // detach engineer: see detach.go
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
+			return err
+		}
+		det, err := detachOpts()
+		if err != nil {
 			return err
 		}
 		sp, err := a.loadSpec(args[0])
@@ -66,7 +71,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		if *resumeExisting && *runID != "" {
 			if _, err := state.Read(ctx, st, id); err == nil {
 				fmt.Fprintf(a.Stderr, "gpipe: run %s exists in %s: resuming it\n", id, url)
-				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, concurrency: *concurrency})
+				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, concurrency: *concurrency, detach: det})
 			} else if !errors.Is(err, state.ErrNotFound) {
 				return fmt.Errorf("look up run %s: %w", id, err)
 			}
@@ -83,7 +88,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 			_ = j.Close(context.WithoutCancel(ctx))
 			return fmt.Errorf("save spec snapshot of run %s: %w", id, err)
 		}
-		return a.drive(ctx, j, p, url, *concurrency)
+		return a.drive(ctx, j, p, url, *concurrency, det)
 	}
 }
 
@@ -168,19 +173,22 @@ func (a *App) leaseOptions(force bool) state.LeaseOptions {
 }
 
 // drive runs a plan under a held journal and closes the journal, whatever
-// happened: the final state is saved even after an interrupt.
-func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeURL string, concurrency int) error {
+// happened: the final state is saved even after an interrupt or a detach.
+func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeURL string, concurrency int, det detachOptions) error {
 	if concurrency == 0 {
 		concurrency = p.Spec.Concurrency
 	}
 	rep := a.newReporter(p, j.RunID(), storeURL)
+	detach, stopDetach := a.startDetach(det)
 	runErr := engine.Run(ctx, p, j, engine.Options{
 		Registry:    a.registry(),
 		Concurrency: concurrency,
 		Hard:        a.Hard,
 		Env:         environMap(),
 		Events:      rep.Event,
+		Detach:      detach,
 	})
+	stopDetach()
 	if a.local != nil {
 		_ = a.local.Close()
 	}

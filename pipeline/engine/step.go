@@ -331,7 +331,7 @@ func cancelReason(err error) string {
 	var ff *errFailFast
 	switch {
 	case errors.Is(err, pipeline.ErrDetached):
-		return "cancelled: the runner detached and the step cannot outlive it; resume runs it again"
+		return "runner detached; resume runs it again"
 	case errors.As(err, &ff):
 		return "cancelled: " + ff.Error()
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):

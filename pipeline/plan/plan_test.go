@@ -165,6 +165,18 @@ func TestForResume(t *testing.T) {
 			},
 		},
 		{
+			name:     "running in a detached run reattaches",
+			statuses: map[string]state.StepStatus{"evaluate": state.StepRunning, "end": state.StepPending},
+			prevEdit: func(r *state.Run) {
+				r.Status = state.RunDetached
+				r.Steps["evaluate"].Resume = map[string]string{"command_id": "c-1"}
+			},
+			want: map[string]decision{
+				"evaluate": {Run, "detached while running; reattaching"},
+				"end":      {Run, "downstream of evaluate"},
+			},
+		},
+		{
 			name: "--from a matrix step reruns all copies and downstream",
 			from: "train",
 			want: map[string]decision{

@@ -122,6 +122,10 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 			continue
 		case state.StepRunning:
 			s.Reason = "running when the previous runner stopped"
+			if prev.Status == state.RunDetached {
+				// The runner left it running on purpose (gpipe --detach-after).
+				s.Reason = "detached while running"
+			}
 			if len(ps.Resume) > 0 {
 				s.Reattach = true
 				s.Reason += "; reattaching"
