@@ -209,6 +209,11 @@ func strayReason(ctx context.Context, st state.Store, runID string, now time.Tim
 	switch {
 	case run.Status == state.RunSucceeded || run.Status == state.RunFailed || run.Status == state.RunInterrupted:
 		return "run " + string(run.Status), nil
+	case run.Status == state.RunDetached:
+		// Left running on purpose (--detach-after) for a resume to reattach
+		// to; `gpipe teardown RUN_ID` ends it, the instance's max_lifetime
+		// guard bounds it.
+		return "", nil
 	case run.Lease == nil:
 		return "run has no runner", nil
 	case now.After(run.Lease.Expires):

@@ -14,6 +14,7 @@ var runSymbols = map[state.RunStatus]string{
 	state.RunFailed:      "❌",
 	state.RunRunning:     "🔄",
 	state.RunInterrupted: "🚫",
+	state.RunDetached:    "⏸️",
 	state.RunPending:     "⏳",
 }
 

@@ -314,3 +314,64 @@ func TestActionCommands(t *testing.T) {
 		})
 	}
 }
+
+// TestActionDetach checks the detach inputs: the commands that drive a run
+// get --detach-after (and --detach-on-signal when asked), the others not.
+func TestActionDetach(t *testing.T) {
+	script := gpipeScript(t, loadAction(t))
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash not found")
+	}
+	bin := t.TempDir()
+	fake := "#!/usr/bin/env bash\nprintf '%s\\n' \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "gpipe"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "a.yaml"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, command, after, signal string
+		want                         []string // nil: must fail with exit 2
+	}{
+		{"run-or-resume detaches", "run-or-resume", "5h30m", "false",
+			[]string{"run", "--resume-existing", "--run-id", "gh-7", "--detach-after", "5h30m", "a.yaml"}},
+		{"run on signal", "run", "5h", "true",
+			[]string{"run", "--run-id", "gh-7", "--detach-after", "5h", "--detach-on-signal", "a.yaml"}},
+		{"resume", "resume", "1h", "", []string{"resume", "--detach-after", "1h", "gh-7"}},
+		{"never", "run", "", "false", []string{"run", "--run-id", "gh-7", "a.yaml"}},
+		{"validate ignores it", "validate", "5h30m", "true", []string{"validate", "a.yaml"}},
+		{"bad detach-on-signal", "run", "5h", "yes", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bash, "-c", script)
+			cmd.Dir = work
+			cmd.Env = append(os.Environ(),
+				"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+				"GITHUB_STEP_SUMMARY="+filepath.Join(t.TempDir(), "summary.md"),
+				"GPIPE_COMMAND="+tt.command, "GPIPE_SPEC=a.yaml", "GPIPE_RUN_ID=gh-7",
+				"GPIPE_PARAMS=", "GPIPE_STATE_URL=", "GPIPE_ARGS=",
+				"GPIPE_DETACH="+tt.after, "GPIPE_DETACH_SIGNAL="+tt.signal)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if tt.want == nil {
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "::error") {
+					t.Errorf("want exit 2 with an ::error:: line, got %v:\n%s%s", err, out, stderr.String())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("script failed: %v\n%s%s", err, out, stderr.String())
+			}
+			got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+			if strings.Join(got, "\x00") != strings.Join(tt.want, "\x00") {
+				t.Errorf("gpipe ran with\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
