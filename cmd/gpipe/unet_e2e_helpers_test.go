@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,27 +187,42 @@ func writeFile(t *testing.T, name, content string) {
 // gpipe runs the binary and returns its exit code and combined output.
 func (r *unetRun) gpipe(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	return r.startGpipe(t, args...)(t)
+}
+
+// startGpipe starts the binary; the returned function waits for it and
+// returns its exit code and combined output.
+func (r *unetRun) startGpipe(t *testing.T, args ...string) func(*testing.T) (int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, r.e.gpipe, args...)
 	cmd.Dir = r.dir
 	cmd.Env = r.env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, out.String()
-	case errors.As(err, &ee) && ctx.Err() == nil:
-		return ee.ExitCode(), out.String()
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start gpipe: %v", err)
 	}
-	t.Fatalf("gpipe %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	return 0, ""
+	return func(t *testing.T) (int, string) {
+		t.Helper()
+		defer cancel()
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return 0, out.String()
+		case errors.As(err, &ee) && ctx.Err() == nil:
+			return ee.ExitCode(), out.String()
+		}
+		t.Fatalf("gpipe %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		return 0, ""
+	}
 }
 
-// run starts the spec with the params every e2e run needs, and more.
-func (r *unetRun) run(t *testing.T, spec, source, md5 string, params ...string) (int, string) {
+// start runs the spec, with the params every e2e run needs and more, in the
+// background: the returned function waits for it.
+func (r *unetRun) start(t *testing.T, spec, source, md5 string, params ...string) func(*testing.T) (int, string) {
 	t.Helper()
 	args := []string{"run", "--state", r.stateURL, "--run-id", r.id,
 		"-p", "results_bucket=" + e2eResultsBucket, "-p", "host=local", "-p", "data_dir=" + r.data,
@@ -214,7 +230,7 @@ func (r *unetRun) run(t *testing.T, spec, source, md5 string, params ...string) 
 	for _, p := range params {
 		args = append(args, "-p", p)
 	}
-	return r.gpipe(t, append(args, filepath.Join(r.e.repo, "specs", spec))...)
+	return r.startGpipe(t, append(args, filepath.Join(r.e.repo, "specs", spec))...)
 }
 
 // status is `gpipe status --json`.
@@ -324,9 +340,13 @@ func mode(argv []string) string {
 }
 
 // noneNamed fails when a file whose name starts with prefix exists below dir.
+// Other runs may be changing files below dir meanwhile.
 func noneNamed(t *testing.T, dir, prefix string) {
 	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

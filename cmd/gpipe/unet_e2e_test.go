@@ -12,8 +12,9 @@ package main
 //     preprocess, train and evaluate against a fake `docker` that checks its
 //     arguments and writes dllogger results; results synced by a fake
 //     `aws s3 sync` into the folder versitygw serves, read back through S3.
-// The runs share one versitygw and one fake AWS endpoint and go in parallel:
-// most of their time is CloudFormation polling.
+// The runs share one versitygw and one fake AWS endpoint, and all start at
+// once (most of their time is CloudFormation polling and retry backoff; the
+// subtests only wait for them, so -parallel does not serialize them).
 
 import (
 	"archive/tar"
@@ -106,7 +107,7 @@ func buildTar(t *testing.T, entries []tarEntry) ([]byte, string) {
 
 // TestUnetBrainE2E runs specs/unet-brain.yaml: provision → prepare-disk →
 // (fetch-msd ∥ pull-image) → preprocess → train on 8 HPUs → evaluate →
-// teardown, and its failure paths.
+// teardown, and its failure paths; then specs/unet-brain-5fold.yaml.
 func TestUnetBrainE2E(t *testing.T) {
 	e := newUnetE2E(t)
 	good, goodMD5 := e.putArchive(t, "mirror/"+task01+".tar", msdTask01(t, 3))
@@ -118,10 +119,35 @@ func TestUnetBrainE2E(t *testing.T) {
 		tarEntry{name: task01 + "/imagesTr/out", typ: tar.TypeSymlink, link: "../../../.."},
 		tarEntry{name: task01 + "/imagesTr/out/escaped-symlink.txt", typ: tar.TypeReg, data: []byte("pwned")}))
 
+	// Every run starts now; each subtest waits for its own.
+	success := e.newRun(t, "unet-e2e-success", "FAKE_WANT_HPUS=8")
+	waitSuccess := success.start(t, "unet-brain.yaml", good, goodMD5)
+	flake := e.newRun(t, "unet-e2e-flake", "FAKE_WANT_HPUS=8")
+	flake.env = append(flake.env, "FAKE_FLAKE_ONCE="+filepath.Join(flake.dir, "flaked"))
+	waitFlake := flake.start(t, "unet-brain.yaml", good, goodMD5)
+	trainFails := e.newRun(t, "unet-e2e-train-fails", "FAKE_TRAIN_FAIL=1")
+	waitTrainFails := trainFails.start(t, "unet-brain.yaml", good, goodMD5)
+	type hostile struct {
+		name, entry string
+		r           *unetRun
+		wait        func(*testing.T) (int, string)
+	}
+	var hostiles []hostile
+	for _, h := range []struct{ name, source, md5, entry string }{
+		{"hostile-dotdot", dotdot, dotdotMD5, "escaped-dotdot.txt"},
+		{"hostile-symlink", symlink, symlinkMD5, "imagesTr/out"},
+	} {
+		r := e.newRun(t, "unet-e2e-"+h.name)
+		hostiles = append(hostiles, hostile{h.name, h.entry, r, r.start(t, "unet-brain.yaml", h.source, h.md5)})
+	}
+	// specs/unet-brain-5fold.yaml: five 1-HPU trainings at once on the
+	// 8-card host, each on its own card; cv-dice averages the folds.
+	fiveFold := e.newRun(t, "unet-e2e-5fold", "FAKE_WANT_HPUS=1", "FAKE_DICE_BY_FOLD=1", "FAKE_TRAIN_TOGETHER=5")
+	waitFiveFold := fiveFold.start(t, "unet-brain-5fold.yaml", good, goodMD5)
+
 	t.Run("success", func(t *testing.T) {
-		t.Parallel()
-		r := e.newRun(t, "unet-e2e-success", "FAKE_WANT_HPUS=8")
-		code, out := r.run(t, "unet-brain.yaml", good, goodMD5)
+		r := success
+		code, out := waitSuccess(t)
 		if code != 0 {
 			t.Fatalf("gpipe run exited %d, want 0:\n%s", code, out)
 		}
@@ -134,10 +160,8 @@ func TestUnetBrainE2E(t *testing.T) {
 	})
 
 	t.Run("flake-retried", func(t *testing.T) {
-		t.Parallel()
-		r := e.newRun(t, "unet-e2e-flake", "FAKE_WANT_HPUS=8")
-		r.env = append(r.env, "FAKE_FLAKE_ONCE="+filepath.Join(r.dir, "flaked"))
-		code, out := r.run(t, "unet-brain.yaml", good, goodMD5)
+		r := flake
+		code, out := waitFlake(t)
 		if code != 0 {
 			t.Fatalf("gpipe run exited %d, want 0 after a retry:\n%s", code, out)
 		}
@@ -154,9 +178,8 @@ func TestUnetBrainE2E(t *testing.T) {
 	})
 
 	t.Run("train-fails", func(t *testing.T) {
-		t.Parallel()
-		r := e.newRun(t, "unet-e2e-train-fails", "FAKE_TRAIN_FAIL=1")
-		code, out := r.run(t, "unet-brain.yaml", good, goodMD5)
+		r := trainFails
+		code, out := waitTrainFails(t)
 		if code != 1 {
 			t.Fatalf("gpipe run exited %d, want 1:\n%s", code, out)
 		}
@@ -170,14 +193,10 @@ func TestUnetBrainE2E(t *testing.T) {
 		r.wantTornDown(t, run)
 	})
 
-	for _, h := range []struct{ name, source, md5, entry string }{
-		{"hostile-dotdot", dotdot, dotdotMD5, "escaped-dotdot.txt"},
-		{"hostile-symlink", symlink, symlinkMD5, "imagesTr/out"},
-	} {
+	for _, h := range hostiles {
 		t.Run(h.name, func(t *testing.T) {
-			t.Parallel()
-			r := e.newRun(t, "unet-e2e-"+h.name)
-			code, out := r.run(t, "unet-brain.yaml", h.source, h.md5)
+			r := h.r
+			code, out := h.wait(t)
 			if code != 1 {
 				t.Fatalf("gpipe run exited %d, want 1:\n%s", code, out)
 			}
@@ -195,6 +214,50 @@ func TestUnetBrainE2E(t *testing.T) {
 			r.wantTornDown(t, run)
 		})
 	}
+
+	t.Run("5fold", func(t *testing.T) {
+		r := fiveFold
+		code, out := waitFiveFold(t)
+		if code != 0 {
+			t.Fatalf("gpipe run exited %d, want 0:\n%s", code, out)
+		}
+		run := r.status(t)
+		want := map[string]state.StepStatus{"preprocess": state.StepSucceeded, "cv-dice": state.StepSucceeded, "teardown": state.StepSucceeded}
+		for f := range 5 {
+			want[fmt.Sprintf("train-fold-%d", f)] = state.StepSucceeded
+			want[fmt.Sprintf("evaluate-fold-%d", f)] = state.StepSucceeded
+		}
+		wantSteps(t, run, out, want)
+		r.wantTornDown(t, run)
+		cards := map[string]string{} // card → fold
+		for _, argv := range r.dockerRuns(t) {
+			if mode(argv) != "train" {
+				continue
+			}
+			card, _ := envArg(argv, "HABANA_VISIBLE_MODULES")
+			fold := argAfter(argv, "--fold")
+			if other, dup := cards[card]; dup {
+				t.Errorf("folds %s and %s trained together on card %q", other, fold, card)
+			}
+			cards[card] = fold
+		}
+		if len(cards) != 5 {
+			t.Errorf("trainings on cards %v, want five folds on five distinct cards", cards)
+		}
+		for f := range 5 {
+			id := fmt.Sprintf("evaluate-fold-%d", f)
+			if got, want := run.Steps[id].Outputs["mean_dice"], fmt.Sprintf("0.7%d1", f); got != want {
+				t.Errorf("%s mean_dice %q, want %s", id, got, want)
+			}
+			key := fmt.Sprintf("unet-brain-5fold/%s/01_2d/fold_%d/checkpoints/last.ckpt", r.id, f)
+			if got, err := r.e.getObject(t, key); err != nil || got != fmt.Sprintf("ckpt fold %d\n", f) {
+				t.Errorf("s3://%s/%s: %q, %v", e2eResultsBucket, key, got, err)
+			}
+		}
+		if got := run.Steps["cv-dice"].Outputs["mean_dice"]; got != "0.721" {
+			t.Errorf("cv-dice mean_dice %q, want 0.721 (the mean of 0.701..0.741)", got)
+		}
+	})
 }
 
 // wantSuccess checks what a successful unet-brain run left behind.
