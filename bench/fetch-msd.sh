@@ -3,6 +3,7 @@
 # served by a local versitygw (issue 5, Performance).
 #
 #   bench/fetch-msd.sh [SIZE_MIB [ROUNDS]]      defaults: 1024 MiB, 5 rounds
+#   BENCH_GPIPE_ARGS="-concurrency 4 -part-size-mib 8" bench/fetch-msd.sh   (tuning)
 #
 # Methods, run alternately (the order rotates every round) so drift in the
 # machine's load hits them all alike:
@@ -12,7 +13,9 @@
 #   cli-stream  aws s3 cp - | tee >(md5sum) | tar -x
 #   get-null    one plain GetObject into /dev/null (Go SDK): the network floor
 #   md5sum      md5sum of the archive from page cache: the checksum floor
-# Prints each method's median seconds and its ratio to gpipe.
+# Prints each method's median wall seconds, its ratio to gpipe, and the CPU
+# seconds it used (and versitygw used serving it): on a loaded machine wall
+# time follows CPU time, so the CPU columns say what the wall ones cannot.
 #
 # Needs: Go, versitygw (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)
 # and the AWS CLI (Debian: apt-get install -y awscli; /usr/bin/aws is preferred).
@@ -86,14 +89,15 @@ rm -f "$work/archive.tar"
 (cd "$repo" && go build -o "$work/fetchmsd" ./bench/fetchmsd)
 
 now() { date +%s.%N; }
-run_method() {
-  local out="$work/out" t0 t1
-  rm -rf "$out" "$work/dl.tar"
-  mkdir -p "$out"
-  sync
-  t0=$(now)
+# CPU seconds (user+sys) of the children a `times` builtin reports.
+cpu_of_times() { sed -n 2p "$1" | awk '{t = 0; for (i = 1; i <= 2; i++) {split($i, a, /[ms]/); t += a[1] * 60 + a[2]} print t}'; }
+gw_ticks() { awk '{print $14 + $15}' "/proc/$gw_pid/stat"; }
+do_method() {
+  local out="$work/out"
   case "$1" in
-    gpipe) "$work/fetchmsd" -source s3://bench/archive.tar -md5 "$md5" -dest "$out" -task "$task" 2>/dev/null >/dev/null ;;
+    gpipe)
+      # shellcheck disable=SC2086 # BENCH_GPIPE_ARGS is a list of flags
+      "$work/fetchmsd" -source s3://bench/archive.tar -md5 "$md5" -dest "$out" -task "$task" ${BENCH_GPIPE_ARGS:-} 2>/dev/null >/dev/null ;;
     cli-file)
       "$aws_cli" --endpoint-url "$AWS_ENDPOINT_URL_S3" s3 cp --only-show-errors s3://bench/archive.tar "$work/dl.tar"
       md5sum "$work/dl.tar" >/dev/null
@@ -104,8 +108,30 @@ run_method() {
     get-null) "$work/fetchmsd" -null -source s3://bench/archive.tar >/dev/null ;;
     md5sum) md5sum "$work/cached.tar" >/dev/null ;;
   esac
+}
+# run_method M prints "WALL CPU GW": wall seconds, CPU seconds of the
+# method's processes, CPU seconds versitygw spent serving it.
+run_method() {
+  local t0 t1 g0 g1
+  rm -rf "$work/out" "$work/dl.tar"
+  mkdir -p "$work/out"
+  sync
+  g0=$(gw_ticks)
+  t0=$(now)
+  (
+    do_method "$1"
+    times >"$work/cpu"
+  )
   t1=$(now)
-  echo "$t1 - $t0" | bc
+  g1=$(gw_ticks)
+  case "$1" in
+    gpipe | cli-*)
+      if [ ! -f "$work/out/$task/dataset.json" ]; then
+        echo "fail"
+        return
+      fi ;;
+  esac
+  echo "$(echo "$t1 - $t0" | bc) $(cpu_of_times "$work/cpu") $(echo "($g1 - $g0) / $(getconf CLK_TCK)" | bc -l)"
 }
 
 methods=(gpipe cli-file cli-stream get-null md5sum)
@@ -113,17 +139,26 @@ cat "$work/cached.tar" >/dev/null # into page cache for the md5sum floor
 for r in $(seq 0 $((rounds - 1))); do
   for i in "${!methods[@]}"; do
     m=${methods[$(((i + r) % ${#methods[@]}))]}
-    s=$(run_method "$m")
-    echo "$m $s" >>"$work/times"
-    printf 'round %d  %-10s %6.2f s\n' "$((r + 1))" "$m" "$s"
+    read -r wall cpu gw < <(run_method "$m")
+    if [ "$wall" = fail ]; then
+      echo "$m produced no $task/dataset.json: rerun by hand to see why" >&2
+      exit 1
+    fi
+    echo "$m $wall $cpu $gw" >>"$work/times"
+    printf 'round %d  %-10s %6.2f s  (cpu %5.2f s + versitygw %4.2f s, load %s)\n' "$((r + 1))" "$m" "$wall" "$cpu" "$gw" \
+      "$(cut -d' ' -f1 /proc/loadavg)"
   done
 done
 
-median() { grep "^$1 " "$work/times" | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-base=$(median gpipe)
+# median M COLUMN (2: wall, 3: cpu, 4: versitygw cpu)
+median() { grep "^$1 " "$work/times" | cut -d' ' -f"$2" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+base=$(median gpipe 2)
 echo
 echo "medians over $rounds rounds, ${size_mib} MiB ($(nproc) cores; shared machines are noisy):"
+echo "  method       wall   vs gpipe    cpu  versitygw cpu"
 for m in "${methods[@]}"; do
-  med=$(median "$m")
-  printf '  %-10s %6.2f s   %5.2fx gpipe\n' "$m" "$med" "$(echo "$med / $base" | bc -l)"
+  printf '  %-10s %6.2f s  %5.2fx  %6.2f s  %5.2f s\n' "$m" "$(median "$m" 2)" "$(echo "$(median "$m" 2) / $base" | bc -l)" \
+    "$(median "$m" 3)" "$(median "$m" 4)"
 done
+printf 'targets (issue 5): cli-file / gpipe = %.2f (want >= 2), gpipe / md5sum = %.2f (want <= 1.3)\n' \
+  "$(echo "$(median cli-file 2) / $base" | bc -l)" "$(echo "$base / $(median md5sum 2)" | bc -l)"
