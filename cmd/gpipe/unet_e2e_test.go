@@ -208,8 +208,9 @@ func TestUnetBrainE2E(t *testing.T) {
 			}
 			// Nothing escaped: not in the run's folder, not next to it.
 			noneNamed(t, filepath.Dir(r.dir), "escaped-")
-			if _, err := os.Stat(filepath.Join(r.data, task01)); err == nil {
-				t.Errorf("a half-extracted %s is in place", task01)
+			// Nor inside it: no half-extracted task, staging or spool is left.
+			if ents, err := os.ReadDir(r.data); err != nil || len(ents) != 1 || ents[0].Name() != "moved" {
+				t.Errorf("data dir after the failed fetch: %v, %v; want only prepare-disk's moved/", ents, err)
 			}
 			r.wantTornDown(t, run)
 		})
