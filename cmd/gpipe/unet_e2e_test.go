@@ -350,3 +350,37 @@ func (r *unetRun) wantSuccess(t *testing.T, run *state.Run) {
 		t.Errorf("s3://%s/%seval/eval_log.json: %q, %v", e2eResultsBucket, prefix, got, err)
 	}
 }
+
+// TestUnetSpecsValidateAndPlan: both specs validate and plan, with the
+// defaults (an instance of their own) and with host=local, as the README
+// shows them.
+func TestUnetSpecsValidateAndPlan(t *testing.T) {
+	repo := repoRoot(t)
+	specs := []string{filepath.Join(repo, "specs", "unet-brain.yaml"), filepath.Join(repo, "specs", "unet-brain-5fold.yaml")}
+	gpipe := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := runMain(args, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" }); code != 0 {
+			t.Fatalf("gpipe %s exited %d:\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+		}
+		return stdout.String()
+	}
+	out := gpipe(append([]string{"validate"}, specs...)...)
+	if strings.Count(out, ": valid") != 2 {
+		t.Errorf("gpipe validate:\n%s", out)
+	}
+	for _, sp := range specs {
+		for _, args := range [][]string{
+			{"plan", "-p", "results_bucket=my-results", sp},
+			{"plan", "--format", "mermaid", sp},
+			{"plan", "-p", "results_bucket=my-results", "-p", "host=local", "-p", "data_dir=/scratch", sp},
+		} {
+			out := gpipe(args...)
+			for _, step := range []string{"provision", "disk", "fetch", "pull-image", "preprocess", "train", "evaluate", "teardown"} {
+				if !strings.Contains(out, step) {
+					t.Errorf("gpipe %s: no step %s:\n%s", strings.Join(args, " "), step, out)
+				}
+			}
+		}
+	}
+}
