@@ -147,18 +147,32 @@ func Fetch(ctx context.Context, client S3API, o Options) (*Result, error) {
 // prepare resumes from the journal when it and the staging dir are usable,
 // and otherwise starts with an empty staging dir.
 func (r *fetchJob) prepare() error {
-	if j, h, ok := loadJournal(r.journalPath, r.obj); ok {
-		if fi, err := os.Stat(r.stage); err == nil && fi.IsDir() {
-			r.first, r.start, r.hash, r.state = j.Part, j.Offset, h, j.extractState
-			return nil
-		}
+	if j, h, ok := loadJournal(r.journalPath, r.obj); ok && intact(r.stage, j.Files) {
+		r.first, r.start, r.hash, r.state, r.resumed = j.Part, j.Offset, h, j.extractState, true
+		return nil
 	}
 	r.discard()
 	if err := os.MkdirAll(r.stage, 0o755); err != nil {
 		return fmt.Errorf("create staging dir: %w", err)
 	}
-	r.first, r.start, r.hash, r.state = 0, 0, md5.New(), extractState{}
+	r.first, r.start, r.hash, r.state, r.resumed = 0, 0, md5.New(), extractState{}, false
 	return nil
+}
+
+// intact reports a staging dir that still holds the files a journal lists
+// (nobody cleaned it up by hand since).
+func intact(stage string, files []string) bool {
+	root, err := os.OpenRoot(stage)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	for _, f := range files {
+		if fi, err := root.Lstat(f); err != nil || !fi.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
 }
 
 // discard removes the staging dir and the journal.

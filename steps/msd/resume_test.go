@@ -178,9 +178,10 @@ func TestFetchResumes(t *testing.T) {
 	sameAsArchive(t, data, dest2)
 }
 
-// TestFetchStartsOverAfterReboot: extracted data that was never fsynced
-// cannot be trusted after the machine restarted.
-func TestFetchStartsOverAfterReboot(t *testing.T) {
+// TestFetchStartsOver: a staging dir that cannot be trusted is not resumed
+// from — extracted data never fsynced, after the machine restarted; or a
+// staging dir someone cleaned up by hand.
+func TestFetchStartsOver(t *testing.T) {
 	if bootID() == "" {
 		t.Skip("no boot id on this system: resume is disabled")
 	}
@@ -191,36 +192,47 @@ func TestFetchStartsOverAfterReboot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dest := t.TempDir()
-	opts := Options{Bucket: bucket, Key: "Task04_Hippocampus.tar", MD5: sum, Dest: dest, TaskName: "Task04_Hippocampus",
-		Concurrency: 2, PartSize: 1 << 20}
-	c := &failingClient{S3API: inner}
-	c.limit.Store(3)
-	if _, err := Fetch(t.Context(), c, opts); err == nil {
-		t.Fatal("fetch with a dying connection succeeded")
+	const vol = "Task04_Hippocampus/imagesTr/case_000.nii.gz"
+	for name, damage := range map[string]func(j *journal, stage string) error{
+		"after a reboot": func(j *journal, stage string) error {
+			j.BootID = "an-earlier-boot"
+			// As a power loss could leave it: a resume would keep it.
+			return os.WriteFile(filepath.Join(stage, vol), nil, 0o644)
+		},
+		"staging dir cleaned": func(j *journal, stage string) error {
+			return os.Remove(filepath.Join(stage, vol))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dest := t.TempDir()
+			opts := Options{Bucket: bucket, Key: "Task04_Hippocampus.tar", MD5: sum, Dest: dest, TaskName: "Task04_Hippocampus",
+				Concurrency: 2, PartSize: 1 << 20}
+			c := &failingClient{S3API: inner}
+			c.limit.Store(3)
+			if _, err := Fetch(t.Context(), c, opts); err == nil {
+				t.Fatal("fetch with a dying connection succeeded")
+			}
+			jpath := filepath.Join(dest, ".gpipe-msd-Task04_Hippocampus.resume.json")
+			j := readJournal(t, jpath)
+			if j.Part == 0 {
+				t.Fatal("nothing to resume from: the test proves nothing")
+			}
+			if err := damage(&j, filepath.Join(dest, ".gpipe-msd-Task04_Hippocampus.staging")); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.save(jpath); err != nil {
+				t.Fatal(err)
+			}
+			c.gets.Store(0)
+			c.limit.Store(0)
+			res, err := Fetch(t.Context(), c, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.gets.Load(); got != int64(parts) || res.ResumedAt != 0 {
+				t.Errorf("%d GETs from byte %d, want all %d from 0", got, res.ResumedAt, parts)
+			}
+			sameAsArchive(t, data, dest)
+		})
 	}
-	jpath := filepath.Join(dest, ".gpipe-msd-Task04_Hippocampus.resume.json")
-	j := readJournal(t, jpath)
-	if j.Part == 0 {
-		t.Fatal("nothing to resume from: the test proves nothing")
-	}
-	j.BootID = "an-earlier-boot"
-	if err := j.save(jpath); err != nil {
-		t.Fatal(err)
-	}
-	// Damage the staging dir as a power loss could: a resume would keep it.
-	stage := filepath.Join(dest, ".gpipe-msd-Task04_Hippocampus.staging", "Task04_Hippocampus", "imagesTr", "case_000.nii.gz")
-	if err := os.WriteFile(stage, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c.gets.Store(0)
-	c.limit.Store(0)
-	res, err := Fetch(t.Context(), c, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.gets.Load(); got != int64(parts) || res.ResumedAt != 0 {
-		t.Errorf("after a reboot: %d GETs from byte %d, want all %d from 0", got, res.ResumedAt, parts)
-	}
-	sameAsArchive(t, data, dest)
 }

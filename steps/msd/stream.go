@@ -22,10 +22,11 @@ type fetchJob struct {
 	// writes (at the next regular file's end).
 	checkpointEvery int64
 
-	first int
-	start int64
-	hash  hash.Hash // the MD5 of parts [0, first)
-	state extractState
+	resumed bool // the staging dir is an interrupted run's
+	first   int
+	start   int64
+	hash    hash.Hash // the MD5 of parts [0, first)
+	state   extractState
 }
 
 // stream runs the pipeline and returns the MD5 of the whole object:
@@ -139,7 +140,7 @@ func (r *fetchJob) stream(ctx context.Context) (string, int, error) {
 // when it stops for whatever reason.
 func (r *fetchJob) extract(ctx context.Context, input *chunkReader, checkpoints chan<- journal, cancel context.CancelCauseFunc) int {
 	defer input.drain()
-	x, err := newExtractor(r.stage, r.state, r.start > 0)
+	x, err := newExtractor(r.stage, r.state, r.resumed)
 	if err != nil {
 		cancel(err)
 		return r.state.Skipped
