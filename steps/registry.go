@@ -9,8 +9,8 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/aws"
-	"github.com/gpipe/gpipe/steps/msd"
 	"github.com/gpipe/gpipe/steps/host"
+	"github.com/gpipe/gpipe/steps/msd"
 	"github.com/gpipe/gpipe/steps/shell"
 	"github.com/gpipe/gpipe/steps/train"
 )

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -82,6 +83,9 @@ func (f *logFollower) poll(ctx context.Context, run *state.Run) error {
 				continue
 			}
 			data, err := f.store.ReadLog(ctx, f.runID, at.Log, f.offsets[at.Log])
+			if errors.Is(err, state.ErrNotFound) {
+				continue // the attempt has printed nothing yet
+			}
 			if err != nil {
 				return fmt.Errorf("read log %s of run %s: %w", at.Log, f.runID, err)
 			}

@@ -53,13 +53,13 @@ type HostDecl struct {
 
 // Step is one step as written in the spec, before matrix expansion.
 type Step struct {
-	ID      string
-	Type    string
-	Needs   []string
+	ID    string
+	Type  string
+	Needs []string
 	// Cleans names upstream steps whose products this step destroys (a
 	// teardown cleans its provision step). When it has succeeded, a resume
 	// reruns those steps and what follows them instead of reusing them.
-	Cleans []string
+	Cleans  []string
 	With    map[string]any // the type's own parameters; strings may hold ${{ }}
 	If      string         // "" means success()
 	Retry   Retry
