@@ -24,11 +24,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -173,6 +175,11 @@ func TestUnetBrainE2E(t *testing.T) {
 		}
 		if got := run.Steps["evaluate"].Outputs["mean_dice"]; got != "0.71" {
 			t.Errorf("evaluate mean_dice %q, want 0.71", got)
+		}
+		// The failed attempt's log has what retry.on matched, and the hint.
+		if code, logs := r.gpipe(t, "logs", "--state", r.stateURL, r.id, "train"); code != 0 ||
+			!strings.Contains(logs, "Expected status == synStatus::synSuccess") || !strings.Contains(logs, "a retry usually succeeds") {
+			t.Errorf("gpipe logs %s train (exit %d) lacks the synStatus failure:\n%s", r.id, code, logs)
 		}
 		r.wantTornDown(t, run)
 	})
@@ -382,5 +389,17 @@ func TestUnetSpecsValidateAndPlan(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestUnetFakesShellcheck keeps the fake tools of the e2e test honest bash.
+func TestUnetFakesShellcheck(t *testing.T) {
+	sc := testtool.Shellcheck(t)
+	files, err := filepath.Glob(filepath.Join(repoRoot(t), "testdata", "unet", "bin", "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fakes in testdata/unet/bin: %v", err)
+	}
+	if out, err := exec.Command(sc, append([]string{"--shell=bash", "--severity=style"}, files...)...).CombinedOutput(); err != nil {
+		t.Errorf("shellcheck: %v\n%s", err, out)
 	}
 }
