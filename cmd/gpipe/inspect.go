@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -183,14 +184,17 @@ func readRuns(ctx context.Context, st state.Store, ids []string) []*state.Run {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			r, err := state.Read(ctx, st, id)
-			if err != nil {
+			switch {
+			case errors.Is(err, state.ErrNotFound):
+				return // a spec snapshot without state: its runner died before the run began
+			case err != nil:
 				r = &state.Run{ID: id, Status: state.RunStatus("unreadable: " + err.Error())}
 			}
 			runs[i] = r
 		}()
 	}
 	wg.Wait()
-	return runs
+	return slices.DeleteFunc(runs, func(r *state.Run) bool { return r == nil })
 }
 
 func stepCounts(r *state.Run) string {

@@ -71,7 +71,7 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 		return err
 	}
 	if o.specFile != "" {
-		if err := o.store.PutBlob(ctx, o.runID, specBlob, p.Spec.Source); err != nil {
+		if err := o.store.PutBlob(ctx, o.runID, specBlobName(p.Spec.Digest()), p.Spec.Source); err != nil {
 			_ = j.Close(context.WithoutCancel(ctx))
 			return fmt.Errorf("save edited spec of run %s: %w", o.runID, err)
 		}
@@ -98,7 +98,7 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 		sp, err = a.loadSpec(o.specFile)
 	} else {
 		var src []byte
-		src, err = o.store.GetBlob(ctx, o.runID, specBlob)
+		src, err = o.store.GetBlob(ctx, o.runID, specBlobName(prev.SpecDigest))
 		if err != nil {
 			return nil, fmt.Errorf("read spec snapshot of run %s: %w", o.runID, err)
 		}

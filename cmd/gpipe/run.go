@@ -76,6 +76,15 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 				return fmt.Errorf("look up run %s: %w", id, err)
 			}
 		}
+		// The spec snapshot goes first, under its digest, so that a runner
+		// killed right after creating the run leaves a run that resumes; a
+		// snapshot is never overwritten with another spec.
+		if _, err := state.Read(ctx, st, id); err == nil {
+			return usagef("run %s already exists in %s: use gpipe resume %s, or --resume-existing", id, url, id)
+		}
+		if err := st.PutBlob(ctx, id, specBlobName(sp.Digest()), sp.Source); err != nil {
+			return fmt.Errorf("save spec snapshot of run %s: %w", id, err)
+		}
 		run := newRunState(id, sp, resolved, time.Now())
 		j, err := state.Create(ctx, st, run, a.leaseOptions(false))
 		if err != nil {
@@ -84,16 +93,18 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 			}
 			return fmt.Errorf("create run %s: %w", id, err)
 		}
-		if err := st.PutBlob(ctx, id, specBlob, sp.Source); err != nil {
-			_ = j.Close(context.WithoutCancel(ctx))
-			return fmt.Errorf("save spec snapshot of run %s: %w", id, err)
-		}
 		return a.drive(ctx, j, p, url, *concurrency, det)
 	}
 }
 
-// specBlob is the name of a run's spec snapshot in its store.
-const specBlob = "spec.yaml"
+// specBlobName names a run's spec snapshot by the spec's digest (the run's
+// SpecDigest), so an edited spec given to resume gets a snapshot of its own.
+func specBlobName(digest string) string {
+	if len(digest) > 16 {
+		digest = digest[:16]
+	}
+	return "spec-" + digest + ".yaml"
+}
 
 // loadSpec loads and validates a spec, printing every error (and, inside
 // GitHub Actions, annotations) before returning.
