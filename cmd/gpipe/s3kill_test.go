@@ -208,13 +208,23 @@ func (kr *killRun) checkFinal(t *testing.T, ledger map[string][]int, steps int) 
 }
 
 // runAndKill starts gpipe ARGS as runner number n and SIGKILLs it after the
-// given time, then the steps it left behind (the local host puts each step's
-// bash in its own process group, so they outlive the runner). killed is false
-// when gpipe exited by itself first.
+// given time (see runKillWhen).
 func (h *s3Harness) runAndKill(n int, args []string, after time.Duration) (killed bool, r result) {
 	h.t.Helper()
+	now := make(chan struct{})
+	timer := time.AfterFunc(after, func() { close(now) })
+	defer timer.Stop()
+	return h.runKillWhen(h.env, n, args, now)
+}
+
+// runKillWhen starts gpipe ARGS as runner number n and SIGKILLs it when now
+// is closed, then the steps it left behind (the local host puts each step's
+// bash in its own process group, so they outlive the runner). killed is false
+// when gpipe exited by itself first.
+func (h *s3Harness) runKillWhen(env []string, n int, args []string, now <-chan struct{}) (killed bool, r result) {
+	h.t.Helper()
 	tag := fmt.Sprintf("%s=%d", runnerVar, n)
-	cmd := h.command(h.t.Context(), append(h.env[:len(h.env):len(h.env)], tag), args...)
+	cmd := h.command(h.t.Context(), append(env[:len(env):len(env)], tag), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -225,7 +235,7 @@ func (h *s3Harness) runAndKill(n int, args []string, after time.Duration) (kille
 	select {
 	case err := <-exited:
 		return false, finish(h.t, cmd, args, err, &stdout, &stderr)
-	case <-time.After(after):
+	case <-now:
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	err := <-exited
@@ -234,7 +244,7 @@ func (h *s3Harness) runAndKill(n int, args []string, after time.Duration) (kille
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return true, r
 	}
-	return false, r // it exited between the timer and the signal
+	return false, r // it exited between the trigger and the signal
 }
 
 const runnerVar = "GPIPE_KILLTEST_RUNNER"
