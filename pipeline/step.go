@@ -116,3 +116,16 @@ func (e *ExitError) Error() string {
 }
 
 func (e *ExitError) Unwrap() error { return e.Err }
+
+// Permanent is implemented by errors that no retry can fix: a bad parameter,
+// an archive with entries escaping its destination, a checksum mismatch of
+// the source. The engine does not retry an attempt that failed with one.
+type Permanent interface {
+	Permanent() bool
+}
+
+// IsPermanent reports whether err, or an error it wraps, is Permanent.
+func IsPermanent(err error) bool {
+	var p Permanent
+	return errors.As(err, &p) && p.Permanent()
+}

@@ -368,3 +368,31 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("default cap %v", d)
 	}
 }
+
+type permanentErr struct{}
+
+func (permanentErr) Error() string   { return "archive entry escapes its destination" }
+func (permanentErr) Permanent() bool { return true }
+
+// A failure no retry can fix is not retried, whatever the retry policy says.
+func TestPermanentErrorNotRetried(t *testing.T) {
+	var calls atomic.Int32
+	h := newHarness(t, behaviours{
+		"fetch": func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+			calls.Add(1)
+			return pipeline.Result{}, fmt.Errorf("extract: %w", permanentErr{})
+		},
+	})
+	s := step("fetch")
+	s.Retry = spec.Retry{Attempts: 3, Backoff: time.Second}
+	var failed *FailedError
+	if err := h.run(t.Context(), h.plan(newSpec(s)), Options{}); !errors.As(err, &failed) {
+		t.Fatalf("err = %v, want a failed pipeline", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d attempts, want 1", n)
+	}
+	if len(h.sleeps) != 0 {
+		t.Errorf("slept %v before a retry that cannot help", h.sleeps)
+	}
+}

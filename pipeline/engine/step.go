@@ -179,6 +179,9 @@ func (e *engine) saveResume(id string) func(ctx context.Context, key, value stri
 // retryable applies retry.on: with patterns, only a failure whose log tail
 // (or error text, where remote hosts report their status) matches retries.
 func retryable(n *node, tail string, err error) bool {
+	if pipeline.IsPermanent(err) {
+		return false
+	}
 	if len(n.retryOn) == 0 {
 		return true
 	}

@@ -18,6 +18,9 @@ type ParamError struct {
 	Msg   string
 }
 
+// Permanent: a retry would fail the same way.
+func (e *ParamError) Permanent() bool { return true }
+
 func (e *ParamError) Error() string {
 	return fmt.Sprintf("%s: with.%s: %s", e.Step, e.Param, e.Msg)
 }
