@@ -75,7 +75,9 @@ func placeholderScope(p *plan.Plan, ps *plan.Step) *expr.Scope {
 					if sc.Steps[r.Name] == nil {
 						sc.Steps[r.Name] = map[string]string{}
 					}
-					sc.Steps[r.Name][r.Key] = fmt.Sprintf("<steps.%s.outputs.%s>", r.Name, r.Key)
+					// Path-shaped, since most outputs that feed scripts are
+					// paths and the steps check those are absolute.
+					sc.Steps[r.Name][r.Key] = fmt.Sprintf("/<steps.%s.outputs.%s>", r.Name, r.Key)
 				case "env":
 					sc.Env[r.Name] = "<env." + r.Name + ">"
 				}
