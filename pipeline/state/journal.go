@@ -110,7 +110,7 @@ func Create(ctx context.Context, s Store, run *Run, opt LeaseOptions) (*Journal,
 	}
 	v, err := s.Create(ctx, r.ID, doc)
 	if err != nil {
-		return nil, fmt.Errorf("create run %s: %w", r.ID, err)
+		return nil, err // stores name the run and themselves in errors
 	}
 	return start(ctx, s, r, v, opt), nil
 }
@@ -127,7 +127,7 @@ func Acquire(ctx context.Context, s Store, runID string, opt LeaseOptions) (*Jou
 	for attempt := 0; ; attempt++ {
 		doc, v, err := s.Load(ctx, runID)
 		if err != nil {
-			return nil, fmt.Errorf("acquire run %s: %w", runID, err)
+			return nil, err // stores name the run and themselves in errors
 		}
 		r, err := decode(s, runID, doc)
 		if err != nil {
@@ -163,7 +163,7 @@ func Acquire(ctx context.Context, s Store, runID string, opt LeaseOptions) (*Jou
 func Read(ctx context.Context, s Store, runID string) (*Run, error) {
 	doc, _, err := s.Load(ctx, runID)
 	if err != nil {
-		return nil, fmt.Errorf("read run %s: %w", runID, err)
+		return nil, err // stores name the run and themselves in errors
 	}
 	return decode(s, runID, doc)
 }
