@@ -39,8 +39,8 @@ const (
 	e2eResultsBucket = "unet-results"
 	e2eMirrorBucket  = "msd-mirror"
 	// What the specs pin; the fake docker checks that pull, build and run use them.
-	e2eImage   = "vault.habana.ai/gaudi-docker/1.22.0/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest"
-	e2eModRefs = "1.22.0"
+	e2eImage   = "vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest"
+	e2eModRefs = "1.21.0"
 )
 
 func newUnetE2E(t *testing.T) *unetE2E {

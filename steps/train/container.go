@@ -12,22 +12,19 @@ import (
 )
 
 // DefaultModelReferences is the HabanaAI/Model-References tag the UNet steps
-// check out. 1.22.0 is the last tag that still has
-// PyTorch/computer_vision/segmentation/Unet (it was removed in 1.23.0).
-const DefaultModelReferences = "1.22.0"
+// check out. The UNet lives in PyTorch/computer_vision/segmentation/Unet up to
+// 1.22.0 (it was removed in 1.23.0), but 1.22 supports Gaudi 2 and Gaudi 3
+// only: 1.21 is the last Intel Gaudi release whose support matrix lists the
+// first-gen Gaudi of dl1.24xlarge, gpipe's default instance. On a Gaudi 2 host,
+// set model_references 1.22.0 and its image.
+const DefaultModelReferences = "1.21.0"
 
 // DefaultImage is the Gaudi PyTorch container of the same software release as
-// DefaultModelReferences: Model-References tags are cut per Intel Gaudi
-// software release, and the 1.22.0 README pulls exactly this image (PyTorch
-// 2.7.1 on Ubuntu 22.04). The version directory pins the release; ":latest"
-// inside it only moves between builds of 1.22.0.
-//
-// Caveat for dl1.24xlarge: the 1.22 support matrix lists Gaudi 2 and Gaudi 3
-// only; 1.21 is the last release that lists first-gen Gaudi. On DL1 set
-// model_references 1.21.x and the matching 1.21 image (pytorch-installer-2.6.0),
-// and in any case match the host driver: the scripts warn when the habanalabs
-// driver version differs from the image's release.
-const DefaultImage = "vault.habana.ai/gaudi-docker/1.22.0/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest"
+// DefaultModelReferences (PyTorch 2.6.0 on Ubuntu 22.04, as in the 1.21.0
+// support matrix). The version directory pins the release; ":latest" inside it
+// only moves between builds of 1.21.0. The scripts warn when the host's
+// habanalabs driver version differs from the image's release.
+const DefaultImage = "vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest"
 
 // ModelReferencesURL is where the pinned tag is cloned from (inside the image
 // build, so the host needs nothing but the container runtime).

@@ -13,10 +13,10 @@ fi
 mkdir -p "$results"
 
 runtime="${GPIPE_CONTAINER_RUNTIME:-docker}"
-base_image='vault.habana.ai/gaudi-docker/1.22.0/ubuntu22.04/habanalabs/pytorch-installer-2.7.1:latest'
-model_references='1.22.0'
+base_image='vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest'
+model_references='1.21.0'
 model_references_url='https://github.com/HabanaAI/Model-References'
-unet_image='gpipe-unet:1.22.0-ce67fb901a73'
+unet_image='gpipe-unet:1.21.0-53e11dc8e924'
 
 # The image and the host driver must be of the same Gaudi software release.
 driver_version=$(cat /sys/module/habanalabs/version 2>/dev/null || true)
