@@ -2,8 +2,9 @@
 # S3 state benchmark: the DAG benchmark's random layered DAG of `true` shell
 # steps (bench/gendag), run alternately by gpipe with durable file state and
 # with S3 state on a local versitygw. Prints the median wall time of each, the
-# median ratio S3/file (target <= 1.3), and the PUT requests per step that
-# reached the server (counted from versitygw's request log), split by kind.
+# median of the rounds' ratios S3/file (target <= 1.3), and the PUT requests
+# per step that reached the server (counted from versitygw's request log),
+# split by kind.
 #
 #   bench/s3.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS]
 set -euo pipefail
