@@ -38,6 +38,7 @@ type extractor struct {
 	// writing into it (it could be a hardlink to an earlier file).
 	resumed bool
 	buf     []byte // file data goes to the kernel in writes this large
+	direct  bool   // try O_DIRECT for large files (see direct.go)
 	// boundary is the archive offset of the header after the last regular
 	// file written; onBoundary (may be nil) hears of each new one.
 	boundary   int64
@@ -61,7 +62,7 @@ func newExtractor(dir string, st extractState, resumed bool) (*extractor, error)
 		return nil, fmt.Errorf("open staging dir: %w", err)
 	}
 	x := &extractor{root: root, symlinks: map[string]bool{}, files: map[string]bool{}, skipped: st.Skipped,
-		resumed: resumed, buf: make([]byte, writeBuf)}
+		resumed: resumed, buf: alignedBuf(writeBuf), direct: oDirect != 0}
 	for _, f := range st.Files {
 		x.addFile(f)
 	}
@@ -308,14 +309,28 @@ func (x *extractor) prepare(name string) error {
 
 // writeFile copies size bytes of r into a new file name.
 func (x *extractor) writeFile(name string, mode fs.FileMode, r io.Reader, size int64) error {
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	direct := x.direct && size >= directMin
+	if direct {
+		flags |= oDirect
+	}
+	f, err := x.root.OpenFile(name, flags, mode)
+	if err != nil && direct { // e.g. tmpfs refuses O_DIRECT
+		x.direct, direct = false, false
+		f, err = x.root.OpenFile(name, flags&^oDirect, mode)
+	}
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
+	d := &directFile{f: f, direct: direct}
 	for left := size; left > 0; {
 		n, err := io.ReadFull(r, x.buf[:min(left, int64(len(x.buf)))])
 		if n > 0 {
-			if _, werr := f.Write(x.buf[:n]); werr != nil {
+			refused, werr := d.write(x.buf[:n])
+			if refused {
+				x.direct = false
+			}
+			if werr != nil {
 				f.Close()
 				return fmt.Errorf("write %s: %w", name, werr)
 			}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -126,4 +127,20 @@ func TestExtractResumeReplacesLeftovers(t *testing.T) {
 	if got := x.state(); len(got.Files) != 3 {
 		t.Errorf("state after resume: %+v", got)
 	}
+}
+
+// TestExtractLargeFiles covers the direct-I/O path (files of directMin and
+// more, several buffers long, with and without an unaligned tail) and the
+// page-cache one, byte for byte.
+func TestExtractLargeFiles(t *testing.T) {
+	var es []entry
+	for i, n := range []int{directMin, directMin + 1, writeBuf, writeBuf + directAlign - 1, 2*writeBuf + 100, directMin - 1, 0} {
+		es = append(es, entry{name: fmt.Sprintf("T/f%d", i), typ: tar.TypeReg, data: random(t, n)})
+	}
+	data, _ := buildTar(t, es)
+	dir := t.TempDir()
+	if _, err := extractTar(bytes.NewReader(data), dir); err != nil {
+		t.Fatal(err)
+	}
+	sameAsArchive(t, data, dir)
 }
