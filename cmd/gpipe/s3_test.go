@@ -51,6 +51,8 @@ func newS3Harness(t *testing.T) *s3Harness {
 		"NO_COLOR=1", "GITHUB_ACTIONS=", "GPIPE_STATE=",
 		// A race-instrumented gpipe otherwise sleeps a second at exit.
 		"GORACE=atexit_sleep_ms=0",
+		// The developer's own AWS profiles must not steer the SDK.
+		"AWS_CONFIG_FILE=" + os.DevNull, "AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull,
 	}
 	return &s3Harness{
 		t: t, srv: srv, bin: bin, dir: t.TempDir(),
