@@ -4,6 +4,8 @@
 #
 #   bench/fetch-msd.sh [SIZE_MIB [ROUNDS]]      defaults: 1024 MiB, 5 rounds
 #   BENCH_GPIPE_ARGS="-concurrency 4 -part-size-mib 8" bench/fetch-msd.sh   (tuning)
+#   BENCH_GPIPE_BIN=/tmp/fetchmsd.old bench/fetch-msd.sh  (time an older build of
+#       bench/fetchmsd as "gpipe", for before/after figures)
 #
 # Methods, run alternately (the order rotates every round) so drift in the
 # machine's load hits them all alike:
@@ -87,6 +89,11 @@ rm -f "$work/archive.tar"
 "$aws_cli" --endpoint-url "$AWS_ENDPOINT_URL_S3" s3 cp --only-show-errors s3://bench/archive.tar "$work/cached.tar"
 
 (cd "$repo" && go build -o "$work/fetchmsd" ./bench/fetchmsd)
+if [ -n "${BENCH_GPIPE_BIN:-}" ]; then # an older build, for before/after figures
+  cp "$BENCH_GPIPE_BIN" "$work/fetchmsd.gpipe"
+else
+  cp "$work/fetchmsd" "$work/fetchmsd.gpipe"
+fi
 
 now() { date +%s.%N; }
 # CPU seconds (user+sys) of the children a `times` builtin reports.
@@ -97,7 +104,7 @@ do_method() {
   case "$1" in
     gpipe)
       # shellcheck disable=SC2086 # BENCH_GPIPE_ARGS is a list of flags
-      "$work/fetchmsd" -source s3://bench/archive.tar -md5 "$md5" -dest "$out" -task "$task" ${BENCH_GPIPE_ARGS:-} 2>/dev/null >/dev/null ;;
+      "$work/fetchmsd.gpipe" -source s3://bench/archive.tar -md5 "$md5" -dest "$out" -task "$task" ${BENCH_GPIPE_ARGS:-} 2>/dev/null >/dev/null ;;
     cli-file)
       "$aws_cli" --endpoint-url "$AWS_ENDPOINT_URL_S3" s3 cp --only-show-errors s3://bench/archive.tar "$work/dl.tar"
       md5sum "$work/dl.tar" >/dev/null

@@ -40,13 +40,12 @@ func (d *directFile) write(p []byte) (refused bool, err error) {
 	if d.direct {
 		a := len(p) &^ (directAlign - 1)
 		if a > 0 {
-			_, err := d.f.Write(p[:a])
+			n, err := d.f.Write(p[:a])
+			p = p[n:] // what was written stays; the rest goes below
 			if errors.Is(err, syscall.EINVAL) {
-				refused = true // the offset has not moved: write it all below
+				refused = true
 			} else if err != nil {
 				return false, err
-			} else {
-				p = p[a:]
 			}
 		}
 		if len(p) > 0 || refused {

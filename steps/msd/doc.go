@@ -5,7 +5,8 @@
 // On the local host the fetch runs in-process: parallel ranged GETs
 // (concurrency × part_size_mib, into recycled buffers) are put back in order
 // and fed at the same time to an MD5 and to a tar extractor, so download,
-// checksum and extraction overlap and every byte is written to disk once.
+// checksum and extraction overlap and every byte is written to disk once,
+// files of 1 MiB and more with direct I/O (see direct.go for why).
 // Extraction goes to a staging directory that is renamed into place only
 // after the MD5 matched, and a marker file with that MD5 makes the next run
 // skip the step. Entries that would land outside dest (.. or absolute names,

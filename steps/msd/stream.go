@@ -105,7 +105,7 @@ func (r *fetchJob) stream(ctx context.Context) (string, int, error) {
 	var skipped int
 	wg.Go(func() {
 		defer close(checkpoints)
-		skipped = r.extract(ctx, input, checkpoints, cancel)
+		skipped = r.extract(input, checkpoints, cancel)
 	})
 	var journalErr error
 	wg.Go(func() { journalErr = r.journal(checkpoints, snaps) })
@@ -138,11 +138,11 @@ func (r *fetchJob) stream(ctx context.Context) (string, int, error) {
 // extract runs the extractor over the stream, offering it to the journal at
 // each regular file's end once checkpointEvery bytes went by, and once more
 // when it stops for whatever reason.
-func (r *fetchJob) extract(ctx context.Context, input *chunkReader, checkpoints chan<- journal, cancel context.CancelCauseFunc) int {
+func (r *fetchJob) extract(input *chunkReader, checkpoints chan<- journal, cancel context.CancelCauseFunc) int {
 	defer input.drain()
 	x, err := newExtractor(r.stage, r.state, r.resumed)
 	if err != nil {
-		cancel(err)
+		cancel(fmt.Errorf("extract s3://%s/%s: %w", r.obj.Bucket, r.obj.Key, err))
 		return r.state.Skipped
 	}
 	defer x.Close()
