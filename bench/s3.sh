@@ -4,25 +4,28 @@
 # with S3 state on a local versitygw. Prints the median wall time of each, the
 # median of the rounds' ratios S3/file (target <= 1.3), and the PUT requests
 # per step that reached the server (counted from versitygw's request log),
-# split by kind.
+# split by kind. With -l, every S3 request is delayed by that much
+# (bench/s3latency) to stand in for the round trip to a real S3 endpoint.
 #
-#   bench/s3.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS]
+#   bench/s3.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [-l LATENCY, e.g. 20ms]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-steps=800 jobs=8 rounds=5
+steps=800 jobs=8 rounds=5 latency=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) steps=$2; shift 2 ;;
     -j) jobs=$2; shift 2 ;;
     -r) rounds=$2; shift 2 ;;
-    *) echo "usage: bench/s3.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS]" >&2; exit 2 ;;
+    -l) latency=$2; shift 2 ;;
+    *) echo "usage: bench/s3.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [-l LATENCY]" >&2; exit 2 ;;
   esac
 done
 
 work=$(mktemp -d)
-vgw_pid=""
+vgw_pid="" proxy_pid=""
 cleanup() {
+  if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; fi
   if [ -n "$vgw_pid" ]; then kill "$vgw_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -47,6 +50,14 @@ done
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret0123456789 AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$port"
 unset GPIPE_STATE
+if [ -n "$latency" ]; then
+  go build -o "$work/s3latency" ./bench/s3latency
+  "$work/s3latency" -target "$AWS_ENDPOINT_URL_S3" -latency "$latency" >"$work/proxy.addr" 2>"$work/proxy.err" &
+  proxy_pid=$!
+  for _ in $(seq 100); do [ -s "$work/proxy.addr" ] && break; sleep 0.05; done
+  AWS_ENDPOINT_URL_S3=$(head -1 "$work/proxy.addr")
+  [ -n "$AWS_ENDPOINT_URL_S3" ] || { echo "s3latency did not start:" >&2; cat "$work/proxy.err" >&2; exit 1; }
+fi
 
 now() { date +%s.%N; }
 # run_timed NAME COMMAND... : appends the wall time of COMMAND to $work/NAME.times
@@ -77,7 +88,7 @@ done
 
 m_file=$(median "$work/file.times")
 m_s3=$(median "$work/s3.times")
-echo "DAG of $steps steps, concurrency $jobs, $rounds alternating rounds (medians); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "DAG of $steps steps, concurrency $jobs, $rounds alternating rounds (medians), S3 latency ${latency:-none added}; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '  gpipe, file state  %8.3f s\n' "$m_file"
 printf '  gpipe, S3 state    %8.3f s\n' "$m_s3"
 printf '  S3 / file:         %8.2f   (median of the rounds'\'' ratios; ratio of the medians %.2f; target <= 1.3)\n' \
