@@ -91,7 +91,7 @@ func sameAsArchive(t *testing.T, archive []byte, dir string) {
 // connection — and checks that the rerun downloads only from the journal's
 // part on and produces exactly the archive.
 func TestFetchResumes(t *testing.T) {
-	data, sum := buildTar(t, msdArchive(t, "Task04_Hippocampus", 8, 600<<10))
+	data, sum := buildTar(t, msdArchive(t, "Task04_Hippocampus", 8, 1100<<10)) // volumes written with direct I/O
 	bucket := s3Env(t, map[string][]byte{"Task04_Hippocampus.tar": data})
 	parts := (len(data) + 1<<20 - 1) >> 20
 	inner, err := SDKClient(t.Context(), "us-east-1", false)
