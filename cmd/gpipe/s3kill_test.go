@@ -55,7 +55,8 @@ type killRun struct {
 // TestS3KillResume kills the runner of a 200-step run with SIGKILL at random
 // moments, 20 times, resuming after each kill (a new run once one
 // completes). After every kill the state loads (`gpipe status --json`); a
-// step that state records as succeeded never runs again; at the end every
+// step that state records as succeeded never runs again; no step ran whose
+// needs are not recorded succeeded; at the end every
 // run completes and each step ran once, plus at most once more per runner
 // that was killed before it recorded the step's success.
 func TestS3KillResume(t *testing.T) {
@@ -146,7 +147,8 @@ func countSucceeded(r *state.Run) int {
 }
 
 // check compares the state loaded after a round with the ledger: a step
-// once seen succeeded stays succeeded and its ledger never changes.
+// once seen succeeded stays succeeded and its ledger never changes, and no
+// step ran before its needs' successes were stored.
 func (kr *killRun) check(t *testing.T, run *state.Run, ledger map[string][]int) {
 	t.Helper()
 	for id, seen := range kr.firstSeen {
@@ -159,6 +161,16 @@ func (kr *killRun) check(t *testing.T, run *state.Run, ledger map[string][]int) 
 		}
 	}
 	for id, s := range run.Steps {
+		// A step starts only once its needs' successes are durable, so any
+		// step that ran (by the ledger or the state) has them in the state.
+		if len(s.Attempts) > 0 || len(ledger[id]) > 0 {
+			for _, need := range s.Needs {
+				if ns := run.Steps[need]; ns == nil || ns.Status != state.StepSucceeded {
+					t.Errorf("run %s: step %s ran (runners %v, %d attempts recorded) but its need %s is not recorded succeeded: %+v",
+						kr.id, id, ledger[id], len(s.Attempts), need, ns)
+				}
+			}
+		}
 		if s.Status != state.StepSucceeded || kr.firstSeen[id] != nil {
 			continue
 		}
