@@ -16,10 +16,10 @@ import (
 
 // killSpec is a layered DAG of n tiny shell steps, width of them per layer
 // (so up to width run in parallel), each needing one or two steps of the
-// layer before. A step sleeps a moment, then appends "ID RUNNER" to the
-// ledger ($GPIPE_KILLTEST_RUNNER numbers the runner processes the test
-// starts; steps inherit it), so the ledger says which runner ran which step
-// how often.
+// layer before. A step first appends "ID RUNNER" to the ledger, so a step
+// started before its needs were stored is seen, then sleeps a moment.
+// $GPIPE_KILLTEST_RUNNER numbers the runner processes the test starts (steps
+// inherit it), so the ledger says which runner ran which step how often.
 func killSpec(rng *rand.Rand, n, width int, ledger string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nname: kill9\nconcurrency: %d\nsteps:\n", width)
@@ -34,7 +34,7 @@ func killSpec(rng *rand.Rand, n, width int, ledger string) string {
 				fmt.Fprintf(&b, "    needs: [s%03d, s%03d]\n", a, c)
 			}
 		}
-		fmt.Fprintf(&b, "    with: {run: \"sleep 0.02; echo \\\"s%03d $GPIPE_KILLTEST_RUNNER\\\" >> '%s'\"}\n", i, ledger)
+		fmt.Fprintf(&b, "    with: {run: \"echo \\\"s%03d $GPIPE_KILLTEST_RUNNER\\\" >> '%s'; sleep 0.02\"}\n", i, ledger)
 	}
 	return b.String()
 }
