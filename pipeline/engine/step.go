@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gpipe/gpipe/pipeline"
@@ -29,6 +30,17 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 	if err != nil {
 		return e.record(n, 0, time.Time{}, time.Time{}, state.StepFailed, nil, fmt.Errorf("resolve expressions: %w", err))
 	}
+	// The slot and the cards are free once the step's work has ended: the
+	// wait for its outcome to become durable holds back its dependents, not
+	// other steps (with S3 round trips of tens of ms, that wait is most of a
+	// short step's time).
+	var release []func()
+	finish := func(num int, start, end time.Time, st state.StepStatus, out map[string]string, err error) done {
+		for _, r := range release {
+			r()
+		}
+		return e.record(n, num, start, end, st, out, err)
+	}
 	// A host that declares no cards is not accounted: its steps see every
 	// card the machine has, as they would without gpipe.
 	if cd, ok := n.runner.(pipeline.CardDemander); ok && res.host.Cards > 0 {
@@ -43,13 +55,17 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 			if err != nil {
 				return e.record(n, 0, time.Time{}, time.Time{}, state.StepCancelled, nil, cancelled(ctx))
 			}
-			defer pool.release(cards)
+			releaseCards := sync.OnceFunc(func() { pool.release(cards) })
+			defer releaseCards()
+			release = append(release, releaseCards)
 			res.cards = cards
 		}
 	}
 	select {
 	case e.slots <- struct{}{}:
-		defer func() { <-e.slots }()
+		releaseSlot := sync.OnceFunc(func() { <-e.slots })
+		defer releaseSlot()
+		release = append(release, releaseSlot)
 	case <-ctx.Done():
 		return e.record(n, 0, time.Time{}, time.Time{}, state.StepCancelled, nil, cancelled(ctx))
 	}
@@ -65,17 +81,17 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 		out, err := e.attempt(ctx, n, res, a, num, start)
 		end := e.opt.Now()
 		if err == nil {
-			return e.record(n, num, start, end, state.StepSucceeded, out.Outputs, nil)
+			return finish(num, start, end, state.StepSucceeded, out.Outputs, nil)
 		}
 		var de *pipeline.DetachedError
 		if errors.As(err, &de) && errors.Is(context.Cause(ctx), pipeline.ErrDetached) {
 			return e.recordDetached(n, num, start, end, de)
 		}
 		if ctx.Err() != nil {
-			return e.record(n, num, start, end, state.StepCancelled, out.Outputs, cancelled(ctx))
+			return finish(num, start, end, state.StepCancelled, out.Outputs, cancelled(ctx))
 		}
 		if a >= tries || !retryable(n, out.tail, err) {
-			return e.record(n, num, start, end, state.StepFailed, out.Outputs, err)
+			return finish(num, start, end, state.StepFailed, out.Outputs, err)
 		}
 		delay := backoff(retry, a, rand.Int64N)
 		e.j.PostStep(id, func(r *state.Run) { endAttempt(r.Steps[id], num, end, err) })
