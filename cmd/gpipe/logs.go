@@ -44,6 +44,12 @@ func (a *App) setupLogs(fs *flag.FlagSet) handler {
 			if !*follow || finished(run) {
 				return f.flushPartial()
 			}
+			if undriven(run, time.Now()) {
+				f.flushPartial()
+				fmt.Fprintf(a.Stderr, "gpipe: run %s is %s but no runner drives it (its runner died?); continue it with gpipe resume %s\n",
+					runID, run.Status, runID)
+				return nil
+			}
 			select {
 			case <-ctx.Done():
 				return nil
@@ -56,6 +62,12 @@ func (a *App) setupLogs(fs *flag.FlagSet) handler {
 // finished reports whether nobody drives the run any more.
 func finished(r *state.Run) bool {
 	return r.Status != state.RunRunning && r.Status != state.RunPending
+}
+
+// undriven reports whether a run that says it is running has no live
+// runner: its lease is gone or expired.
+func undriven(r *state.Run, now time.Time) bool {
+	return r.Lease == nil || now.After(r.Lease.Expires)
 }
 
 // logFollower prints logs incrementally: whole lines with the step id in
