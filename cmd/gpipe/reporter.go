@@ -94,6 +94,8 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 		fmt.Fprintf(a.Stderr, "gpipe: run %s detached; state saved. Reattach to what still runs with:\n  %s\n", r.runID, resume)
 	case errors.Is(runErr, engine.ErrInterrupted):
 		fmt.Fprintf(a.Stderr, "gpipe: run %s interrupted; state saved. Continue with:\n  %s\n", r.runID, resume)
+	case errors.Is(runErr, state.ErrNotFound):
+		fmt.Fprintf(a.Stderr, "gpipe: stopped driving run %s: its state is gone from %s (deleted?)\n", r.runID, r.storeURL)
 	case errors.Is(runErr, state.ErrConflict):
 		fmt.Fprintf(a.Stderr, "gpipe: stopped driving run %s: another runner changed its state\n", r.runID)
 	default:

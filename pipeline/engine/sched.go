@@ -324,13 +324,18 @@ func (e *engine) leavePending() {
 	}
 }
 
-// journalError makes sure a lost journal reads as state.ErrConflict to
-// callers that map errors to exit codes.
+// journalError makes sure a journal lost to another writer reads as
+// state.ErrConflict to callers that map errors to exit codes; a run whose
+// state was deleted reads as state.ErrNotFound.
 func (e *engine) journalError(err error) error {
 	if err == nil {
 		err = errors.New("journal lost")
 	}
 	if errors.Is(err, state.ErrConflict) {
+		return fmt.Errorf("run %s: stop driving: %w", e.runID, err)
+	}
+	if errors.Is(err, state.ErrNotFound) {
+		// Nobody else drives it: its state was deleted. Not a conflict.
 		return fmt.Errorf("run %s: stop driving: %w", e.runID, err)
 	}
 	select {
