@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/gpipe/gpipe/internal/testtool"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -95,19 +97,7 @@ func goldenIn(t *testing.T, dir string) func(name string, got []byte) {
 
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/gpipe -run %s -update)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test ./cmd/gpipe -run %s -update to accept):\n--- got\n%s\n--- want\n%s", path, t.Name(), got, want)
-	}
+	testtool.Golden(t, path, got, *update)
 }
 
 // TestGitHubActionsSpecAnnotations: spec errors become ::error annotations

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gpipe/gpipe/internal/testtool"
+
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -25,20 +27,7 @@ var digestRE = regexp.MustCompile(`"def_digest": "[0-9a-f]{64}"`)
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	got = digestRE.ReplaceAll(got, []byte(`"def_digest": "<digest>"`))
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	testtool.Golden(t, filepath.Join("testdata", name), got, *update)
 }
 
 func render(t *testing.T, p *Plan, format string, status map[string]state.StepStatus) []byte {

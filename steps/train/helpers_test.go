@@ -34,20 +34,7 @@ func shellcheck(t *testing.T, script string) {
 // golden compares got with testdata/<name>, rewriting it under -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the rendered script (go test -update rewrites it); got:\n%s", p, got)
-	}
+	testtool.Golden(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 // bashExec runs scripts with local bash the way a host executor does:
