@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gpipe/gpipe/schemas"
 	"github.com/gpipe/gpipe/steps/aws"
 	"github.com/gpipe/gpipe/steps/host"
 )
@@ -51,8 +52,8 @@ func (a *App) commands() map[string]subcommand {
 		"runs":       {"", "List runs in the state store, newest first.", (*App).setupRuns},
 		"logs":       {"RUN_ID [STEP]", "Print the logs of a run's steps; --follow to keep reading.", (*App).setupLogs},
 		"report":     {"RUN_ID", "Write a run's summary as markdown or json.", (*App).setupReport},
-		"schema":     {"", "Print the JSON Schema of a spec.", (*App).setupSchema},
-		"template":   {"", "Print the built-in CloudFormation template of provision-stack.", (*App).setupTemplate},
+		"schema":     {"", "Print the JSON Schema of a spec.", setupPrint(schemas.Pipeline)},
+		"template":   {"", "Print the built-in CloudFormation template of provision-stack.", setupPrint(aws.Template)},
 		"teardown":   {"RUN_ID", "Delete the CloudFormation stacks a run provisioned.", (*App).setupTeardown},
 		"gc":         {"", "List (and with --yes delete) stacks of finished or abandoned runs.", (*App).setupGC},
 		"iam-policy": {"SPEC", "Print the least-privilege IAM policy a runner needs for a spec.", (*App).setupIAMPolicy},
@@ -110,6 +111,19 @@ func (a *App) usage(w io.Writer, cmds map[string]subcommand) {
 		"Exit codes: 0 success, 1 pipeline failed, 2 bad usage or invalid spec,\n"+
 		"3 run held by another runner or changed underneath, 4 detached (steps still\n"+
 		"run remotely; resume the run to reattach), 130 interrupted.")
+}
+
+// setupPrint is the setup of a command that prints fixed content.
+func setupPrint(content func() []byte) func(*App, *flag.FlagSet) handler {
+	return func(a *App, fs *flag.FlagSet) handler {
+		return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+			if err := wantArgs(fs, args, 0, 0); err != nil {
+				return err
+			}
+			_, err := a.Stdout.Write(content())
+			return err
+		}
+	}
 }
 
 // wantArgs checks the count of positional arguments.

@@ -39,16 +39,6 @@ func (a *App) registry() pipeline.Registry {
 	return steps.NewRegistry(ex, cloud)
 }
 
-func (a *App) setupTemplate(fs *flag.FlagSet) handler {
-	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
-		if err := wantArgs(fs, args, 0, 0); err != nil {
-			return err
-		}
-		_, err := a.Stdout.Write(aws.Template())
-		return err
-	}
-}
-
 func (a *App) setupIAMPolicy(fs *flag.FlagSet) handler {
 	stateURL := stateFlag(fs)
 	var params multiFlag

@@ -18,7 +18,6 @@ import (
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
-	"github.com/gpipe/gpipe/schemas"
 )
 
 // openStore opens the state store chosen by flag, then $GPIPE_STATE, then the
@@ -212,16 +211,6 @@ func stepCounts(r *state.Run) string {
 		return "-"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func (a *App) setupSchema(fs *flag.FlagSet) handler {
-	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
-		if err := wantArgs(fs, args, 0, 0); err != nil {
-			return err
-		}
-		_, err := a.Stdout.Write(schemas.Pipeline())
-		return err
-	}
 }
 
 func (a *App) setupVersion(fs *flag.FlagSet) handler {
