@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline/dag"
+	"github.com/gpipe/gpipe/pipeline/expr"
 	"github.com/gpipe/gpipe/pipeline/spec"
 )
 
@@ -112,12 +113,35 @@ func New(s *spec.Spec, params map[string]string) (*Plan, error) {
 			if !ok {
 				return nil, fmt.Errorf("plan: step %s needs unknown step %q", ps.ID, need)
 			}
+			paired := make([]string, 0, len(ids))
 			for _, id := range ids {
+				if sameSharedAxes(ps.Matrix, p.byID[id].Matrix) {
+					paired = append(paired, id)
+				}
+			}
+			if len(paired) == 0 {
+				paired = ids // no copy shares its values: need them all, never none
+			}
+			for _, id := range paired {
 				if !seen[id] {
 					seen[id] = true
 					ps.Needs = append(ps.Needs, id)
 					p.graph.Connect(id, ps.ID)
 				}
+			}
+		}
+		// A copy named in an expression is needed even when pairing left it
+		// out: evaluate-fold-0 may read steps.train-fold-3.outputs.
+		refs, err := copyRefs(ps.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("plan: step %s: %w", ps.ID, err)
+		}
+		for _, id := range refs {
+			// Only matrix copies can have been left out by pairing.
+			if c, ok := p.byID[id]; ok && len(c.Matrix) > 0 && !seen[id] && id != ps.ID {
+				seen[id] = true
+				ps.Needs = append(ps.Needs, id)
+				p.graph.Connect(id, ps.ID)
 			}
 		}
 	}
@@ -134,6 +158,73 @@ func New(s *spec.Spec, params map[string]string) (*Plan, error) {
 		p.Steps[i] = p.byID[id]
 	}
 	return p, nil
+}
+
+// sameSharedAxes reports whether two matrix copies agree on every axis they
+// share. A matrix step that needs a matrix step over the same axis thereby
+// pairs up with it: evaluate-fold-0 needs train-fold-0, not all five folds.
+func sameSharedAxes(a, b []spec.KV) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.Key == y.Key && x.Value != y.Value {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// copyRefs lists the step ids that a step's expressions name.
+func copyRefs(st *spec.Step) ([]string, error) {
+	var out []string
+	add := func(refs []expr.Ref) {
+		for _, r := range refs {
+			if r.Kind == "steps" {
+				out = append(out, r.Name)
+			}
+		}
+	}
+	var walk func(v any) error
+	walk = func(v any) error {
+		switch v := v.(type) {
+		case string:
+			t, err := expr.Parse(v)
+			if err != nil {
+				return err
+			}
+			add(t.Refs())
+		case map[string]any:
+			for _, x := range v {
+				if err := walk(x); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for _, x := range v {
+				if err := walk(x); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(st.With); err != nil {
+		return nil, err
+	}
+	for _, kv := range st.Env {
+		if err := walk(kv.Value); err != nil {
+			return nil, err
+		}
+	}
+	if err := walk(st.Host); err != nil {
+		return nil, err
+	}
+	cond, err := expr.ParseCondition(st.If)
+	if err != nil {
+		return nil, err
+	}
+	add(cond.Refs())
+	return out, nil
 }
 
 // instanceDigest folds into a step's digest what else decides what one copy

@@ -324,3 +324,36 @@ func TestForResumeUnknownFrom(t *testing.T) {
 		t.Error("nil previous run accepted")
 	}
 }
+
+// A matrix step that needs a matrix step over the same axis pairs up with it;
+// a step without that axis needs every copy; a copy named in an expression is
+// needed whatever the pairing says.
+func TestMatrixNeedsPairUp(t *testing.T) {
+	train := st("train")
+	train.Matrix = []spec.MatrixAxis{{Name: "fold", Values: []any{0, 1, 2}}}
+	eval := st("evaluate", "train")
+	eval.Matrix = []spec.MatrixAxis{{Name: "fold", Values: []any{0, 1, 2}}}
+	cross := st("cross", "train")
+	cross.Matrix = []spec.MatrixAxis{{Name: "fold", Values: []any{0, 1}}}
+	cross.With = map[string]any{"run": "echo ${{ steps.train-fold-2.outputs.ckpt }}"}
+	other := st("sweep", "train")
+	other.Matrix = []spec.MatrixAxis{{Name: "lr", Values: []any{"0.1", "0.01"}}}
+	mean := st("mean", "evaluate")
+	odd := st("odd", "train")
+	odd.Matrix = []spec.MatrixAxis{{Name: "fold", Values: []any{7}}}
+	p := mustPlan(t, &spec.Spec{Version: 1, Name: "pairs", Steps: []spec.Step{train, eval, cross, other, mean, odd}})
+	tests := map[string][]string{
+		"evaluate-fold-1": {"train-fold-1"},
+		"cross-fold-0":    {"train-fold-0", "train-fold-2"},
+		"sweep-lr-0_1":    {"train-fold-0", "train-fold-1", "train-fold-2"},
+		"mean":            {"evaluate-fold-0", "evaluate-fold-1", "evaluate-fold-2"},
+		"odd-fold-7":      {"train-fold-0", "train-fold-1", "train-fold-2"},
+	}
+	for id, want := range tests {
+		got := slices.Clone(p.Step(id).Needs)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s needs %v, want %v", id, got, want)
+		}
+	}
+}
