@@ -82,14 +82,14 @@ func (a *App) setupTeardown(fs *flag.FlagSet) handler {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
 		}
-		st, url, err := a.openStore(ctx, *stateURL, "")
+		st, _, err := a.openStore(ctx, *stateURL, "")
 		if err != nil {
 			return err
 		}
 		runID := args[0]
 		run, err := state.Read(ctx, st, runID)
 		if err != nil && !errors.Is(err, state.ErrNotFound) {
-			return fmt.Errorf("read run %s from %s: %w", runID, url, err)
+			return err // the store names the run and itself
 		}
 		cl, err := a.cloud().Clients(ctx, *region)
 		if err != nil {

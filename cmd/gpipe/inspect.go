@@ -31,7 +31,7 @@ func (a *App) openStore(ctx context.Context, flagURL, specURL string) (state.Sto
 	}
 	st, err := store.Open(ctx, url)
 	if err != nil {
-		return nil, "", fmt.Errorf("open state store %s: %w", url, err)
+		return nil, "", err // the store's error names the URL
 	}
 	return st, url, nil
 }
@@ -128,7 +128,7 @@ func (a *App) setupStatus(fs *flag.FlagSet) handler {
 		}
 		run, err := state.Read(ctx, st, args[0])
 		if err != nil {
-			return fmt.Errorf("read run %s from %s: %w", args[0], url, err)
+			return runReadError(args[0], url, err)
 		}
 		if *asJSON {
 			enc := json.NewEncoder(a.Stdout)

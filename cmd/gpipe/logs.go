@@ -33,7 +33,7 @@ func (a *App) setupLogs(fs *flag.FlagSet) handler {
 		for {
 			run, err := state.Read(ctx, st, runID)
 			if err != nil {
-				return fmt.Errorf("read run %s from %s: %w", runID, url, err)
+				return runReadError(runID, url, err)
 			}
 			if step != "" && run.Steps[step] == nil {
 				return usagef("run %s has no step %q", runID, step)

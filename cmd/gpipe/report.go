@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/gpipe/gpipe/pipeline/report"
@@ -27,7 +26,7 @@ func (a *App) setupReport(fs *flag.FlagSet) handler {
 		}
 		run, err := state.Read(ctx, st, args[0])
 		if err != nil {
-			return fmt.Errorf("read run %s from %s: %w", args[0], url, err)
+			return runReadError(args[0], url, err)
 		}
 		opt := report.Options{StateURL: url}
 		switch *format {

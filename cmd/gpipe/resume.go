@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 
@@ -52,8 +53,11 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 func (a *App) resume(ctx context.Context, o resumeOptions) error {
 	if o.planOnly {
 		prev, err := state.Read(ctx, o.store, o.runID)
+		if errors.Is(err, state.ErrNotFound) {
+			return noRun(o.runID, o.storeURL)
+		}
 		if err != nil {
-			return fmt.Errorf("read run %s from %s: %w", o.runID, o.storeURL, err)
+			return err
 		}
 		p, err := a.resumePlan(ctx, o, prev)
 		if err != nil {
@@ -62,8 +66,11 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 		return printResumePlan(a.Stdout, p)
 	}
 	j, err := state.Acquire(ctx, o.store, o.runID, a.leaseOptions(o.force))
+	if errors.Is(err, state.ErrNotFound) {
+		return noRun(o.runID, o.storeURL)
+	}
 	if err != nil {
-		return fmt.Errorf("resume run %s from %s: %w", o.runID, o.storeURL, err)
+		return fmt.Errorf("resume: %w", err)
 	}
 	p, err := a.resumePlan(ctx, o, j.Snapshot())
 	if err != nil {
@@ -122,4 +129,17 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 		return nil, fmt.Errorf("plan resume of run %s: %w", o.runID, err)
 	}
 	return p, nil
+}
+
+// noRun is the usage error for a run id the store does not have.
+func noRun(runID, storeURL string) error {
+	return usagef("no run %s in %s (gpipe runs --state %s lists the runs there)", runID, storeURL, storeURL)
+}
+
+// runReadError turns a failed read of a run into what the user should see.
+func runReadError(runID, storeURL string, err error) error {
+	if errors.Is(err, state.ErrNotFound) {
+		return noRun(runID, storeURL)
+	}
+	return err // the store's error names the run and the store
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"regexp"
 	"strings"
@@ -110,6 +111,9 @@ func specBlobName(digest string) string {
 // GitHub Actions, annotations) before returning.
 func (a *App) loadSpec(path string) (*spec.Spec, error) {
 	sp, err := spec.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, usagef("spec %s: no such file", path)
+	}
 	if err != nil {
 		var errs spec.Errors
 		if errors.As(err, &errs) {

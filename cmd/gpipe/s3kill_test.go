@@ -98,7 +98,7 @@ func TestS3KillResume(t *testing.T) {
 			t.Fatalf("round %d: finished before the kill, but not cleanly:\n%s", round, r)
 		}
 		if !cur.created {
-			if st := h.gpipe("status", cur.id); killed && st.code != 0 && strings.Contains(st.stderr, "not found") {
+			if st := h.gpipe("status", cur.id); killed && st.code != 0 && strings.Contains(st.stderr, "no run "+cur.id) {
 				t.Logf("round %d: run killed after %v, before it stored %s", round, after, cur.id)
 				continue
 			}

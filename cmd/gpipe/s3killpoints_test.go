@@ -117,7 +117,7 @@ steps:
 			}
 			before := map[string][]int{}
 			if st := h.gpipe("status", "--json", id); st.code != 0 {
-				if !strings.Contains(st.stderr, "not found") {
+				if !strings.Contains(st.stderr, "no run "+id) {
 					t.Fatalf("after the kill the run neither loads nor is absent:\n%s", st)
 				}
 				t.Logf("killed before the run was stored: running it again")
