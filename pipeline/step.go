@@ -87,6 +87,13 @@ type StepRun struct {
 	Resume map[string]string
 	// SaveResume makes key=value durable in the run state before it returns.
 	SaveResume func(ctx context.Context, key, value string) error
+	// NoteResume records key=value like SaveResume but does not wait: it is
+	// saved with the next commit of the run state. It is for best-effort data
+	// a step can afford to lose when the runner dies before the save (where a
+	// local step's processes are, so a resume can stop leftovers), and that
+	// is too frequent to pay a durable write for. Nil when the caller keeps
+	// no state.
+	NoteResume func(key, value string)
 }
 
 // Host says where a host step runs. Name is the spec's host name ("local" when

@@ -35,6 +35,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitfile": cmdWaitFile,
 			"exitcode": cmdExitCode,
+			"pidgone":  cmdPidGone,
 		},
 	})
 }
@@ -67,6 +68,36 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ts.Fatalf("%s did not appear within %v", args[0], limit)
+}
+
+// pidgone FILE: the process whose pid FILE holds has stopped (a zombie counts
+// as stopped), within a few seconds; with !, it runs now.
+func cmdPidGone(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: pidgone file")
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(ts.ReadFile(args[0])))
+	ts.Check(err)
+	runs := func() bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return false
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	}
+	if neg {
+		if !runs() {
+			ts.Fatalf("process %d from %s is not running", pid, args[0])
+		}
+		return
+	}
+	for deadline := time.Now().Add(5 * time.Second); runs(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			ts.Fatalf("process %d from %s still runs", pid, args[0])
+		}
+	}
 }
 
 // exitcode N PROG ARGS...: run PROG and require exit code N; stdout and stderr

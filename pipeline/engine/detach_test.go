@@ -139,7 +139,7 @@ func TestDetachLeavesRemoteStepsRunningAndResumeReattaches(t *testing.T) {
 	if err := p.ForResume(h.j.Snapshot(), ""); err != nil {
 		t.Fatal(err)
 	}
-	if ps := p.Step("train"); !ps.Reattach || ps.Action != plan.Run || ps.Reason != "detached while running; reattaching" {
+	if ps := p.Step("train"); !ps.Reattach || ps.Action != plan.Run || ps.Reason != "detached while running; resuming with its saved data" {
 		t.Fatalf("resume plan for train: %+v", ps)
 	}
 	if err := h.run(t.Context(), p, Options{}); err != nil {

@@ -142,7 +142,7 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 	sr := &pipeline.StepRun{
 		RunID: e.runID, StepID: id, Type: n.ps.Spec.Type, Attempt: num,
 		With: res.with, Env: res.env, Host: res.host, Timeout: n.ps.Spec.Timeout, Cards: res.cards,
-		Log: lw, Resume: resume, SaveResume: e.saveResume(id),
+		Log: lw, Resume: resume, SaveResume: e.saveResume(id), NoteResume: e.noteResume(id),
 	}
 	out, err := callRunner(actx, n.runner, sr)
 	var te *TimeoutError
@@ -189,6 +189,26 @@ func (e *engine) saveResume(id string) func(ctx context.Context, key, value stri
 			return fmt.Errorf("save resume data %s of step %s: %w", key, id, err)
 		}
 		return nil
+	}
+}
+
+// noteResume posts resume data with the step's next group commit without
+// waiting for it: a local step notes where its processes run on every start,
+// and a durable write each time would cost more than the step. A note lost
+// because the runner died before the commit means a resume cannot stop what
+// that runner left behind; nothing worse.
+func (e *engine) noteResume(id string) func(key, value string) {
+	return func(key, value string) {
+		e.j.PostStep(id, func(r *state.Run) {
+			st := r.Steps[id]
+			if st == nil {
+				return
+			}
+			if st.Resume == nil {
+				st.Resume = map[string]string{}
+			}
+			st.Resume[key] = value
+		})
 	}
 }
 

@@ -56,8 +56,9 @@ type Step struct {
 	// downstream expressions see them.
 	Outputs map[string]string
 	// Reattach is set on resume for a step that was running when the previous
-	// runner stopped and saved resume data (an SSM command id): its first
-	// attempt gets that data back to reattach instead of starting over. Every
+	// runner stopped and saved resume data: its first attempt gets that data
+	// back, to reattach to a remote command (an SSM command id) instead of
+	// starting over, or to stop what a local step left running. Every
 	// other attempt starts with empty resume data, so that a retry never
 	// reattaches to the command that just failed.
 	Reattach bool

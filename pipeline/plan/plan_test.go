@@ -160,7 +160,7 @@ func TestForResume(t *testing.T) {
 			statuses: map[string]state.StepStatus{"evaluate": state.StepRunning, "end": state.StepPending},
 			prevEdit: func(r *state.Run) { r.Steps["evaluate"].Resume = map[string]string{"command_id": "c-1"} },
 			want: map[string]decision{
-				"evaluate": {Run, "running when the previous runner stopped; reattaching"},
+				"evaluate": {Run, "running when the previous runner stopped; resuming with its saved data"},
 				"end":      {Run, "downstream of evaluate"},
 			},
 		},
@@ -172,7 +172,7 @@ func TestForResume(t *testing.T) {
 				r.Steps["evaluate"].Resume = map[string]string{"command_id": "c-1"}
 			},
 			want: map[string]decision{
-				"evaluate": {Run, "detached while running; reattaching"},
+				"evaluate": {Run, "detached while running; resuming with its saved data"},
 				"end":      {Run, "downstream of evaluate"},
 			},
 		},

@@ -31,8 +31,8 @@ func (e *UnknownStepError) Error() string {
 //     does everything downstream of it: what it made is gone;
 //   - a step that succeeded before is reused, its outputs restored;
 //   - anything else (failed, cancelled, skipped, never started, running when the
-//     runner died) runs; a step that was running and saved resume data
-//     reattaches.
+//     runner died) runs; a step that was running and saved resume data gets
+//     it back (Reattach) to reattach to its work or stop its leftovers.
 //
 // Steps of prev that the plan no longer has are ignored.
 func (p *Plan) ForResume(prev *state.Run, from string) error {
@@ -127,8 +127,11 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 				s.Reason = "detached while running"
 			}
 			if len(ps.Resume) > 0 {
+				// The step type decides what its data means: a remote
+				// step reattaches to its command, a local one stops what
+				// the dead runner left running and starts over.
 				s.Reattach = true
-				s.Reason += "; reattaching"
+				s.Reason += "; resuming with its saved data"
 			}
 		case state.StepPending, "":
 			s.Reason = "not started in previous run"

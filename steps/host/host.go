@@ -25,6 +25,9 @@ type Script struct {
 	// still running after the runner died (see pipeline.StepRun).
 	Resume     map[string]string
 	SaveResume func(ctx context.Context, key, value string) error
+	// NoteResume is the non-blocking, best-effort SaveResume (see
+	// pipeline.StepRun.NoteResume); nil records nothing.
+	NoteResume func(key, value string)
 }
 
 // Executor runs scripts on one kind of host. Exec returns the key=value pairs

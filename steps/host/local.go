@@ -28,6 +28,9 @@ type Local struct {
 	dirOnce sync.Once
 	dir     string
 	dirErr  error
+
+	machineOnce sync.Once
+	mach        machine
 }
 
 // workDir is created once per executor. It is left behind by a killed
@@ -56,7 +59,20 @@ func (l *Local) Close() error {
 // output file is created on disk, in one directory per executor: creating and
 // deleting three files and a directory per step was most of a short step's
 // cost on ext4.
+//
+// With s.NoteResume set, Exec notes where the script's process group runs; on
+// a resume the engine hands that back in s.Resume and Exec first stops what
+// the dead runner left of the group (see stopLeftovers).
 func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
+	log := s.Log
+	if log == nil {
+		log = io.Discard
+	}
+	l.stopLeftovers(ctx, log, s.Resume)
+	token := ""
+	if s.NoteResume != nil {
+		token = newToken()
+	}
 	dir, err := l.workDir()
 	if err != nil {
 		return nil, err
@@ -89,7 +105,7 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	}
 	cmd := exec.Command("bash", "--noprofile", "--norc", "/dev/fd/3")
 	cmd.ExtraFiles = []*os.File{scriptR}
-	cmd.Env = l.env(s.Env, outputPath)
+	cmd.Env = l.env(s.Env, outputPath, token)
 	cmd.Stdin = nil
 	cmd.Stdout = pw
 	cmd.Stderr = pw
@@ -103,16 +119,13 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	scriptR.Close()
 	copied := make(chan error, 1)
 	go func() {
-		log := s.Log
-		if log == nil {
-			log = io.Discard
-		}
 		_, err := io.Copy(log, pr)
 		pr.Close()
 		copied <- err
 	}()
 
 	pgid := cmd.Process.Pid
+	l.noteGroup(s, pgid, token)
 	exited := make(chan struct{})
 	go l.stopOnCancel(ctx, pgid, exited)
 	waitErr := cmd.Wait()
@@ -168,7 +181,7 @@ func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct
 	}
 }
 
-func (l *Local) env(extra map[string]string, outputPath string) []string {
+func (l *Local) env(extra map[string]string, outputPath, token string) []string {
 	base := l.BaseEnv
 	if base == nil {
 		base = os.Environ()
@@ -181,6 +194,9 @@ func (l *Local) env(extra map[string]string, outputPath string) []string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		env = append(env, k+"="+extra[k])
+	}
+	if token != "" {
+		env = append(env, tokenEnv+"="+token)
 	}
 	return append(env, "GPIPE_OUTPUT="+outputPath)
 }

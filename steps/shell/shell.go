@@ -59,6 +59,7 @@ func (s *Step) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, 
 		Timeout:    sr.Timeout,
 		Resume:     sr.Resume,
 		SaveResume: sr.SaveResume,
+		NoteResume: sr.NoteResume,
 	})
 	if err != nil {
 		return pipeline.Result{}, err
