@@ -10,6 +10,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/gpipe/gpipe/pipeline"
 )
 
 // Script is one script to run on a host.
@@ -74,4 +76,19 @@ func ParseOutputs(r io.Reader) (map[string]string, error) {
 		return nil, fmt.Errorf("read outputs: %w", err)
 	}
 	return out, nil
+}
+
+// ScriptFor is the Script that runs body for one attempt of a step: the
+// step's env, log, timeout and resume data go with it.
+func ScriptFor(sr *pipeline.StepRun, body string) Script {
+	return Script{
+		StepID:     sr.StepID,
+		Body:       body,
+		Env:        sr.Env,
+		Log:        sr.Log,
+		Timeout:    sr.Timeout,
+		Resume:     sr.Resume,
+		SaveResume: sr.SaveResume,
+		NoteResume: sr.NoteResume,
+	}
 }

@@ -203,10 +203,7 @@ func (f *FetchMSD) runRemote(ctx context.Context, sr *pipeline.StepRun, c *Confi
 	if err != nil {
 		return pipeline.Result{}, fmt.Errorf("%s: host %s: %w", sr.StepID, sr.Host.Address, err)
 	}
-	out, err := e.Exec(ctx, host.Script{
-		StepID: sr.StepID, Body: c.render(), Env: sr.Env, Log: sr.Log, Timeout: sr.Timeout,
-		Resume: sr.Resume, SaveResume: sr.SaveResume,
-	})
+	out, err := e.Exec(ctx, host.ScriptFor(sr, c.render()))
 	if err != nil {
 		return pipeline.Result{}, fmt.Errorf("%s: %w", sr.StepID, err)
 	}

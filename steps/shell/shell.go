@@ -51,16 +51,7 @@ func (s *Step) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, 
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	out, err := ex.Exec(ctx, host.Script{
-		StepID:     sr.StepID,
-		Body:       body,
-		Env:        sr.Env,
-		Log:        sr.Log,
-		Timeout:    sr.Timeout,
-		Resume:     sr.Resume,
-		SaveResume: sr.SaveResume,
-		NoteResume: sr.NoteResume,
-	})
+	out, err := ex.Exec(ctx, host.ScriptFor(sr, body))
 	if err != nil {
 		return pipeline.Result{}, err
 	}

@@ -62,15 +62,7 @@ func run(ctx context.Context, ex Executors, sr *pipeline.StepRun, body string) (
 	if err != nil {
 		return nil, fmt.Errorf("%s: host %s: %w", sr.StepID, sr.Host.Address, err)
 	}
-	out, err := e.Exec(ctx, host.Script{
-		StepID:     sr.StepID,
-		Body:       body,
-		Env:        sr.Env,
-		Log:        sr.Log,
-		Timeout:    sr.Timeout,
-		Resume:     sr.Resume,
-		SaveResume: sr.SaveResume,
-	})
+	out, err := e.Exec(ctx, host.ScriptFor(sr, body))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", sr.StepID, err)
 	}
