@@ -5,9 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"sort"
 	"text/tabwriter"
 	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/expr"
@@ -22,9 +27,36 @@ import (
 // cloud returns the AWS steps; configuration loads on first use only.
 func (a *App) cloud() *aws.Steps {
 	if a.aws == nil {
-		a.aws = aws.New(aws.Options{})
+		a.aws = aws.New(aws.Options{LoadConfig: a.loadAWSConfig})
 	}
 	return a.aws
+}
+
+// defaultAWSResponseTimeout bounds the wait for an AWS API response's
+// headers. The SDK's default client has no such bound, so an endpoint that
+// accepts connections and never answers (a black-holed proxy, an emulator
+// that froze) hung gpipe forever, `gpipe teardown` included. A timeout is
+// retried by the SDK like any transient error. API calls answer in seconds;
+// long waits (stack creation) are polls, each one call.
+const defaultAWSResponseTimeout = time.Minute
+
+// loadAWSConfig is config.LoadDefaultConfig with that bound;
+// GPIPE_AWS_RESPONSE_TIMEOUT (a Go duration) replaces it.
+func (a *App) loadAWSConfig(ctx context.Context, region string) (sdkaws.Config, error) {
+	timeout := defaultAWSResponseTimeout
+	if v := a.Getenv("GPIPE_AWS_RESPONSE_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return sdkaws.Config{}, fmt.Errorf("GPIPE_AWS_RESPONSE_TIMEOUT=%q: want a positive duration such as 90s", v)
+		}
+		timeout = d
+	}
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = timeout })
+	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(hc)}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	return config.LoadDefaultConfig(ctx, opts...)
 }
 
 func (a *App) registry() pipeline.Registry {
