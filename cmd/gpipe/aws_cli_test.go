@@ -626,3 +626,25 @@ func waitForFile(t *testing.T, path string, limit time.Duration, k *killable) {
 	}
 	t.Fatalf("%s did not appear within %v:\n%s", filepath.Base(path), limit, k.out)
 }
+
+// TestTeardownRefusesLiveRun: teardown is for runs whose runner is gone; a
+// live runner's stack stays unless --force, and the refusal exits 3 naming
+// the holder.
+func TestTeardownRefusesLiveRun(t *testing.T) {
+	t.Parallel()
+	c := newAWSCLI(t, false)
+	c.putRun(t, &state.Run{ID: "busy", Status: state.RunRunning, Lease: foreignLease(time.Now().Add(10 * time.Minute))})
+	c.createStack(t, "gpipe-busy-provision", "busy")
+
+	res := c.gpipeCmd(t, "teardown", "--state", c.stateURL, "busy")
+	if res.code != exitHeld || !strings.Contains(res.stderr, "host ci-runner-7, pid 4242") {
+		t.Fatalf("teardown of a live run: want exit %d naming the holder\n%s", exitHeld, res)
+	}
+	if got := c.stackStatus(t, "gpipe-busy-provision"); got != "CREATE_COMPLETE" {
+		t.Fatalf("stack of a live run: %s, want CREATE_COMPLETE", got)
+	}
+	res = c.gpipeCmd(t, "teardown", "--force", "--state", c.stateURL, "busy")
+	if res.code != 0 || c.stackStatus(t, "gpipe-busy-provision") != "DELETE_COMPLETE" {
+		t.Fatalf("teardown --force: want exit 0 and the stack deleted\n%s", res)
+	}
+}

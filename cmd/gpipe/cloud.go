@@ -110,6 +110,7 @@ func (a *App) setupTeardown(fs *flag.FlagSet) handler {
 	stateURL := stateFlag(fs)
 	region := fs.String("region", "", "AWS region of the stacks (default: the SDK's configured region)")
 	keepBuckets := fs.Bool("keep-buckets", false, "do not empty the buckets the stacks own (deletion then fails if they hold objects)")
+	force := fs.Bool("force", false, "delete even though a live runner drives the run (it will fail on its instance)")
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
@@ -122,6 +123,13 @@ func (a *App) setupTeardown(fs *flag.FlagSet) handler {
 		run, err := state.Read(ctx, st, runID)
 		if err != nil && !errors.Is(err, state.ErrNotFound) {
 			return err // the store names the run and itself
+		}
+		// This command is for runs whose runner is gone (or detached): a live
+		// runner would lose its instance mid-step.
+		if run != nil && !*force {
+			if err := state.CheckHeld(run, state.LeaseOptions{}); err != nil {
+				return err
+			}
 		}
 		cl, err := a.cloud().Clients(ctx, *region)
 		if err != nil {
@@ -240,6 +248,8 @@ func strayReason(ctx context.Context, st state.Store, runID string, now time.Tim
 		return "run has no runner", nil
 	case now.After(run.Lease.Expires):
 		return "runner's lease expired " + run.Lease.Expires.UTC().Format(time.RFC3339), nil
+	case state.CheckHeld(run, state.LeaseOptions{Now: func() time.Time { return now }}) == nil:
+		return fmt.Sprintf("runner (pid %d on this host) is gone", run.Lease.PID), nil
 	}
 	return "", nil
 }

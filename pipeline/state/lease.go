@@ -31,6 +31,15 @@ func mayTakeOver(r *Run, opt LeaseOptions, now time.Time) error {
 	return &HeldError{RunID: r.ID, Lease: *l}
 }
 
+// CheckHeld returns a *HeldError when a live runner other than opt's drives r,
+// by the same rules Acquire applies: a lease that expired, or whose holder ran
+// on this host and is gone, holds nothing. Commands that act on a run without
+// driving it (teardown, gc) use it.
+func CheckHeld(r *Run, opt LeaseOptions) error {
+	opt = opt.withDefaults()
+	return mayTakeOver(r, opt, opt.Now())
+}
+
 func randomSuffix() string {
 	var b [4]byte
 	rand.Read(b[:])
