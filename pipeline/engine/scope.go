@@ -24,29 +24,10 @@ func stepRefs(ps *plan.Step, hosts []spec.HostDecl, cond *expr.Condition) ([]str
 			}
 		}
 	}
-	var walk func(v any) error
-	walk = func(v any) error {
-		switch v := v.(type) {
-		case string:
-			t, err := expr.Parse(v)
-			if err != nil {
-				return err
-			}
-			add(t.Refs())
-		case map[string]any:
-			for _, x := range v {
-				if err := walk(x); err != nil {
-					return err
-				}
-			}
-		case []any:
-			for _, x := range v {
-				if err := walk(x); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	walk := func(v any) error {
+		refs, err := expr.RefsIn(v)
+		add(refs)
+		return err
 	}
 	if err := walk(ps.Spec.With); err != nil {
 		return nil, fmt.Errorf("with: %w", err)

@@ -70,3 +70,34 @@ func wrapPath(path string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", path, err)
 }
+
+// RefsIn returns the references of every string in v (maps, slices, strings
+// and scalars, as Interpolate walks them), in no particular order.
+func RefsIn(v any) ([]Ref, error) {
+	var out []Ref
+	var walk func(v any) error
+	walk = func(v any) error {
+		switch v := v.(type) {
+		case string:
+			t, err := Parse(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, t.Refs()...)
+		case map[string]any:
+			for _, x := range v {
+				if err := walk(x); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for _, x := range v {
+				if err := walk(x); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return out, walk(v)
+}

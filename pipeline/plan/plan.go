@@ -185,29 +185,10 @@ func copyRefs(st *spec.Step) ([]string, error) {
 			}
 		}
 	}
-	var walk func(v any) error
-	walk = func(v any) error {
-		switch v := v.(type) {
-		case string:
-			t, err := expr.Parse(v)
-			if err != nil {
-				return err
-			}
-			add(t.Refs())
-		case map[string]any:
-			for _, x := range v {
-				if err := walk(x); err != nil {
-					return err
-				}
-			}
-		case []any:
-			for _, x := range v {
-				if err := walk(x); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	walk := func(v any) error {
+		refs, err := expr.RefsIn(v)
+		add(refs)
+		return err
 	}
 	if err := walk(st.With); err != nil {
 		return nil, err
