@@ -61,37 +61,19 @@ func placeholderScope(p *plan.Plan, ps *plan.Step) *expr.Scope {
 	for _, kv := range ps.Matrix {
 		sc.Matrix[kv.Key] = kv.Value
 	}
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case string:
-			t, err := expr.Parse(v)
-			if err != nil {
-				return
+	refs, _ := expr.RefsIn(ps.Spec.With) // the spec was validated
+	for _, r := range refs {
+		switch r.Kind {
+		case "steps":
+			if sc.Steps[r.Name] == nil {
+				sc.Steps[r.Name] = map[string]string{}
 			}
-			for _, r := range t.Refs() {
-				switch r.Kind {
-				case "steps":
-					if sc.Steps[r.Name] == nil {
-						sc.Steps[r.Name] = map[string]string{}
-					}
-					// Path-shaped, since most outputs that feed scripts are
-					// paths and the steps check those are absolute.
-					sc.Steps[r.Name][r.Key] = fmt.Sprintf("/<steps.%s.outputs.%s>", r.Name, r.Key)
-				case "env":
-					sc.Env[r.Name] = "<env." + r.Name + ">"
-				}
-			}
-		case map[string]any:
-			for _, x := range v {
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
+			// Path-shaped, since most outputs that feed scripts are paths
+			// and the steps check those are absolute.
+			sc.Steps[r.Name][r.Key] = fmt.Sprintf("/<steps.%s.outputs.%s>", r.Name, r.Key)
+		case "env":
+			sc.Env[r.Name] = "<env." + r.Name + ">"
 		}
 	}
-	walk(ps.Spec.With)
 	return sc
 }
