@@ -122,13 +122,9 @@ func (a *App) setupStatus(fs *flag.FlagSet) handler {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
 		}
-		st, url, err := a.openStore(ctx, *stateURL, "")
+		run, url, err := a.readRun(ctx, *stateURL, args[0])
 		if err != nil {
 			return err
-		}
-		run, err := state.Read(ctx, st, args[0])
-		if err != nil {
-			return runReadError(args[0], url, err)
 		}
 		if *asJSON {
 			enc := json.NewEncoder(a.Stdout)

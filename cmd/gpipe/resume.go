@@ -143,3 +143,17 @@ func runReadError(runID, storeURL string, err error) error {
 	}
 	return err // the store's error names the run and the store
 }
+
+// readRun opens the store and reads one run from it, for commands that only
+// look at a run.
+func (a *App) readRun(ctx context.Context, stateURL, runID string) (*state.Run, string, error) {
+	st, url, err := a.openStore(ctx, stateURL, "")
+	if err != nil {
+		return nil, "", err
+	}
+	run, err := state.Read(ctx, st, runID)
+	if err != nil {
+		return nil, url, runReadError(runID, url, err)
+	}
+	return run, url, nil
+}
