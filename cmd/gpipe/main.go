@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/gpipe/gpipe/pipeline/engine"
@@ -45,6 +46,9 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	code := exitCode(err)
 	if err != nil && !errors.Is(err, errReported) {
 		fmt.Fprintf(stderr, "gpipe: %v\n", err)
+	}
+	if h := hint(err); h != "" {
+		fmt.Fprintf(stderr, "gpipe: hint: %s\n", h)
 	}
 	return code
 }
@@ -123,4 +127,21 @@ func signalContexts(stderr io.Writer, route *signalRoute) (soft, hard context.Co
 		cancelSoft(nil)
 		cancelHard(nil)
 	}
+}
+
+// hint says what to do about errors whose text comes from outside gpipe. The
+// AWS SDK reports missing credentials only in words (no error type to match),
+// after trying every source down to the EC2 instance metadata service.
+func hint(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "failed to refresh cached credentials"),
+		strings.Contains(msg, "failed to retrieve credentials"):
+		return "no AWS credentials found: set AWS_PROFILE (aws sso login / aws configure), " +
+			"or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; in GitHub Actions use aws-actions/configure-aws-credentials"
+	}
+	return ""
 }
