@@ -246,7 +246,8 @@ func (j *Journal) wake() {
 
 // Update applies fn to the run and returns once a Save containing the change
 // is durable. Concurrent Updates share Saves. When ctx ends first, the change
-// stays applied and will still be saved; Update returns ctx's error.
+// stays applied and will still be saved; Update returns ctx's error. When
+// Close gives up before the change is saved, Update returns ErrClosed.
 func (j *Journal) Update(ctx context.Context, fn func(*Run)) error {
 	return j.UpdateStep(ctx, "", fn)
 }
@@ -285,6 +286,19 @@ func (j *Journal) waitDurable(ctx context.Context, seq uint64) error {
 		case <-ctx.Done():
 			return fmt.Errorf("save run %s: %w", j.runID, context.Cause(ctx))
 		case <-ch:
+		case <-j.done:
+			// Close gave up and stopped the committer: nothing will save
+			// the change any more, unless its last Save just did.
+			j.mu.Lock()
+			durable, err = j.durable, j.err
+			j.mu.Unlock()
+			switch {
+			case durable >= seq:
+				return nil
+			case err != nil:
+				return err
+			}
+			return fmt.Errorf("save run %s: closed before the change was saved: %w", j.runID, ErrClosed)
 		}
 	}
 }
