@@ -33,6 +33,13 @@ func (j *Journal) commitLoop(ctx context.Context) {
 		case <-j.kick:
 		}
 		for j.saveOnce(ctx) {
+			// A busy run keeps this loop saving; the lease must still be
+			// renewed, or it expires while its runner drives the run.
+			select {
+			case <-heartbeat.C:
+				j.renew()
+			default:
+			}
 		}
 	}
 }
