@@ -112,7 +112,7 @@ func prevRun(p *Plan, statuses map[string]state.StepStatus) *state.Run {
 		if x, ok := statuses[s.ID]; ok {
 			status = x
 		}
-		ps := &state.Step{ID: s.ID, Status: status, DefDigest: s.DefDigest}
+		ps := &state.Step{ID: s.ID, Status: status, DefDigest: s.DefDigest, Needs: s.Needs}
 		if status == state.StepSucceeded {
 			ps.Outputs = map[string]string{"out": s.ID}
 		}
@@ -244,6 +244,15 @@ func TestForResume(t *testing.T) {
 			want: map[string]decision{
 				"provision": {Reuse, "succeeded in previous run"},
 				"end":       {Run, "failed in previous run"},
+			},
+		},
+		{
+			name: "matrix value removed: the step that needed the removed copy reruns",
+			edit: func(s *spec.Spec) { s.Steps[3].Matrix[0].Values = s.Steps[3].Matrix[0].Values[:1] },
+			want: map[string]decision{
+				"train-fold-0": {Reuse, "succeeded in previous run"},
+				"evaluate":     {Run, "needed train-fold-1, which the pipeline no longer has"},
+				"end":          {Run, "downstream of evaluate"},
 			},
 		},
 		{

@@ -26,6 +26,7 @@ func (e *UnknownStepError) Error() string {
 //   - from (a spec step id, meaning all its matrix copies, or one expanded id)
 //     forces that step and everything downstream of it to run;
 //   - a step whose definition changed, or that the previous run did not have,
+//     or that needed a step the plan no longer has (a removed matrix copy),
 //     runs, and so does everything downstream of it;
 //   - a step that a succeeded cleanup step cleans (spec `cleans`) runs, and so
 //     does everything downstream of it: what it made is gone;
@@ -106,6 +107,14 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 			cause[s.ID] = s.ID
 			continue
 		}
+		if gone := goneNeed(ps, p); gone != "" {
+			// Its definition is the same, but what it consumed is not: a
+			// matrix copy it needed was removed (`needs: [train]` over fewer
+			// folds), so its outputs describe inputs the pipeline no longer has.
+			s.Reason = "needed " + gone + ", which the pipeline no longer has"
+			cause[s.ID] = s.ID
+			continue
+		}
 		if up := firstRerunNeed(s, p, cause); up != "" {
 			s.Reason = "downstream of " + up
 			cause[s.ID] = up
@@ -149,6 +158,17 @@ func firstRerunNeed(s *Step, p *Plan, cause map[string]string) string {
 	for _, n := range s.Needs {
 		if p.byID[n].Action == Run {
 			return cause[n]
+		}
+	}
+	return ""
+}
+
+// goneNeed returns a step the previous run's step needed that the plan no
+// longer has, or "".
+func goneNeed(prev *state.Step, p *Plan) string {
+	for _, n := range prev.Needs {
+		if p.byID[n] == nil {
+			return n
 		}
 	}
 	return ""
