@@ -133,7 +133,7 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	// The script is done; whatever it left running in the background would
 	// otherwise outlive the step and hold its log open.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	if err := <-copied; err != nil {
+	if err := drainOutput(copied, pr, log); err != nil {
 		return nil, fmt.Errorf("copy step output: %w", err)
 	}
 
@@ -157,6 +157,30 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	}
 	defer f.Close()
 	return ParseOutputs(f)
+}
+
+// outputDrain bounds the wait for the log pipe to close after the script's
+// process group was killed. Only a process that left the group (setsid, a
+// daemon) can still hold it, and the step must not wait for that to end.
+const outputDrain = time.Second
+
+// drainOutput waits for the copy of the script's output to finish, reading what the
+// killed group left in the pipe, but no longer than outputDrain.
+func drainOutput(copied <-chan error, pr *os.File, log io.Writer) error {
+	t := time.NewTimer(outputDrain)
+	defer t.Stop()
+	select {
+	case err := <-copied:
+		return err
+	case <-t.C:
+	}
+	_ = pr.SetReadDeadline(time.Now())
+	err := <-copied
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		fmt.Fprintf(log, "gpipe: stopped reading output: a process that left the step's process group still holds it\n")
+		return nil
+	}
+	return err
 }
 
 // stopOnCancel sends SIGTERM to the script's process group when ctx ends and

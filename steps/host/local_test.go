@@ -133,3 +133,30 @@ func TestParseOutputsErrors(t *testing.T) {
 		}
 	}
 }
+
+// A process that left the step's process group (setsid, a daemon) is out of
+// reach of the group kill but still holds the log pipe; the step must end
+// when its script did, not when that process closes its output.
+func TestLocalEscapedChildDoesNotHoldStep(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "escaped.pid")
+	l := &Local{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Exec(t.Context(), Script{Body: "setsid bash -c 'echo $$ > \"$0\"; exec sleep 30' " + Quote(pidFile) + " &\nwhile [ ! -s " + Quote(pidFile) + " ]; do sleep 0.01; done\necho started\n"})
+		done <- err
+	}()
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pidFile)
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exec still waiting 10s after its script exited, for a process outside its group")
+	}
+}
