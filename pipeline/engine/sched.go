@@ -331,12 +331,13 @@ func (e *engine) journalError(err error) error {
 	if err == nil {
 		err = errors.New("journal lost")
 	}
+	// The journal's error says that this runner stops driving the run.
 	if errors.Is(err, state.ErrConflict) {
-		return fmt.Errorf("run %s: stop driving: %w", e.runID, err)
+		return fmt.Errorf("run %s: %w", e.runID, err)
 	}
 	if errors.Is(err, state.ErrNotFound) {
 		// Nobody else drives it: its state was deleted. Not a conflict.
-		return fmt.Errorf("run %s: stop driving: %w", e.runID, err)
+		return fmt.Errorf("run %s: %w", e.runID, err)
 	}
 	select {
 	case <-e.j.Lost():

@@ -87,13 +87,12 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 			return more
 		}
 		switch {
+		// Stores name the run and themselves in errors.
 		case errors.Is(err, ErrConflict):
-			j.fail(fmt.Errorf("run %s in %s was changed by another runner; this one stops driving it: %w",
-				j.runID, j.store, err))
+			j.fail(fmt.Errorf("another runner changed the run; this one stops driving it: %w", err))
 			return false
 		case errors.Is(err, ErrNotFound):
-			j.fail(fmt.Errorf("run %s in %s is gone (deleted?); this runner stops driving it: %w",
-				j.runID, j.store, err))
+			j.fail(fmt.Errorf("the run's state is gone (deleted?); this runner stops driving it: %w", err))
 			return false
 		case ctx.Err() != nil:
 			// Close gave up waiting; Close reports its own context's error.
