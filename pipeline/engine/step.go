@@ -97,7 +97,9 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 		e.j.PostStep(id, func(r *state.Run) { endAttempt(r.Steps[id], num, end, err) })
 		e.ev.emit(Event{Kind: StepRetry, Time: end, Step: id, Attempt: num, Err: err, Delay: delay, Duration: end.Sub(start)})
 		if err := e.opt.Sleep(ctx, delay); err != nil || ctx.Err() != nil {
-			return e.record(n, 0, time.Time{}, e.opt.Now(), state.StepCancelled, nil, cancelled(ctx))
+			// The step ran: it finishes cancelled, its last attempt (closed
+			// above) keeping the error it failed with.
+			return e.record(n, num, start, e.opt.Now(), state.StepCancelled, nil, cancelled(ctx))
 		}
 	}
 }
@@ -257,7 +259,8 @@ func cancelled(ctx context.Context) error {
 	return cause
 }
 
-// endAttempt closes attempt num of st with its outcome.
+// endAttempt closes attempt num of st with its outcome; an attempt already
+// closed (a retry's, before its backoff) keeps its outcome.
 func endAttempt(st *state.Step, num int, end time.Time, err error) {
 	if st == nil || num == 0 {
 		return
@@ -266,6 +269,9 @@ func endAttempt(st *state.Step, num int, end time.Time, err error) {
 		at := &st.Attempts[i]
 		if at.N != num {
 			continue
+		}
+		if at.End != nil {
+			return
 		}
 		t := end.UTC()
 		at.End = &t
