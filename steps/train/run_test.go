@@ -92,6 +92,12 @@ func TestUNetFlow(t *testing.T) {
 	if argAfter(argv, "--ckpt_path") != filepath.Join(foldDir, "checkpoints", "last.ckpt") || !hasArg(argv, "--resume_training") {
 		t.Errorf("rerun did not resume from the restored checkpoint: %q", argv)
 	}
+	// The epoch log came back with the checkpoints: the resumed training
+	// appended to the first one's epochs rather than starting a new history.
+	if b, err := os.ReadFile(filepath.Join(foldDir, "logs.json")); err != nil || strings.Count(string(b), `"step": 0`) != 2 {
+		t.Errorf("logs.json after the resume on a new disk holds %d records of epoch 0 (%v), want the first run's and the rerun's",
+			strings.Count(string(b), `"step": 0`), err)
+	}
 
 	evalWith := map[string]any{"task": "01", "dim": 2, "fold": 2, "data": data,
 		"workdir": filepath.Join(root, "w"), "results": "s3://bucket/run1", "min_dice": 0.5}

@@ -15,9 +15,9 @@ import (
 // fold_<f>/checkpoints, copied to the `results` S3 URL every
 // checkpoint_sync_minutes while training and synced with the whole fold
 // directory when the script ends, successfully or not. A rerun (retry,
-// resume, or a new instance) first restores the checkpoints from S3 when the
-// local disk has none, then continues with --ckpt_path <last.ckpt>
-// --resume_training.
+// resume, or a new instance) first restores the checkpoints and the epoch log
+// (logs.json) from S3 when the local disk has no checkpoint, then continues
+// with --ckpt_path <last.ckpt> --resume_training.
 //
 // The container's output goes to the step log unchanged, so the known early
 // Gaudi failure ("Expected status == synStatus::synSuccess") is there for a
@@ -139,6 +139,7 @@ fi
 mkdir -p "$fold_dir/checkpoints"
 `)
 	b.WriteString(restoreCheckpoints)
+	b.WriteString(restoreEpochLog)
 	b.WriteString(`
 resume_args=()
 if [ -f "$fold_dir/checkpoints/last.ckpt" ]; then
@@ -244,6 +245,16 @@ fi
 const restoreCheckpoints = `if [ -n "$results_url" ] && [ ! -f "$fold_dir/checkpoints/last.ckpt" ]; then
   echo "gpipe: looking for checkpoints in $results_url/checkpoints"
   "$aws" s3 sync --only-show-errors "$results_url/checkpoints" "$fold_dir/checkpoints"
+fi
+`
+
+// restoreEpochLog brings back the fold's logs.json with its checkpoints. A
+// resumed main.py appends the epochs after the checkpoint's to logs.json;
+// without the earlier ones, best_mean_dice and epochs would describe the
+// resumed part only, and the final sync would replace the history in S3
+// with it.
+const restoreEpochLog = `if [ -n "$results_url" ] && [ -f "$fold_dir/checkpoints/last.ckpt" ] && [ ! -f "$fold_dir/logs.json" ]; then
+  "$aws" s3 sync --only-show-errors --exclude '*' --include logs.json "$results_url" "$fold_dir"
 fi
 `
 

@@ -17,6 +17,9 @@ if [ -n "$results_url" ] && [ ! -f "$fold_dir/checkpoints/last.ckpt" ]; then
   echo "gpipe: looking for checkpoints in $results_url/checkpoints"
   "$aws" s3 sync --only-show-errors "$results_url/checkpoints" "$fold_dir/checkpoints"
 fi
+if [ -n "$results_url" ] && [ -f "$fold_dir/checkpoints/last.ckpt" ] && [ ! -f "$fold_dir/logs.json" ]; then
+  "$aws" s3 sync --only-show-errors --exclude '*' --include logs.json "$results_url" "$fold_dir"
+fi
 
 resume_args=()
 if [ -f "$fold_dir/checkpoints/last.ckpt" ]; then
