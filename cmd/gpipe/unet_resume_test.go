@@ -103,6 +103,7 @@ func testResumeAfterKill(t *testing.T, r *resumeRun) {
 	fold := filepath.Join(r.data, "results", "01_2d", "fold_0")
 	r.wantResumedFrom(t, now.runs[len(before.runs):], fold, "ckpt fold 0 epoch 0")
 	r.wantEvaluatedBest(t, now.runs, fold)
+	r.wantHistory(t, after)
 	r.wantStacks(t, after, 1)
 }
 
@@ -180,6 +181,7 @@ func testResumeAfterInterrupt(t *testing.T, r *resumeRun) {
 	}
 	r.wantResumedFrom(t, now.runs[len(before.runs):], fold, "ckpt fold 0 epoch 0")
 	r.wantEvaluatedBest(t, now.runs, fold)
+	r.wantHistory(t, after)
 	r.wantStacks(t, after, 2)
 }
 
@@ -432,6 +434,23 @@ func (r *resumeRun) wantEvaluatedBest(t *testing.T, runs [][]string, fold string
 				t.Errorf("evaluate --ckpt_path %q, want %s", got, best)
 			}
 		}
+	}
+}
+
+// wantHistory checks that the training's history survived the resume: the
+// per-epoch log (epoch 0 from the stopped training, epoch 1 from the resumed
+// one) in train's outputs and in S3.
+func (r *resumeRun) wantHistory(t *testing.T, run *state.Run) {
+	t.Helper()
+	out := run.Steps["train"].Outputs
+	if out["epochs"] != "2" || out["best_mean_dice"] != "63.5" {
+		t.Errorf("train outputs epochs %q, best_mean_dice %q; want 2 epochs (one before the stop, one after), best 63.5",
+			out["epochs"], out["best_mean_dice"])
+	}
+	key := "unet-brain/" + r.id + "/01_2d/fold_0/logs.json"
+	got, err := r.e.getObject(t, key)
+	if err != nil || !strings.Contains(got, `"step": 0`) || !strings.Contains(got, `"step": 1`) {
+		t.Errorf("s3://%s/%s lacks an epoch (%v):\n%s", e2eResultsBucket, key, err, got)
 	}
 }
 
