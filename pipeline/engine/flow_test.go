@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/plan"
@@ -380,5 +381,36 @@ func TestDeclaredHostAddressSeesUpstreamOutputs(t *testing.T) {
 	}
 	if host.Address != "ssm:i-0abc" {
 		t.Errorf("host = %+v, want address ssm:i-0abc", host)
+	}
+}
+
+// An attempt a dead runner left open is closed when the run resumes, so the
+// record shows it ended without an outcome instead of running forever.
+func TestResumeClosesAbandonedAttempt(t *testing.T) {
+	h := newHarness(t, nil)
+	sp := newSpec(step("train"))
+	p := h.plan(sp)
+	start := time.Unix(100, 0).UTC()
+	if err := h.j.Update(t.Context(), func(r *state.Run) {
+		r.Steps = map[string]*state.Step{"train": {ID: "train", Type: "fake", Status: state.StepRunning, DefDigest: p.Step("train").DefDigest,
+			Attempts: []state.Attempt{{N: 1, Start: start, Log: "train.1"}}}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ForResume(h.j.Snapshot(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.run(t.Context(), p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	st := h.stepState("train")
+	if len(st.Attempts) != 2 {
+		t.Fatalf("attempts %+v, want the abandoned one and a new one", st.Attempts)
+	}
+	if a := st.Attempts[0]; a.End == nil || !strings.Contains(a.Error, "runner stopped") {
+		t.Errorf("abandoned attempt %+v: want it closed with a reason", a)
+	}
+	if a := st.Attempts[1]; a.N != 2 || a.End == nil || a.Error != "" {
+		t.Errorf("new attempt %+v", a)
 	}
 }

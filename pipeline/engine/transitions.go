@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/expr"
@@ -46,10 +47,24 @@ func (e *engine) initState(r *state.Run) {
 		if !ps.Reattach {
 			st.Resume = nil
 		}
+		closeAbandoned(st, e.opt.Now())
 	}
 	for id := range r.Steps {
 		if _, ok := e.byID[id]; !ok {
 			delete(r.Steps, id)
+		}
+	}
+}
+
+// closeAbandoned ends an attempt that a previous runner left open: it died
+// (kill -9) or detached while the attempt ran, so no outcome was recorded.
+// The next attempt runs the step again or reattaches to its remote command.
+func closeAbandoned(st *state.Step, now time.Time) {
+	if n := len(st.Attempts); n > 0 && st.Attempts[n-1].End == nil {
+		end := now.UTC()
+		st.Attempts[n-1].End = &end
+		if st.Attempts[n-1].Error == "" {
+			st.Attempts[n-1].Error = "the runner stopped during this attempt; no outcome was recorded"
 		}
 	}
 }
