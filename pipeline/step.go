@@ -94,6 +94,11 @@ type StepRun struct {
 	// is too frequent to pay a durable write for. Nil when the caller keeps
 	// no state.
 	NoteResume func(key, value string)
+	// Previous is the resume data an earlier runner left for this step, given
+	// on this run's first attempt even when the step does not reattach (it
+	// reruns after --from, an edit or a cleanup): enough to stop what that
+	// runner's attempt may still have running, never to reattach to it.
+	Previous map[string]string
 }
 
 // Host says where a host step runs. Name is the spec's host name ("local" when

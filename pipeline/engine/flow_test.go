@@ -414,3 +414,46 @@ func TestResumeClosesAbandonedAttempt(t *testing.T) {
 		t.Errorf("new attempt %+v", a)
 	}
 }
+
+// A step that reruns rather than reattaches (here: --from) still gets what
+// the earlier runner saved, as Previous and on its first attempt only, so a
+// local host can stop that runner's leftovers; Resume stays empty.
+func TestRerunGetsPreviousNotResume(t *testing.T) {
+	var mu sync.Mutex
+	var got []*pipeline.StepRun
+	h := newHarness(t, behaviours{"train": func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+		mu.Lock()
+		got = append(got, sr)
+		n := len(got)
+		mu.Unlock()
+		if n == 1 {
+			return pipeline.Result{}, errors.New("first attempt fails")
+		}
+		return pipeline.Result{}, nil
+	}})
+	train := step("train")
+	train.Retry = spec.Retry{Attempts: 2}
+	sp := newSpec(train)
+	p := h.plan(sp)
+	if err := h.j.Update(t.Context(), func(r *state.Run) {
+		r.Steps = map[string]*state.Step{"train": {ID: "train", Type: "fake", Status: state.StepRunning, DefDigest: p.Step("train").DefDigest,
+			Resume: map[string]string{"local_pgroup": "host:boot:123:456:tok"}, Attempts: []state.Attempt{{N: 1, Log: "train.1"}}}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ForResume(h.j.Snapshot(), "train"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.run(t.Context(), p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d attempts, want 2", len(got))
+	}
+	if got[0].Previous["local_pgroup"] == "" || len(got[0].Resume) != 0 {
+		t.Errorf("first attempt: Previous %v, Resume %v; want the saved data as Previous only", got[0].Previous, got[0].Resume)
+	}
+	if got[1].Previous != nil {
+		t.Errorf("retry got Previous %v", got[1].Previous)
+	}
+}

@@ -31,6 +31,7 @@ type node struct {
 	outputs    map[string]string
 	prevTries  int               // attempts recorded by earlier runs of this run id
 	resume     map[string]string // only for a step that reattaches
+	previous   map[string]string // what an earlier runner saved, for cleaning up after it
 	err        error             // why it failed
 }
 
@@ -115,6 +116,9 @@ func newEngine(ctx context.Context, p *plan.Plan, j journal, opt Options) (*engi
 		n := &node{idx: i, ps: ps, status: state.StepPending}
 		if prev := snap.Steps[ps.ID]; prev != nil {
 			n.prevTries = maxAttempt(prev.Attempts)
+			if ps.Action == plan.Run && len(prev.Resume) > 0 {
+				n.previous = maps.Clone(prev.Resume)
+			}
 			if ps.Reattach {
 				n.resume = maps.Clone(prev.Resume)
 			}

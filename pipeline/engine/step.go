@@ -146,6 +146,9 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 		With: res.with, Env: res.env, Host: res.host, Timeout: n.ps.Spec.Timeout, Cards: res.cards,
 		Log: lw, Resume: resume, SaveResume: e.saveResume(id), NoteResume: e.noteResume(id),
 	}
+	if a == 1 {
+		sr.Previous = n.previous
+	}
 	out, err := callRunner(actx, n.runner, sr)
 	var te *TimeoutError
 	if err != nil && ctx.Err() == nil && errors.As(context.Cause(actx), &te) {

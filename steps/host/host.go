@@ -30,6 +30,9 @@ type Script struct {
 	// NoteResume is the non-blocking, best-effort SaveResume (see
 	// pipeline.StepRun.NoteResume); nil records nothing.
 	NoteResume func(key, value string)
+	// Previous is pipeline.StepRun.Previous: resume data of an earlier
+	// runner's attempt, for stopping what it left running.
+	Previous map[string]string
 }
 
 // Executor runs scripts on one kind of host. Exec returns the key=value pairs
@@ -90,5 +93,6 @@ func ScriptFor(sr *pipeline.StepRun, body string) Script {
 		Resume:     sr.Resume,
 		SaveResume: sr.SaveResume,
 		NoteResume: sr.NoteResume,
+		Previous:   sr.Previous,
 	}
 }

@@ -61,14 +61,20 @@ func (l *Local) Close() error {
 // cost on ext4.
 //
 // With s.NoteResume set, Exec notes where the script's process group runs; on
-// a resume the engine hands that back in s.Resume and Exec first stops what
+// a resume the engine hands that back (s.Previous, s.Resume) and Exec first stops what
 // the dead runner left of the group (see stopLeftovers).
 func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	log := s.Log
 	if log == nil {
 		log = io.Discard
 	}
-	l.stopLeftovers(ctx, log, s.Resume)
+	// Previous covers a step that reruns (--from, an edit) rather than
+	// reattaches; Resume is the same data when it reattaches.
+	leftover := s.Previous
+	if leftover == nil {
+		leftover = s.Resume
+	}
+	l.stopLeftovers(ctx, log, leftover)
 	token := ""
 	if s.NoteResume != nil {
 		token = newToken()
