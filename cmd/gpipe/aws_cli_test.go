@@ -504,7 +504,7 @@ func TestTeardownGCAWSErrors(t *testing.T) {
 		{"bad response timeout", append([]string{"AWS_ENDPOINT_URL=" + silent, "GPIPE_AWS_RESPONSE_TIMEOUT=soon"}, creds...),
 			[]string{`GPIPE_AWS_RESPONSE_TIMEOUT="soon": want a positive duration`}},
 		{"no credentials", []string{"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + closed},
-			[]string{"list gpipe stacks", "get credentials"}},
+			[]string{"list gpipe stacks", "get credentials", "hint: no AWS credentials found"}},
 		{"no region", []string{"AWS_ENDPOINT_URL=" + closed, "AWS_ACCESS_KEY_ID=AKIDGPIPETEST", "AWS_SECRET_ACCESS_KEY=gpipe-test-secret"},
 			[]string{"no region: set AWS_REGION"}},
 	}
@@ -516,9 +516,12 @@ func TestTeardownGCAWSErrors(t *testing.T) {
 				if res.code != 1 {
 					t.Errorf("exit %d, want 1", res.code)
 				}
+				// One error line, optionally followed by one hint line.
 				msg := strings.TrimSpace(res.stderr)
-				if !strings.HasPrefix(msg, "gpipe: ") || strings.Contains(msg, "\n") {
-					t.Errorf("want one line of error on stderr, beginning gpipe:")
+				lines := strings.Split(msg, "\n")
+				if !strings.HasPrefix(msg, "gpipe: ") || len(lines) > 2 ||
+					(len(lines) == 2 && !strings.HasPrefix(lines[1], "gpipe: hint: ")) {
+					t.Errorf("want one line of error on stderr, beginning gpipe:, and at most a hint")
 				}
 				for _, w := range tc.want {
 					if !strings.Contains(msg, w) {
