@@ -160,11 +160,7 @@ func (s *Evaluate) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Resu
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	body, err := s.Script(sr)
-	if err != nil {
-		return pipeline.Result{}, err
-	}
-	out, err := run(ctx, s.Exec, sr, body)
+	out, err := renderAndRun(ctx, s.Exec, sr, s)
 	if err != nil {
 		return pipeline.Result{}, err
 	}

@@ -214,11 +214,7 @@ fi
 
 // Run renders and runs the script.
 func (s *PrepareDisk) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
-	body, err := s.Script(sr)
-	if err != nil {
-		return pipeline.Result{}, err
-	}
-	out, err := run(ctx, s.Exec, sr, body)
+	out, err := renderAndRun(ctx, s.Exec, sr, s)
 	if err != nil {
 		return pipeline.Result{}, err
 	}

@@ -94,3 +94,12 @@ func decodeTask(p *params) unetTask {
 
 // code is Model-References' name for the preprocessed data: "01_2d".
 func (t unetTask) code() string { return fmt.Sprintf("%s_%dd", t.Task.Num, t.Dim) }
+
+// renderAndRun renders r's script for sr and runs it on sr's host.
+func renderAndRun(ctx context.Context, ex Executors, sr *pipeline.StepRun, r pipeline.ScriptRenderer) (map[string]string, error) {
+	body, err := r.Script(sr)
+	if err != nil {
+		return nil, err
+	}
+	return run(ctx, ex, sr, body)
+}
