@@ -21,6 +21,9 @@ type UnsafeEntryError struct {
 	Reason string
 }
 
+// Permanent: the archive is what it is; fetching it again cannot help.
+func (e *UnsafeEntryError) Permanent() bool { return true }
+
 func (e *UnsafeEntryError) Error() string {
 	return fmt.Sprintf("unsafe archive entry %q: %s", e.Name, e.Reason)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gpipe/gpipe/pipeline"
 )
 
 func TestExtractSkipsAppleDouble(t *testing.T) {
@@ -143,4 +145,13 @@ func TestExtractLargeFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameAsArchive(t, data, dir)
+}
+
+// What no retry can fix says so, so the engine does not retry it.
+func TestErrorsArePermanent(t *testing.T) {
+	for _, err := range []error{&UnsafeEntryError{Name: "../x", Reason: "escapes"}, &ChecksumError{Got: "a", Want: "b"}, &ParamError{Msg: "bad"}} {
+		if !pipeline.IsPermanent(fmt.Errorf("fetch: %w", err)) {
+			t.Errorf("%T is not permanent", err)
+		}
+	}
 }

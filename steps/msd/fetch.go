@@ -53,6 +53,10 @@ type ChecksumError struct {
 	Got, Want string
 }
 
+// Permanent: S3 checks every transfer, so a mismatch means the source is not
+// the archive the md5 names; downloading it again would not change that.
+func (e *ChecksumError) Permanent() bool { return true }
+
 func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("%s: MD5 %s, want %s: nothing was kept; check `md5` or the source", e.Source, e.Got, e.Want)
 }

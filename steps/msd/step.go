@@ -66,11 +66,17 @@ type Config struct {
 // Source is the archive's s3:// URL.
 func (c *Config) Source() string { return "s3://" + c.Bucket + "/" + c.Key }
 
+// ParamError is a bad with: value. A retry cannot fix it.
+type ParamError struct{ Msg string }
+
+func (e *ParamError) Error() string   { return e.Msg }
+func (e *ParamError) Permanent() bool { return true }
+
 // Decode applies defaults and checks values.
 func Decode(with map[string]any) (*Config, error) {
 	var errs []error
 	fail := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: with.%s: %s", Type, key, fmt.Sprintf(format, args...)))
+		errs = append(errs, &ParamError{Msg: fmt.Sprintf("%s: with.%s: %s", Type, key, fmt.Sprintf(format, args...))})
 	}
 	str := func(key string) string {
 		switch v := with[key].(type) {
