@@ -11,7 +11,7 @@ import (
 )
 
 // Formats lists the formats Render accepts.
-var Formats = []string{"text", "mermaid", "dot", "json"}
+func Formats() []string { return []string{"text", "mermaid", "dot", "json"} }
 
 // Render writes the plan in format (text, mermaid, dot or json). When status
 // is non-nil, nodes show each step's status (and Mermaid/DOT colour them);
@@ -28,7 +28,7 @@ func (p *Plan) Render(w io.Writer, format string, status map[string]state.StepSt
 	case "json":
 		err = p.renderJSON(w, status)
 	default:
-		return fmt.Errorf("render plan: unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+		return fmt.Errorf("render plan: unknown format %q (want one of %s)", format, strings.Join(Formats(), ", "))
 	}
 	if err != nil {
 		return fmt.Errorf("render plan as %s: %w", format, err)

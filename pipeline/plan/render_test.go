@@ -77,7 +77,7 @@ func renderCases(t *testing.T) []struct {
 
 func TestRenderGolden(t *testing.T) {
 	for _, c := range renderCases(t) {
-		for _, format := range Formats {
+		for _, format := range Formats() {
 			t.Run(c.name+"/"+format, func(t *testing.T) {
 				golden(t, c.name+"."+ext[format], render(t, c.p, format, c.status))
 			})

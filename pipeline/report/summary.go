@@ -25,7 +25,9 @@ type Options struct {
 
 // DefaultKeyOutputs are the step outputs tables show when a step has them.
 // A step with none of them shows its first few outputs instead.
-var DefaultKeyOutputs = []string{"mean_dice", "instance_id", "stack_name", "ckpt"}
+func DefaultKeyOutputs() []string {
+	return []string{"mean_dice", "instance_id", "stack_name", "ckpt"}
+}
 
 // maxOtherOutputs bounds how many outputs a step without key outputs shows.
 const maxOtherOutputs = 3
@@ -91,7 +93,7 @@ func Build(run *state.Run, opt Options) *Summary {
 	}
 	keys := opt.KeyOutputs
 	if keys == nil {
-		keys = DefaultKeyOutputs
+		keys = DefaultKeyOutputs()
 	}
 	s := &Summary{
 		RunID:         run.ID,

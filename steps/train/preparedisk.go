@@ -34,7 +34,9 @@ type PrepareDisk struct {
 // given: docker's data-root (the Gaudi image is ~20 GB and the AMI's root
 // disk is small), the pip/HF caches, and the Habana logs that grow with every
 // training run.
-var DefaultMove = []string{"/var/lib/docker", "~/.cache", "/var/log/habana_logs"}
+func DefaultMove() []string {
+	return []string{"/var/lib/docker", "~/.cache", "/var/log/habana_logs"}
+}
 
 // DiskConfig is the decoded `with` of a prepare-disk step.
 type DiskConfig struct {
@@ -51,7 +53,7 @@ func DecodeDisk(with map[string]any) (*DiskConfig, error) {
 		Mount:      p.str("mount", "/data"),
 		FSType:     p.oneOf("fs_type", "ext4", "ext4", "xfs"),
 		MinFreeGiB: p.integer("min_free_gib", 0, 0, 1<<30),
-		Move:       p.strs("move", DefaultMove),
+		Move:       p.strs("move", DefaultMove()),
 	}
 	if !strings.HasPrefix(c.Mount, "/") || path.Clean(c.Mount) == "/" || strings.Contains(c.Mount, "\n") {
 		p.fail("mount", "%q: want an absolute path other than /", c.Mount)
