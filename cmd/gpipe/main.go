@@ -66,6 +66,7 @@ func exitCode(err error) int {
 		failed  *engine.FailedError
 		newer   *state.NewerSchemaError
 		detach  *engine.DetachedRunError
+		drift   *SpecMismatchError
 	)
 	// Order matters: a failed pipeline wraps its steps' errors, which may be
 	// of any kind, so the run-level outcomes are checked first.
@@ -80,7 +81,7 @@ func exitCode(err error) int {
 		return exitFailed
 	case errors.As(err, &held), errors.Is(err, state.ErrConflict):
 		return exitHeld
-	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param):
+	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param), errors.As(err, &drift):
 		return exitUsage
 	case errors.As(err, &newer):
 		return exitFailed

@@ -65,6 +65,9 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 		}
 		return printResumePlan(a.Stdout, p)
 	}
+	if done, err := a.nothingToResume(ctx, o); done || err != nil {
+		return err
+	}
 	j, err := state.Acquire(ctx, o.store, o.runID, a.leaseOptions(o.force))
 	if errors.Is(err, state.ErrNotFound) {
 		return noRun(o.runID, o.storeURL)
@@ -94,6 +97,32 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 		}
 	}
 	return a.drive(ctx, j, p, o.storeURL, o.concurrency, o.detach)
+}
+
+// nothingToResume reports (and says) that a succeeded run has nothing to
+// rerun: resuming it does nothing, touches no state and succeeds. --from and
+// an edited spec rerun on purpose, so they are not cut short here.
+func (a *App) nothingToResume(ctx context.Context, o resumeOptions) (bool, error) {
+	if o.from != "" {
+		return false, nil
+	}
+	prev, err := state.Read(ctx, o.store, o.runID)
+	if errors.Is(err, state.ErrNotFound) {
+		return false, noRun(o.runID, o.storeURL)
+	}
+	if err != nil || prev.Status != state.RunSucceeded {
+		return false, err
+	}
+	p, err := a.resumePlan(ctx, o, prev)
+	if err != nil {
+		return false, err
+	}
+	if run, _ := p.Counts(); run > 0 {
+		return false, nil
+	}
+	fmt.Fprintf(a.Stderr, "gpipe: run %s succeeded; nothing to rerun (gpipe resume --from STEP %s reruns a step and what follows it)\n",
+		o.runID, o.runID)
+	return true, nil
 }
 
 // resumePlan rebuilds the plan of a saved run, from its spec snapshot or an

@@ -70,7 +70,11 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 			return usagef("--run-id: %v", err)
 		}
 		if *resumeExisting && *runID != "" {
-			if _, err := state.Read(ctx, st, id); err == nil {
+			if prev, err := state.Read(ctx, st, id); err == nil {
+				if prev.SpecDigest != sp.Digest() {
+					return &SpecMismatchError{RunID: id, StoreURL: url, RunSpec: prev.SpecFile, RunDigest: prev.SpecDigest,
+						Spec: args[0], Digest: sp.Digest()}
+				}
 				fmt.Fprintf(a.Stderr, "gpipe: run %s exists in %s: resuming it\n", id, url)
 				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, concurrency: *concurrency, detach: det})
 			} else if !errors.Is(err, state.ErrNotFound) {
@@ -96,6 +100,28 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		}
 		return a.drive(ctx, j, p, url, *concurrency, det)
 	}
+}
+
+// SpecMismatchError refuses run --resume-existing when the spec given is not
+// the one the run was started with: resuming would silently run the old spec
+// (or, worse, mix the two). An edit is applied on purpose with resume --spec.
+type SpecMismatchError struct {
+	RunID, StoreURL   string
+	RunSpec, Spec     string
+	RunDigest, Digest string
+}
+
+func (e *SpecMismatchError) Error() string {
+	return fmt.Sprintf("run %s in %s was started with %s (digest %s), not with %s (digest %s) as given: "+
+		"to run the edited spec in this run, use gpipe resume --spec %s %s; or start a new run with another --run-id",
+		e.RunID, e.StoreURL, e.RunSpec, short(e.RunDigest), e.Spec, short(e.Digest), e.Spec, e.RunID)
+}
+
+func short(digest string) string {
+	if len(digest) > 12 {
+		return digest[:12]
+	}
+	return digest
 }
 
 // specBlobName names a run's spec snapshot by the spec's digest (the run's

@@ -238,6 +238,40 @@ func TestForResume(t *testing.T) {
 			},
 		},
 		{
+			name: "a succeeded run with a cleanup that ran reruns nothing",
+			edit: func(s *spec.Spec) { s.Steps[5].Cleans = []string{"provision"} },
+			want: map[string]decision{
+				"provision":    {Reuse, "succeeded in previous run"},
+				"train-fold-0": {Reuse, "succeeded in previous run"},
+				"end":          {Reuse, "succeeded in previous run"},
+			},
+		},
+		{
+			name: "an edit after a cleanup reruns what it cleaned, since the edited step needs it",
+			edit: func(s *spec.Spec) {
+				s.Steps[5].Cleans = []string{"provision"}
+				s.Steps[4].With = map[string]any{"run": "echo eval --again"}
+			},
+			want: map[string]decision{
+				"provision":    {Run, "cleaned up by end in the previous run"},
+				"train-fold-0": {Run, "downstream of provision"},
+				"evaluate":     {Run, "definition changed"},
+				"end":          {Run, "downstream of evaluate"},
+			},
+		},
+		{
+			name:     "a cleanup that reruns alone does not re-provision what it cleaned",
+			statuses: map[string]state.StepStatus{},
+			edit: func(s *spec.Spec) {
+				s.Steps[5].Cleans = []string{"provision"}
+				s.Steps[5].With = map[string]any{"run": "echo teardown again"}
+			},
+			want: map[string]decision{
+				"provision": {Reuse, "succeeded in previous run"},
+				"end":       {Run, "definition changed"},
+			},
+		},
+		{
 			name:     "a cleanup that failed cleaned nothing for sure: it reruns, the rest is reused",
 			statuses: map[string]state.StepStatus{"end": state.StepFailed},
 			edit:     func(s *spec.Spec) { s.Steps[5].Cleans = []string{"provision"} },

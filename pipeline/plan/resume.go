@@ -29,7 +29,10 @@ func (e *UnknownStepError) Error() string {
 //     or that needed a step the plan no longer has (a removed matrix copy),
 //     runs, and so does everything downstream of it;
 //   - a step that a succeeded cleanup step cleans (spec `cleans`) runs, and so
-//     does everything downstream of it: what it made is gone;
+//     does everything downstream of it, when a step that runs anyway needs it
+//     (directly or not): what it made is gone. When nothing else runs (a
+//     succeeded run resumed) it is reused: re-provisioning an instance only
+//     to tear it down again would cost money and do nothing;
 //   - a step that succeeded before is reused, its outputs restored;
 //   - anything else (failed, cancelled, skipped, never started, running when the
 //     runner died) runs; a step that was running and saved resume data gets
@@ -77,6 +80,37 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 		}
 	}
 
+	// A cleaned step reruns on demand: start with none, and add the cleaned
+	// steps that a rerun step (other than their own cleanup) depends on,
+	// until nothing changes.
+	active := map[string]string{}
+	for {
+		p.decide(prev, from, forced, active)
+		grown := false
+		for _, s := range p.Steps {
+			if s.Action != Run {
+				continue
+			}
+			for _, up := range p.graph.Ancestors(s.ID) {
+				by, ok := cleaned[up]
+				if !ok || by == s.ID {
+					continue
+				}
+				if _, done := active[up]; !done {
+					active[up] = by
+					grown = true
+				}
+			}
+		}
+		if !grown {
+			return nil
+		}
+	}
+}
+
+// decide sets each step's action and reason for one round of ForResume;
+// cleaned holds the cleaned steps that must rerun.
+func (p *Plan) decide(prev *state.Run, from string, forced, cleaned map[string]string) {
 	// cause maps a rerun step to the step whose rerun it follows from, so a
 	// long chain says "downstream of train" rather than of its direct need.
 	cause := map[string]string{}
@@ -149,7 +183,6 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 		}
 		cause[s.ID] = s.ID
 	}
-	return nil
 }
 
 // firstRerunNeed returns the root cause of the first need of s that runs

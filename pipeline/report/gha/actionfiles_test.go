@@ -315,6 +315,84 @@ func TestActionCommands(t *testing.T) {
 	}
 }
 
+// TestActionDefaultRunID runs the action's script without a run-id input: the
+// id it makes is unique per workflow run, job and matrix leg, and the same on
+// another attempt of the same job ("Re-run failed jobs" must resume it).
+func TestActionDefaultRunID(t *testing.T) {
+	a := loadAction(t)
+	script := gpipeScript(t, a)
+	for _, st := range a.Runs.Steps {
+		if st.ID != "gpipe" {
+			continue
+		}
+		// The parts come from these expressions; run_attempt must not.
+		for k, want := range map[string]string{"GPIPE_GH_RUN": "${{ github.run_id }}",
+			"GPIPE_GH_JOB": "${{ github.job }}", "GPIPE_GH_MATRIX": "${{ toJSON(matrix) }}"} {
+			if st.Env[k] != want {
+				t.Errorf("env %s = %q, want %q", k, st.Env[k], want)
+			}
+		}
+		for k, v := range st.Env {
+			if strings.Contains(v, "run_attempt") {
+				t.Errorf("env %s = %q depends on the attempt", k, v)
+			}
+		}
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash not found")
+	}
+	bin := t.TempDir()
+	fake := "#!/usr/bin/env bash\nprintf '%s\\n' \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "gpipe"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "a.yaml"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runID := func(run, job, matrix, attempt string) string {
+		t.Helper()
+		cmd := exec.Command(bash, "-c", script)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(),
+			"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+			"GPIPE_COMMAND=resume", "GPIPE_SPEC=a.yaml", "GPIPE_RUN_ID=",
+			"GPIPE_PARAMS=", "GPIPE_STATE_URL=", "GPIPE_ARGS=", "GPIPE_DETACH=", "GPIPE_DETACH_SIGNAL=",
+			"GPIPE_GH_RUN="+run, "GPIPE_GH_JOB="+job, "GPIPE_GH_MATRIX="+matrix, "GITHUB_RUN_ATTEMPT="+attempt)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("script failed: %v\n%s", err, out)
+		}
+		args := strings.Fields(string(out))
+		return args[len(args)-1]
+	}
+	fold0 := "{\n  \"fold\": 0\n}"
+	fold1 := "{\n  \"fold\": 1\n}"
+	plain := runID("42", "train", "null", "1")
+	if plain != "gh-42-train" {
+		t.Errorf("run id without a matrix = %q, want gh-42-train", plain)
+	}
+	leg0 := runID("42", "train", fold0, "1")
+	ids := map[string]string{
+		"plain": plain, "leg 0": leg0, "leg 1": runID("42", "train", fold1, "1"),
+		"other job": runID("42", "eval", fold0, "1"), "other workflow run": runID("43", "train", fold0, "1"),
+	}
+	seen := map[string]string{}
+	for what, id := range ids {
+		if other, dup := seen[id]; dup {
+			t.Errorf("%s and %s share run id %s", what, other, id)
+		}
+		seen[id] = what
+		if !strings.HasPrefix(id, "gh-4") {
+			t.Errorf("%s: run id %q", what, id)
+		}
+	}
+	if again := runID("42", "train", fold0, "2"); again != leg0 {
+		t.Errorf("a re-run (attempt 2) got run id %s, the first attempt %s", again, leg0)
+	}
+}
+
 // TestActionDetach checks the detach inputs: the commands that drive a run
 // get --detach-after (and --detach-on-signal when asked), the others not.
 func TestActionDetach(t *testing.T) {
