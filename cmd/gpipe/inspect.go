@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gpipe/gpipe/pipeline/plan"
+	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
@@ -158,8 +159,17 @@ func (a *App) setupRuns(fs *flag.FlagSet) handler {
 		})
 		tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RUN ID\tPIPELINE\tSTATUS\tSTEPS\tCREATED\tUPDATED")
+		now := time.Now()
 		for _, r := range runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Pipeline, r.Status, stepCounts(r),
+			status := string(r.Status)
+			if ab := report.Abandonment(r, url, now); ab != nil {
+				// Its state says running, but nobody drives it.
+				status = string(report.RunAbandoned)
+				if len(ab.Holding) > 0 {
+					status += " (holds a stack: gpipe teardown " + r.ID + ")"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Pipeline, status, stepCounts(r),
 				r.Created.UTC().Format(time.RFC3339), r.Updated.UTC().Format(time.RFC3339))
 		}
 		return tw.Flush()

@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -44,10 +46,9 @@ func (a *App) setupLogs(fs *flag.FlagSet) handler {
 			if !*follow || finished(run) {
 				return f.flushPartial()
 			}
-			if undriven(run, time.Now()) {
+			if ab := report.Abandonment(run, url, time.Now()); ab != nil {
 				f.flushPartial()
-				fmt.Fprintf(a.Stderr, "gpipe: run %s is %s but no runner drives it (its runner died?); continue it with gpipe resume %s\n",
-					runID, run.Status, runID)
+				fmt.Fprintf(a.Stderr, "gpipe: run %s is abandoned: %s; %s\n", runID, ab.Line(), strings.ReplaceAll(ab.Todo(), "`", ""))
 				return nil
 			}
 			select {
@@ -62,12 +63,6 @@ func (a *App) setupLogs(fs *flag.FlagSet) handler {
 // finished reports whether nobody drives the run any more.
 func finished(r *state.Run) bool {
 	return r.Status != state.RunRunning && r.Status != state.RunPending
-}
-
-// undriven reports whether a run that says it is running has no live
-// runner: its lease is gone or expired.
-func undriven(r *state.Run, now time.Time) bool {
-	return r.Lease == nil || now.After(r.Lease.Expires)
 }
 
 // logFollower prints logs incrementally: whole lines with the step id in

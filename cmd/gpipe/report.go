@@ -7,10 +7,17 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps/aws"
 )
 
+// reportOptions are the summary options of every report the command writes:
+// the store (for the commands it suggests) and the AWS steps' prices.
+func reportOptions(storeURL string) report.Options {
+	return report.Options{StateURL: storeURL, Pricer: aws.DefaultPrices()}
+}
+
 func (a *App) printStatus(w io.Writer, run *state.Run, storeURL string) error {
-	return report.Table(w, run, report.Options{StateURL: storeURL})
+	return report.Table(w, run, reportOptions(storeURL))
 }
 
 func (a *App) setupReport(fs *flag.FlagSet) handler {
@@ -24,7 +31,7 @@ func (a *App) setupReport(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
-		opt := report.Options{StateURL: url}
+		opt := reportOptions(url)
 		switch *format {
 		case "markdown":
 			return report.Markdown(a.Stdout, run, opt)

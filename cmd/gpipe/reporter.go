@@ -104,7 +104,7 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 	if !r.github {
 		return
 	}
-	opt := report.Options{StateURL: r.storeURL}
+	opt := reportOptions(r.storeURL)
 	if path := a.Getenv("GITHUB_OUTPUT"); path != "" {
 		if err := gha.Outputs(path, run); err != nil {
 			fmt.Fprintf(a.Stderr, "gpipe: write GITHUB_OUTPUT: %v\n", err)

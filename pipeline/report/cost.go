@@ -1,58 +1,44 @@
 package report
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
-// DefaultInstanceType is the instance type the provision-stack step launches
-// when the spec does not say (see the schema's default).
-const DefaultInstanceType = "dl1.24xlarge"
-
-// DefaultRegion is assumed when neither the step outputs nor the params name one.
-const DefaultRegion = "us-east-1"
-
-// PriceKey selects an on-demand price.
-type PriceKey struct {
-	InstanceType string
-	Region       string
+// Pricer knows on-demand instance prices in US dollars per hour. What prices
+// are and where they come from is the AWS steps' knowledge (steps/aws); the
+// command wires it in through Options.Pricer.
+type Pricer interface {
+	HourlyPrice(instanceType, region string) (usd float64, ok bool)
 }
 
-// Prices is an on-demand price table in US dollars per instance hour.
-type Prices map[PriceKey]float64
+// Outputs of a provision step and of a teardown step that the estimate reads.
+// The AWS steps write them (steps/aws/cfn).
+const (
+	// OutputLaunchTime is when the provisioned instance started running
+	// (RFC 3339): its EC2 launch time, else the stack's CREATE_COMPLETE time.
+	OutputLaunchTime = "launch_time"
+	// OutputDeletedAt is when a teardown saw the stack deleted (RFC 3339).
+	OutputDeletedAt = "deleted_at"
+)
 
-// DefaultPrices returns documented estimates: AWS's published Linux
-// on-demand list prices (rounded to the cent where the list has more digits;
-// dl1.24xlarge is $13.10904/h in us-east-1). Prices change and differ by
-// region and purchase option (spot, savings plans), so reports call the result
-// an estimate; callers can pass their own table in Options.Prices.
-func DefaultPrices() Prices {
-	return Prices{
-		{"dl1.24xlarge", "us-east-1"}:  13.11,
-		{"dl1.24xlarge", "us-west-2"}:  13.11,
-		{"dl2q.24xlarge", "us-west-2"}: 8.92,
-		{"trn1.2xlarge", "us-east-1"}:  1.34,
-		{"trn1.32xlarge", "us-east-1"}: 21.50,
-		{"p4d.24xlarge", "us-east-1"}:  32.77,
-		{"p3.2xlarge", "us-east-1"}:    3.06,
-		{"g5.xlarge", "us-east-1"}:     1.006,
-		{"g4dn.xlarge", "us-east-1"}:   0.526,
-	}
-}
-
-// Cost is the estimated cost of the instance hours of a run: from the start
-// of each provision-stack step to the end of the teardown after it, or to now
-// while the instance still exists.
+// Cost is the estimated cost of the instance hours of a run: from when each
+// provisioned instance started running to when its stack was deleted, or to
+// now while the stack still exists.
 type Cost struct {
 	InstanceType string  `json:"instance_type"`
 	Region       string  `json:"region"`
 	Hours        float64 `json:"hours"`
-	// PricePerHour is 0 and USD is null when the price table has no entry.
+	// PricePerHour is 0 and USD is null when no price is known.
 	PricePerHour float64  `json:"price_per_hour_usd"`
 	USD          *float64 `json:"estimated_usd"`
-	// Running is true when an instance is still up (counted to now).
+	// Running is true when a stack still exists (its instance counted to now).
 	Running bool `json:"running"`
+
+	duration time.Duration
 }
 
 // Step type names the cost estimate looks for.
@@ -61,69 +47,111 @@ const (
 	teardownType  = "teardown"
 )
 
-// estimateCost finds provision-stack steps and the teardown steps downstream
-// of them. It returns nil when the run provisioned nothing.
-func estimateCost(run *state.Run, prices Prices, now time.Time) *Cost {
+// estimateCost adds up the instance time of the run's provision-stack steps.
+// It returns nil when the run has none. A provision step that never reported
+// an instance (it failed, or was never started) costs nothing: with no
+// launch time there is no instance to count.
+func estimateCost(run *state.Run, prices Pricer, now time.Time) *Cost {
 	var c *Cost
 	for _, id := range stepOrder(run) {
 		st := run.Steps[id]
-		if st.Type != provisionType || len(st.Attempts) == 0 {
+		if st.Type != provisionType {
 			continue
 		}
-		start := st.Attempts[0].Start
-		end, running := instanceEnd(run, id, now)
 		if c == nil {
 			c = &Cost{
-				InstanceType: pick(st.Outputs["instance_type"], run.Params["instance_type"], DefaultInstanceType),
-				Region:       pick(st.Outputs["region"], run.Params["region"], DefaultRegion),
+				InstanceType: pick(st.Outputs["instance_type"], run.Params["instance_type"], defaultInstanceType),
+				Region:       pick(st.Outputs["region"], run.Params["region"], defaultRegion),
 			}
 		}
-		if end.After(start) {
-			c.Hours += end.Sub(start).Hours()
+		start, ok := launched(st)
+		if !ok {
+			continue
 		}
-		c.Running = c.Running || running
+		end, up := released(run, id, now)
+		if end.After(start) {
+			c.duration += end.Sub(start)
+		}
+		c.Running = c.Running || up
 	}
 	if c == nil {
 		return nil
 	}
-	if p, ok := prices[PriceKey{c.InstanceType, c.Region}]; ok {
-		c.PricePerHour = p
-		usd := p * c.Hours
-		c.USD = &usd
+	c.Hours = c.duration.Hours()
+	if prices != nil {
+		if p, ok := prices.HourlyPrice(c.InstanceType, c.Region); ok {
+			c.PricePerHour = p
+			usd := p * c.Hours
+			c.USD = &usd
+		}
 	}
 	return c
 }
 
-// instanceEnd is when the stack that provision step id created went away: the
-// end of a succeeded teardown downstream of it. A provision step that failed
-// without any teardown is assumed to have rolled back at its own end. Anything
-// else is still running, counted to now.
-func instanceEnd(run *state.Run, id string, now time.Time) (time.Time, bool) {
+// Fallbacks when neither the step outputs nor the params say: the schema's
+// default instance type, and the SDK's usual region.
+const (
+	defaultInstanceType = "dl1.24xlarge"
+	defaultRegion       = "us-east-1"
+)
+
+// launched is when a provision step's instance started running: its
+// launch_time output, else (a state written before gpipe recorded it, or a
+// template without one) the end of its successful attempt, which is no
+// earlier than the launch.
+func launched(st *state.Step) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339, st.Outputs[OutputLaunchTime]); err == nil {
+		return t, true
+	}
+	if st.Status == state.StepSucceeded {
+		if end := lastEnd(st); end != nil {
+			return *end, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// released is when the stack provision step id made was deleted: by `gpipe
+// teardown` (Step.Released), or by a succeeded teardown step downstream of it
+// (its deleted_at output, else its end). Otherwise the stack still exists and
+// is counted to now.
+func released(run *state.Run, id string, now time.Time) (time.Time, bool) {
+	if r := run.Steps[id].Released; r != nil {
+		return *r, false
+	}
 	for _, tid := range stepOrder(run) {
 		td := run.Steps[tid]
 		if td.Type != teardownType || td.Status != state.StepSucceeded || !dependsOn(run, tid, id) {
 			continue
 		}
-		if end := lastEnd(td); end != nil {
-			return *end, false
+		if t, err := time.Parse(time.RFC3339, td.Outputs[OutputDeletedAt]); err == nil {
+			return t, false
 		}
-	}
-	prov := run.Steps[id]
-	if prov.Status == state.StepFailed {
-		if end := lastEnd(prov); end != nil && !hasTeardown(run, id) {
+		if end := lastEnd(td); end != nil {
 			return *end, false
 		}
 	}
 	return now, true
 }
 
-func hasTeardown(run *state.Run, id string) bool {
-	for tid, td := range run.Steps {
-		if td.Type == teardownType && dependsOn(run, tid, id) && len(td.Attempts) > 0 {
-			return true
+// holdsResources lists the provision steps of a run whose stacks may still
+// exist: the step made (or began making) a stack and nothing deleted it.
+func holdsResources(run *state.Run) []string {
+	var ids []string
+	for _, id := range stepOrder(run) {
+		st := run.Steps[id]
+		if st.Type != provisionType {
+			continue
+		}
+		made := st.Status == state.StepSucceeded || st.Resume["stack_name"] != "" || st.Outputs["stack_name"] != ""
+		if !made {
+			continue
+		}
+		if _, up := released(run, id, time.Time{}); up {
+			ids = append(ids, id)
 		}
 	}
-	return false
+	return ids
 }
 
 // dependsOn reports whether step a is downstream of step b.
@@ -164,4 +192,34 @@ func pick(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// costSentence says what a Cost means in one line; strong wraps the total
+// ("**" in Markdown, "" in a terminal).
+func costSentence(c *Cost, strong string) string {
+	var b strings.Builder
+	if c.duration <= 0 && !c.Running {
+		fmt.Fprintf(&b, "no instance ran (%s in %s)", c.InstanceType, c.Region)
+		if c.USD != nil {
+			fmt.Fprintf(&b, ": %s$0.00%s", strong, strong)
+		}
+		fmt.Fprintf(&b, ".")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%s of %s in %s", formatDuration(c.duration), c.InstanceType, c.Region)
+	if c.USD != nil {
+		if usd := *c.USD; usd < 0.005 {
+			// Rounded to cents it would read $0.00, as if it were free.
+			fmt.Fprintf(&b, " at $%.2f/h: %sless than $0.01%s (on-demand list price, an estimate)", c.PricePerHour, strong, strong)
+		} else {
+			fmt.Fprintf(&b, " at $%.2f/h ≈ %s$%.2f%s (on-demand list price, an estimate)", c.PricePerHour, strong, usd, strong)
+		}
+	} else {
+		fmt.Fprintf(&b, " (no price known for this instance type and region)")
+	}
+	if c.Running {
+		fmt.Fprintf(&b, "; still up: its stack has not been deleted, counted to now")
+	}
+	fmt.Fprintf(&b, ".")
+	return b.String()
 }

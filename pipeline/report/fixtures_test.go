@@ -71,14 +71,25 @@ func fixtures() map[string]*state.Run {
 			&state.Step{ID: "teardown", Type: "teardown", Status: state.StepSucceeded, Needs: []string{"provision", "evaluate"},
 				Attempts: []state.Attempt{attempt(1, 30, 36, 0, "")}},
 		),
-		"running": newRun("unet-brain-20260314T090000Z-e5f6", state.RunRunning,
+		"running": leased(newRun("unet-brain-20260314T090000Z-e5f6", state.RunRunning,
 			&state.Step{ID: "provision", Type: "provision-stack", Status: state.StepSucceeded,
 				Attempts: []state.Attempt{attempt(1, 0, 4, 0, "")},
 				Outputs:  map[string]string{"instance_id": "i-0aaaabbbbccccdddd", "region": "us-west-2"}},
 			&state.Step{ID: "train", Type: "train-unet", Status: state.StepRunning, Needs: []string{"provision"},
 				Attempts: []state.Attempt{{N: 1, Start: at(4), Log: "train.1"}}},
 			&state.Step{ID: "teardown", Type: "teardown", Status: state.StepPending, Needs: []string{"provision", "train"}},
-		),
+		), at(94.3)),
+		// The runner of a run like "running" died at minute 60 (its lease
+		// ran out 30 s later); the instance is still up.
+		"abandoned": leased(newRun("unet-brain-20260314T090000Z-dead", state.RunRunning,
+			&state.Step{ID: "provision", Type: "provision-stack", Status: state.StepSucceeded,
+				Attempts: []state.Attempt{attempt(1, 0, 4, 0, "")},
+				Outputs: map[string]string{"instance_id": "i-0aaaabbbbccccdddd", "region": "us-east-1",
+					"stack_name": "gpipe-dead-provision", "launch_time": at(3).Format(time.RFC3339)}},
+			&state.Step{ID: "train", Type: "train-unet", Status: state.StepRunning, Needs: []string{"provision"},
+				Attempts: []state.Attempt{{N: 1, Start: at(4), Log: "train.1"}}},
+			&state.Step{ID: "teardown", Type: "teardown", Status: state.StepPending, Needs: []string{"provision", "train"}},
+		), at(60.5)),
 		// Local pipeline with step ids and outputs that could break Markdown
 		// or Mermaid if they were not escaped.
 		"local": func() *state.Run {
@@ -96,6 +107,31 @@ func fixtures() map[string]*state.Run {
 			r.Params = nil
 			return r
 		}(),
+	}
+}
+
+// leased gives r the lease of a runner on host ml-box, pid 4242, that
+// expires at expires.
+func leased(r *state.Run, expires time.Time) *state.Run {
+	r.Lease = &state.Lease{Owner: "ml-box/4242/ab", Host: "ml-box", PID: 4242, Acquired: t0,
+		Renewed: expires.Add(-30 * time.Second), Expires: expires}
+	return r
+}
+
+// testPrices is a price table for tests, in dollars per hour.
+type testPrices map[[2]string]float64
+
+func (p testPrices) HourlyPrice(instanceType, region string) (float64, bool) {
+	v, ok := p[[2]string{instanceType, region}]
+	return v, ok
+}
+
+// fixturePrices are AWS's on-demand list prices of the fixtures' instances.
+func fixturePrices() testPrices {
+	return testPrices{
+		{"dl1.24xlarge", "us-east-1"}: 13.11,
+		{"dl1.24xlarge", "us-west-2"}: 13.11,
+		{"p4d.24xlarge", "us-east-1"}: 32.77,
 	}
 }
 

@@ -16,6 +16,7 @@ var runSymbols = map[state.RunStatus]string{
 	state.RunInterrupted: "🚫",
 	state.RunDetached:    "⏸️",
 	state.RunPending:     "⏳",
+	RunAbandoned:         "⚠️",
 }
 
 // Mermaid's default limits (maxTextSize, maxEdges): past them github.com
@@ -48,6 +49,9 @@ func Markdown(w io.Writer, run *state.Run, opt Options) error {
 		fmt.Fprintf(&b, ", ran %s", formatDuration(s.duration))
 	}
 	b.WriteString(".\n\n")
+	if a := s.Abandoned; a != nil {
+		fmt.Fprintf(&b, "> [!WARNING]\n> **Abandoned:** %s. %s.\n\n", mdEscape(a.Line()), strings.ToUpper(a.Todo()[:1])+a.Todo()[1:])
+	}
 	var g strings.Builder
 	if err := Mermaid(&g, s); err != nil {
 		return err
@@ -99,24 +103,6 @@ func Markdown(w io.Writer, run *state.Run, opt Options) error {
 		return fmt.Errorf("write markdown summary: %w", err)
 	}
 	return nil
-}
-
-// costSentence says what a Cost means in one line; strong wraps the total
-// ("**" in Markdown, "" in a terminal).
-func costSentence(c *Cost, strong string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%.2f instance hours of %s in %s", c.Hours, c.InstanceType, c.Region)
-	if c.USD != nil {
-		fmt.Fprintf(&b, " at $%.2f/h ≈ %s$%.2f%s", c.PricePerHour, strong, *c.USD, strong)
-		b.WriteString(" (on-demand list price, an estimate)")
-	} else {
-		b.WriteString(" (no price known for this instance type and region)")
-	}
-	if c.Running {
-		b.WriteString("; an instance is still up, counted to now")
-	}
-	b.WriteString(".")
-	return b.String()
 }
 
 func statusSymbol(s state.StepStatus) string {

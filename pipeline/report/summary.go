@@ -9,13 +9,13 @@ import (
 )
 
 // Options tune a summary. The zero value works: no --state in the resume
-// command, default prices and key outputs, time.Now.
+// command, no prices, default key outputs, time.Now.
 type Options struct {
 	// StateURL is the store the run lives in (Store.String()), so the resume
 	// command works from another machine.
 	StateURL string
-	// Prices overrides DefaultPrices.
-	Prices Prices
+	// Pricer prices instance hours; nil leaves the cost in hours only.
+	Pricer Pricer
 	// KeyOutputs names the outputs worth a column in tables, in order;
 	// nil means DefaultKeyOutputs.
 	KeyOutputs []string
@@ -35,14 +35,18 @@ const maxOtherOutputs = 3
 // Summary is what every report format shows, in one place so Markdown, JSON
 // and Table agree. Field names of the JSON form are part of gpipe's interface.
 type Summary struct {
-	RunID    string          `json:"run_id"`
-	Pipeline string          `json:"pipeline"`
-	SpecFile string          `json:"spec_file"`
-	Status   state.RunStatus `json:"status"`
-	Created  time.Time       `json:"created"`
-	Updated  time.Time       `json:"updated"`
-	// DurationSeconds spans the first attempt's start to the last end (or now
-	// while the run is running).
+	RunID    string `json:"run_id"`
+	Pipeline string `json:"pipeline"`
+	SpecFile string `json:"spec_file"`
+	// Status is the run's status, or "abandoned" when it says running but
+	// its runner is gone (then Abandoned says more).
+	Status    state.RunStatus `json:"status"`
+	Abandoned *Abandoned      `json:"abandoned,omitempty"`
+	Created   time.Time       `json:"created"`
+	Updated   time.Time       `json:"updated"`
+	// DurationSeconds is the time any step was running: attempts that
+	// overlap count once, and the gap while nobody drove the run (between a
+	// dead runner and a resume) not at all.
 	DurationSeconds float64       `json:"duration_seconds"`
 	StateURL        string        `json:"state_url,omitempty"`
 	ResumeCommand   string        `json:"resume_command"`
@@ -56,14 +60,15 @@ type Summary struct {
 
 // StepSummary is one row of the steps table.
 type StepSummary struct {
-	ID              string           `json:"id"`
-	Type            string           `json:"type"`
-	Status          state.StepStatus `json:"status"`
-	Needs           []string         `json:"needs"`
-	Attempts        int              `json:"attempts"`
-	Start           *time.Time       `json:"start"`
-	End             *time.Time       `json:"end"`
-	DurationSeconds float64          `json:"duration_seconds"`
+	ID       string           `json:"id"`
+	Type     string           `json:"type"`
+	Status   state.StepStatus `json:"status"`
+	Needs    []string         `json:"needs"`
+	Attempts int              `json:"attempts"`
+	Start    *time.Time       `json:"start"`
+	End      *time.Time       `json:"end"`
+	// DurationSeconds adds up the step's attempts, not the pauses between them.
+	DurationSeconds float64 `json:"duration_seconds"`
 	// KeyOutputs are the outputs worth showing in a table, in display order.
 	KeyOutputs []Output `json:"key_outputs"`
 	// Error is the last attempt's error; Reason why a step was skipped or cancelled.
@@ -87,10 +92,6 @@ func Build(run *state.Run, opt Options) *Summary {
 		now = opt.Now
 	}
 	t := now()
-	prices := opt.Prices
-	if prices == nil {
-		prices = DefaultPrices()
-	}
 	keys := opt.KeyOutputs
 	if keys == nil {
 		keys = DefaultKeyOutputs()
@@ -106,9 +107,20 @@ func Build(run *state.Run, opt Options) *Summary {
 		ResumeCommand: ResumeCommand(opt.StateURL, run.ID),
 		Steps:         []StepSummary{},
 		Outputs:       map[string]map[string]string{},
-		Cost:          estimateCost(run, prices, t),
+		Cost:          estimateCost(run, opt.Pricer, t),
+		Abandoned:     Abandonment(run, opt.StateURL, t),
 	}
-	var first, last time.Time
+	// Steps count to now while a runner drives them; in an abandoned run
+	// they stopped being watched when the runner's lease ran out.
+	stepsNow := t
+	if a := s.Abandoned; a != nil {
+		s.Status = RunAbandoned
+		if !a.Since.IsZero() && a.Since.Before(t) {
+			stepsNow = a.Since
+		}
+	}
+	live := run.Status == state.RunRunning || run.Status == state.RunPending
+	var spans []span
 	for _, id := range stepOrder(run) {
 		st := run.Steps[id]
 		row := StepSummary{
@@ -124,20 +136,21 @@ func Build(run *state.Run, opt Options) *Summary {
 			start := st.Attempts[0].Start
 			row.Start = &start
 			row.Error = st.Attempts[n-1].Error
-			end := st.Attempts[n-1].End
-			switch {
-			case end != nil:
+			if end := st.Attempts[n-1].End; end != nil {
 				e := *end
 				row.End = &e
-				row.duration = e.Sub(start)
-			case st.Status == state.StepRunning:
-				row.duration = t.Sub(start)
 			}
-			if first.IsZero() || start.Before(first) {
-				first = start
-			}
-			if end != nil && end.After(last) {
-				last = *end
+			for i, at := range st.Attempts {
+				end := at.End
+				if end == nil && i == n-1 && live && st.Status == state.StepRunning {
+					end = &stepsNow
+				}
+				// An attempt without an end that is not the last one was
+				// cut off with its runner: how long it ran is unknown.
+				if end != nil && end.After(at.Start) {
+					row.duration += end.Sub(at.Start)
+					spans = append(spans, span{at.Start, *end})
+				}
 			}
 		}
 		row.DurationSeconds = row.duration.Seconds()
@@ -150,14 +163,35 @@ func Build(run *state.Run, opt Options) *Summary {
 		}
 		s.Steps = append(s.Steps, row)
 	}
-	if run.Status == state.RunRunning || run.Status == state.RunPending {
-		last = t
-	}
-	if !first.IsZero() && last.After(first) {
-		s.duration = last.Sub(first)
-		s.DurationSeconds = s.duration.Seconds()
-	}
+	s.duration = unionLength(spans)
+	s.DurationSeconds = s.duration.Seconds()
 	return s
+}
+
+// span is a stretch of time some attempt ran.
+type span struct{ start, end time.Time }
+
+// unionLength is the length of the union of spans: time when at least one
+// ran, so parallel steps count once and idle gaps not at all.
+func unionLength(spans []span) time.Duration {
+	sort.Slice(spans, func(i, k int) bool { return spans[i].start.Before(spans[k].start) })
+	var total time.Duration
+	var cur span
+	for i, sp := range spans {
+		switch {
+		case i == 0:
+			cur = sp
+		case sp.start.After(cur.end):
+			total += cur.end.Sub(cur.start)
+			cur = sp
+		case sp.end.After(cur.end):
+			cur.end = sp.end
+		}
+	}
+	if len(spans) > 0 {
+		total += cur.end.Sub(cur.start)
+	}
+	return total
 }
 
 // stepOrder lists a run's step ids in plan order, then any step the order

@@ -27,7 +27,7 @@ func TestSummaryGolden(t *testing.T) {
 	for _, name := range names {
 		for ext, f := range formats {
 			t.Run(name+"."+ext, func(t *testing.T) {
-				opt := Options{StateURL: "s3://ml-state/gpipe", Now: fixtureNow}
+				opt := Options{StateURL: "s3://ml-state/gpipe", Now: fixtureNow, Pricer: fixturePrices()}
 				if name == "local" {
 					opt.StateURL = "file://my state"
 				}
@@ -51,16 +51,20 @@ func TestCost(t *testing.T) {
 		usd          float64 // -1: no price
 		running      bool
 	}{
-		// provision start (0) to teardown end (168.25 min)
-		{"succeeded", "dl1.24xlarge", "us-east-1", 168.25 / 60, 13.11 * 168.25 / 60, false},
-		// instance type from outputs, region from the default; teardown ends at 36
-		{"failed", "p4d.24xlarge", "us-east-1", 36.0 / 60, 32.77 * 36 / 60, false},
-		// teardown pending: counted to now (94 min)
-		{"running", "dl1.24xlarge", "us-west-2", 94.0 / 60, 13.11 * 94 / 60, true},
+		// No launch_time recorded (an older state): from the provision's
+		// end (6.5 min), no earlier than the launch, to the teardown's end
+		// (168.25 min).
+		{"succeeded", "dl1.24xlarge", "us-east-1", (168.25 - 6.5) / 60, 13.11 * (168.25 - 6.5) / 60, false},
+		// instance type from outputs, region from the default; 5 to 36
+		{"failed", "p4d.24xlarge", "us-east-1", 31.0 / 60, 32.77 * 31 / 60, false},
+		// teardown pending: counted to now (94 min) from the provision's end (4)
+		{"running", "dl1.24xlarge", "us-west-2", 90.0 / 60, 13.11 * 90 / 60, true},
+		// launch_time 3; the runner died, the instance did not: still up to now
+		{"abandoned", "dl1.24xlarge", "us-east-1", 91.0 / 60, 13.11 * 91 / 60, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.run, func(t *testing.T) {
-			c := Build(runs[tt.run], Options{Now: fixtureNow}).Cost
+			c := Build(runs[tt.run], Options{Now: fixtureNow, Pricer: fixturePrices()}).Cost
 			if c == nil {
 				t.Fatal("no cost")
 			}
@@ -80,15 +84,15 @@ func TestCost(t *testing.T) {
 	}
 }
 
-func TestCostUnknownPriceAndRollback(t *testing.T) {
-	run := newRun("r", state.RunFailed,
-		&state.Step{ID: "provision", Type: "provision-stack", Status: state.StepFailed,
-			Attempts: []state.Attempt{attempt(1, 0, 30, 1, "CREATE_FAILED")},
-			Outputs:  map[string]string{"instance_type": "x9.huge"}},
+func TestCostUnknownPrice(t *testing.T) {
+	run := newRun("r", state.RunSucceeded,
+		&state.Step{ID: "provision", Type: "provision-stack", Status: state.StepSucceeded,
+			Attempts: []state.Attempt{attempt(1, 0, 30, 0, "")},
+			Outputs:  map[string]string{"instance_type": "x9.huge", "launch_time": at(10).Format(time.RFC3339)}},
 	)
-	c := Build(run, Options{Now: fixtureNow}).Cost
-	if c == nil || c.USD != nil || c.Running || math.Abs(c.Hours-0.5) > 1e-9 {
-		t.Fatalf("cost = %+v, want 0.5 h, no price, not running (stack rolled back)", c)
+	c := Build(run, Options{Now: fixtureNow, Pricer: fixturePrices()}).Cost
+	if c == nil || c.USD != nil || !c.Running || math.Abs(c.Hours-84.0/60) > 1e-9 {
+		t.Fatalf("cost = %+v, want 84 min from the launch, no price, still up", c)
 	}
 	var buf bytes.Buffer
 	if err := Table(&buf, run, Options{Now: fixtureNow}); err != nil {
@@ -96,6 +100,140 @@ func TestCostUnknownPriceAndRollback(t *testing.T) {
 	}
 	if !bytes.Contains(buf.Bytes(), []byte("no price known")) {
 		t.Errorf("table does not say the price is unknown:\n%s", buf.String())
+	}
+}
+
+// TestCostFromRealLifetimes: the estimate counts the instance from its
+// launch to its stack's deletion, not step timestamps.
+func TestCostFromRealLifetimes(t *testing.T) {
+	prov := func(status state.StepStatus, out map[string]string) *state.Step {
+		return &state.Step{ID: "provision", Type: "provision-stack", Status: status,
+			Attempts: []state.Attempt{attempt(1, 0, 30, 0, "")}, Outputs: out}
+	}
+	teardown := func(status state.StepStatus, out map[string]string) *state.Step {
+		return &state.Step{ID: "teardown", Type: "teardown", Status: status, Needs: []string{"provision"},
+			Attempts: []state.Attempt{attempt(1, 60, 75, 0, "")}, Outputs: out}
+	}
+	launch := map[string]string{"launch_time": at(12).Format(time.RFC3339)}
+	tests := []struct {
+		name    string
+		run     *state.Run
+		minutes float64
+		up      bool
+		says    string
+	}{
+		{"a provision that created nothing costs nothing",
+			newRun("r", state.RunFailed, prov(state.StepFailed, nil), teardown(state.StepSucceeded, nil)),
+			0, false, "no instance ran (dl1.24xlarge in us-east-1): $0.00."},
+		{"launch to deleted_at",
+			newRun("r", state.RunSucceeded, prov(state.StepSucceeded, launch),
+				teardown(state.StepSucceeded, map[string]string{"deleted_at": at(70).Format(time.RFC3339)})),
+			58, false, "58m0s of dl1.24xlarge in us-east-1 at $13.11/h ≈ $12.67"},
+		{"a failed teardown leaves it up",
+			newRun("r", state.RunFailed, prov(state.StepSucceeded, launch), teardown(state.StepFailed, nil)),
+			82, true, "still up"},
+		{"gpipe teardown released it",
+			func() *state.Run {
+				r := newRun("r", state.RunInterrupted, prov(state.StepSucceeded, launch), teardown(state.StepPending, nil))
+				r.Steps["provision"].Released = ptr(at(40))
+				return r
+			}(),
+			28, false, "28m0s of"},
+		{"seconds are not a round number",
+			newRun("r", state.RunSucceeded, prov(state.StepSucceeded, launch),
+				teardown(state.StepSucceeded, map[string]string{"deleted_at": at(12.001).Format(time.RFC3339Nano)})),
+			0.001, false, "60ms of dl1.24xlarge in us-east-1 at $13.11/h: less than $0.01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Build(tt.run, Options{Now: fixtureNow, Pricer: fixturePrices()}).Cost
+			if c == nil {
+				t.Fatal("no cost")
+			}
+			if math.Abs(c.Hours*60-tt.minutes) > 1e-6 || c.Running != tt.up {
+				t.Errorf("cost = %.4f min, up %v; want %v min, up %v", c.Hours*60, c.Running, tt.minutes, tt.up)
+			}
+			if got := costSentence(c, ""); !strings.Contains(got, tt.says) {
+				t.Errorf("cost says %q, want it to contain %q", got, tt.says)
+			}
+		})
+	}
+	// Sub-cent amounts: "$0.03 for 0.00 hours" was the old way of saying 8 s.
+	c := &Cost{InstanceType: "dl1.24xlarge", Region: "us-east-1", duration: 8 * time.Second, PricePerHour: 13.11,
+		USD: ptr(13.11 * 8 / 3600)}
+	if got := costSentence(c, ""); !strings.Contains(got, "8s of dl1.24xlarge") || !strings.Contains(got, "≈ $0.03") {
+		t.Errorf("8 s: %q", got)
+	}
+	c.duration, c.USD = time.Second/2, ptr(13.11/7200)
+	if got := costSentence(c, ""); !strings.Contains(got, "500ms of") || !strings.Contains(got, "less than $0.01") {
+		t.Errorf("half a second: %q", got)
+	}
+}
+
+// TestAbandoned: a run whose lease expired is not "running": every view says
+// who drove it, since when, and what to do.
+func TestAbandoned(t *testing.T) {
+	run := fixtures()["abandoned"]
+	opt := Options{StateURL: "s3://ml-state/gpipe", Now: fixtureNow}
+	s := Build(run, opt)
+	if s.Status != RunAbandoned || s.Abandoned == nil {
+		t.Fatalf("status %s, abandoned %+v", s.Status, s.Abandoned)
+	}
+	want := "runner on ml-box pid 4242 gone since 2026-03-14 10:00:30 UTC"
+	if got := s.Abandoned.Line(); got != want {
+		t.Errorf("line %q, want %q", got, want)
+	}
+	if got := strings.Join(s.Abandoned.Holding, ","); got != "provision" {
+		t.Errorf("holding %q", got)
+	}
+	// The running step stopped being watched with its runner.
+	if got := s.Steps[1].DurationSeconds; got != (56*time.Minute + 30*time.Second).Seconds() {
+		t.Errorf("train duration %v s", got)
+	}
+	for name, f := range map[string]func(io.Writer, *state.Run, Options) error{"md": Markdown, "txt": Table, "json": JSON} {
+		var buf bytes.Buffer
+		if err := f(&buf, run, opt); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []string{want, "gpipe resume --state s3://ml-state/gpipe unet-brain-20260314T090000Z-dead",
+			"gpipe teardown --state s3://ml-state/gpipe unet-brain-20260314T090000Z-dead"} {
+			if name == "json" {
+				w = strings.TrimPrefix(w, want) // JSON has the parts, not the sentence
+			}
+			if w != "" && !strings.Contains(buf.String(), w) {
+				t.Errorf("%s does not say %q:\n%s", name, w, buf.String())
+			}
+		}
+	}
+	// Torn down with gpipe teardown: nothing to tear down any more.
+	run.Steps["provision"].Released = ptr(at(70))
+	if a := Abandonment(run, "", fixtureNow()); a == nil || len(a.Holding) != 0 || strings.Contains(a.Todo(), "teardown") {
+		t.Errorf("after teardown: %+v", a)
+	}
+	// A live lease is not abandoned; nor is a finished run.
+	if a := Abandonment(fixtures()["running"], "", fixtureNow()); a != nil {
+		t.Errorf("running run abandoned: %+v", a)
+	}
+	if a := Abandonment(fixtures()["succeeded"], "", fixtureNow()); a != nil {
+		t.Errorf("succeeded run abandoned: %+v", a)
+	}
+}
+
+// TestDurationSkipsIdleGap: a run resumed a day after its runner died did not
+// run for a day.
+func TestDurationSkipsIdleGap(t *testing.T) {
+	run := newRun("r", state.RunSucceeded,
+		&state.Step{ID: "a", Type: "shell", Status: state.StepSucceeded,
+			Attempts: []state.Attempt{{N: 1, Start: at(0)}, attempt(2, 1440, 1450, 0, "")}},
+		&state.Step{ID: "b", Type: "shell", Status: state.StepSucceeded,
+			Attempts: []state.Attempt{attempt(1, 1445, 1460, 0, "")}},
+	)
+	s := Build(run, Options{Now: fixtureNow})
+	if s.duration != 20*time.Minute {
+		t.Errorf("run duration %v, want 20m (1440 to 1460)", s.duration)
+	}
+	if s.Steps[0].duration != 10*time.Minute {
+		t.Errorf("step a %v, want 10m", s.Steps[0].duration)
 	}
 }
 

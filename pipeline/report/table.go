@@ -24,6 +24,9 @@ func Table(w io.Writer, run *state.Run, opt Options) error {
 	if s.duration > 0 {
 		fmt.Fprintf(&b, " after %s", formatDuration(s.duration))
 	}
+	if a := s.Abandoned; a != nil {
+		fmt.Fprintf(&b, ": %s\ntodo:     %s", a.Line(), strings.ReplaceAll(a.Todo(), "`", ""))
+	}
 	b.WriteString("\n\n")
 
 	var tb strings.Builder

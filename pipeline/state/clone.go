@@ -38,6 +38,10 @@ func (s *Step) Clone() *Step {
 	c.Needs = slices.Clone(s.Needs)
 	c.Outputs = maps.Clone(s.Outputs)
 	c.Resume = maps.Clone(s.Resume)
+	if s.Released != nil {
+		r := *s.Released
+		c.Released = &r
+	}
 	if s.Attempts != nil {
 		c.Attempts = make([]Attempt, len(s.Attempts))
 		for i, a := range s.Attempts {

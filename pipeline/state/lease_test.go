@@ -134,6 +134,7 @@ func TestConcurrentAcquire(t *testing.T) {
 func TestCloneCoversAllFields(t *testing.T) {
 	t0 := time.Unix(1, 0).UTC()
 	code := 3
+	released := t0.Add(time.Hour)
 	r := &state.Run{
 		SchemaVersion: 1, ID: "r", Pipeline: "p", SpecFile: "f", SpecDigest: "d",
 		Params: map[string]string{"a": "b"}, Status: state.RunRunning, Created: t0, Updated: t0,
@@ -141,7 +142,7 @@ func TestCloneCoversAllFields(t *testing.T) {
 		Steps: map[string]*state.Step{"s": {
 			ID: "s", Type: "shell", Status: state.StepFailed, DefDigest: "x", Needs: []string{"n"},
 			Attempts: []state.Attempt{{N: 1, Start: t0, End: &t0, ExitCode: &code, Error: "e", Log: "s.1"}},
-			Outputs:  map[string]string{"k": "v"}, Resume: map[string]string{"r": "v"}, Reason: "why",
+			Outputs:  map[string]string{"k": "v"}, Resume: map[string]string{"r": "v"}, Reason: "why", Released: &released,
 		}},
 		Order: []string{"s"},
 	}
@@ -165,10 +166,11 @@ func TestCloneCoversAllFields(t *testing.T) {
 	c.Steps["s"].Resume["r"] = "x"
 	*c.Steps["s"].Attempts[0].ExitCode = 9
 	*c.Steps["s"].Attempts[0].End = t0.Add(time.Hour)
+	*c.Steps["s"].Released = t0
 	c.Order[0] = "x"
 	if r.Params["a"] != "b" || r.Lease.Owner != "o" || r.Steps["s"].Needs[0] != "n" || r.Steps["s"].Outputs["k"] != "v" ||
 		r.Steps["s"].Resume["r"] != "v" || *r.Steps["s"].Attempts[0].ExitCode != 3 ||
-		!r.Steps["s"].Attempts[0].End.Equal(t0) || r.Order[0] != "s" {
+		!r.Steps["s"].Attempts[0].End.Equal(t0) || !r.Steps["s"].Released.Equal(released) || r.Order[0] != "s" {
 		t.Fatal("Clone shares memory with the original")
 	}
 }

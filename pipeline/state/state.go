@@ -68,6 +68,10 @@ type Step struct {
 	Outputs   map[string]string `json:"outputs,omitempty"`
 	Resume    map[string]string `json:"resume,omitempty"` // see pipeline.StepRun.Resume
 	Reason    string            `json:"reason,omitempty"` // why skipped or cancelled
+	// Released is when what the step made (a stack) was deleted outside a
+	// cleanup step of the run, by `gpipe teardown`: a resume makes it again
+	// when a step that runs needs it, and cost estimates end there.
+	Released *time.Time `json:"released,omitempty"`
 }
 
 // Attempt records one try of a step.
