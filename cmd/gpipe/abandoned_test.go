@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps/aws/cfn"
 )
 
 // writeRunState stores a run document as the file store lays it out, so a
@@ -104,5 +106,14 @@ func TestLogsFollowNoticesExpiry(t *testing.T) {
 		if !strings.Contains(errb.String(), w) {
 			t.Errorf("logs --follow does not say %q:\n%s", w, errb.String())
 		}
+	}
+}
+
+// TestCostOutputNamesAgree: the report reads the outputs the AWS steps write
+// (pipeline may not import steps, so each side names them).
+func TestCostOutputNamesAgree(t *testing.T) {
+	if cfn.OutputLaunchTime != report.OutputLaunchTime || cfn.OutputDeletedAt != report.OutputDeletedAt {
+		t.Errorf("cfn writes %q/%q, report reads %q/%q", cfn.OutputLaunchTime, cfn.OutputDeletedAt,
+			report.OutputLaunchTime, report.OutputDeletedAt)
 	}
 }

@@ -433,6 +433,22 @@ func TestTeardownKilledRunner(t *testing.T) {
 		t.Errorf("bucket %s after teardown: %d objects, err %v", bucket, len(left.Contents), err)
 	}
 
+	// The run's state knows: its cost stops counting, and nothing is held.
+	if run.Steps["provision"].Outputs["launch_time"] == "" {
+		t.Errorf("provision recorded no launch_time: %v", run.Steps["provision"].Outputs)
+	}
+	after, err := state.Read(t.Context(), st, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Steps["provision"].Released == nil {
+		t.Error("gpipe teardown did not record the deletion in the run's state")
+	}
+	status := c.gpipeCmd(t, "status", "--state", c.stateURL, runID)
+	if strings.Contains(status.stdout, "still up") || strings.Contains(status.stdout, "gpipe teardown") {
+		t.Errorf("status after teardown still counts the instance or asks for a teardown:\n%s", status)
+	}
+
 	deletes := c.aws.Calls("CloudFormation.DeleteStack")
 	res = c.gpipeCmd(t, "teardown", "--state", c.stateURL, runID)
 	if res.code != 0 || !strings.Contains(res.stdout, "stack "+stack+" does not exist: nothing to delete") {

@@ -164,15 +164,55 @@ func (a *App) setupTeardown(fs *flag.FlagSet) handler {
 			return nil
 		}
 		var failed []error
+		gone := map[string]bool{}
 		for _, n := range sortedKeys(names) {
 			fmt.Fprintf(a.Stdout, "deleting stack %s\n", n)
 			err := cfn.Teardown(ctx, cl, cfn.TeardownOptions{EmptyBuckets: !*keepBuckets, Log: a.Stdout}, n)
 			if err != nil {
 				failed = append(failed, fmt.Errorf("delete stack %s: %w", n, err))
+				continue
+			}
+			gone[n] = true
+		}
+		if run != nil {
+			if err := a.recordReleased(ctx, st, runID, gone, *force); err != nil {
+				failed = append(failed, err)
 			}
 		}
 		return errors.Join(failed...)
 	}
+}
+
+// recordReleased notes in the run's state when the stacks of its provision
+// steps were deleted, so that its status and cost stop counting an instance
+// that is gone, and a resume provisions again rather than reusing a stack that
+// no longer exists.
+func (a *App) recordReleased(ctx context.Context, st state.Store, runID string, gone map[string]bool, force bool) error {
+	if len(gone) == 0 {
+		return nil
+	}
+	j, err := state.Acquire(ctx, st, runID, a.leaseOptions(force))
+	if err != nil {
+		return fmt.Errorf("record the deleted stacks in run %s: %w", runID, err)
+	}
+	now := time.Now().UTC()
+	err = j.Update(ctx, func(r *state.Run) {
+		for _, s := range r.Steps {
+			if s.Type != "provision-stack" || s.Released != nil {
+				continue
+			}
+			if gone[s.Outputs["stack_name"]] || gone[s.Resume["stack_name"]] {
+				s.Released = &now
+			}
+		}
+	})
+	if cerr := j.Close(context.WithoutCancel(ctx)); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("record the deleted stacks in run %s: %w", runID, err)
+	}
+	return nil
 }
 
 func (a *App) setupGC(fs *flag.FlagSet) handler {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gpipe/gpipe/pipeline/dag"
 	"github.com/gpipe/gpipe/pipeline/spec"
@@ -269,6 +270,16 @@ func TestForResume(t *testing.T) {
 			want: map[string]decision{
 				"provision": {Reuse, "succeeded in previous run"},
 				"end":       {Run, "definition changed"},
+			},
+		},
+		{
+			name:     "a stack deleted by gpipe teardown is made again when a rerun step needs it",
+			statuses: map[string]state.StepStatus{"evaluate": state.StepRunning, "end": state.StepPending},
+			prevEdit: func(r *state.Run) { r.Steps["provision"].Released = &time.Time{} },
+			want: map[string]decision{
+				"provision":    {Run, "cleaned up by gpipe teardown in the previous run"},
+				"train-fold-0": {Run, "downstream of provision"},
+				"evaluate":     {Run, "downstream of provision"},
 			},
 		},
 		{

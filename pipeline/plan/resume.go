@@ -70,6 +70,11 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 	// run again, and everything after them follows through needs.
 	cleaned := map[string]string{} // id → the cleanup step
 	for _, s := range p.Steps {
+		if ps := prev.Steps[s.ID]; ps != nil && ps.Released != nil {
+			cleaned[s.ID] = "gpipe teardown"
+		}
+	}
+	for _, s := range p.Steps {
 		if ps := prev.Steps[s.ID]; ps == nil || ps.Status != state.StepSucceeded || len(s.Spec.Cleans) == 0 {
 			continue
 		}

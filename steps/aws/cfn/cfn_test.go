@@ -323,3 +323,59 @@ func TestSnake(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisionReportsLaunchTime: the cost estimate counts the instance from
+// when it ran, which the provision step reads from its stack's events.
+func TestProvisionReportsLaunchTime(t *testing.T) {
+	e := newEnv()
+	p := &Provision{Clients: e.clients, Clock: e.clock.clock()}
+	sr, log, _ := stepRun(nil)
+	res, err := p.Run(context.Background(), sr)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, log)
+	}
+	var want time.Time
+	for _, ev := range e.cfn.find(res.Outputs["stack_name"]).events {
+		if aws.ToString(ev.ResourceType) == "AWS::EC2::Instance" && ev.ResourceStatus == types.ResourceStatusCreateComplete {
+			want = *ev.Timestamp
+		}
+	}
+	if want.IsZero() {
+		t.Fatal("the fake stack has no instance CREATE_COMPLETE event")
+	}
+	got, err := time.Parse(time.RFC3339, res.Outputs[OutputLaunchTime])
+	if err != nil || !got.Equal(want.Truncate(time.Second)) {
+		t.Errorf("launch_time = %q, want %s", res.Outputs[OutputLaunchTime], want.Format(time.RFC3339))
+	}
+}
+
+// TestTeardownFailureOutputs: a teardown that could not delete its stack
+// does not say it deleted it, and gives no deletion time.
+func TestTeardownFailureOutputs(t *testing.T) {
+	e := newEnv()
+	p := &Provision{Clients: e.clients, Clock: e.clock.clock()}
+	sr, _, _ := stepRun(nil)
+	res, err := p.Run(context.Background(), sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := res.Outputs["stack_name"]
+	e.cfn.deleteFails = "The bucket you tried to delete is not empty"
+	td := &TeardownStep{Clients: e.clients, Clock: e.clock.clock()}
+	tsr, _, _ := stepRun(map[string]any{"stack": name, "empty_buckets": false})
+	out, err := td.Run(context.Background(), tsr)
+	if err == nil {
+		t.Fatal("teardown of a stack in DELETE_FAILED succeeded")
+	}
+	if out.Outputs["deleted"] != "" || out.Outputs[OutputDeletedAt] != "" || out.Outputs["not_deleted"] != name {
+		t.Errorf("outputs after a failed teardown: %v", out.Outputs)
+	}
+	e.cfn.deleteFails = ""
+	out, err = td.Run(context.Background(), tsr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Outputs["deleted"] != name || out.Outputs[OutputDeletedAt] != e.clock.clock().Now().UTC().Format(time.RFC3339) {
+		t.Errorf("outputs after the teardown: %v", out.Outputs)
+	}
+}

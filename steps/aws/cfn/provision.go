@@ -102,6 +102,9 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 			if out["region"] == "" {
 				out["region"] = cl.Region
 			}
+			if t, ok := launchTime(ctx, cl.CFN, aws.ToString(st.StackId)); ok {
+				out[OutputLaunchTime] = t.UTC().Format(time.RFC3339)
+			}
 			return pipeline.Result{Outputs: out}, nil
 		case types.StackStatusDeleteComplete:
 			continue
@@ -129,6 +132,49 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 		}
 	}
 	return partial, fmt.Errorf("stack %s: gave up after 5 tries to create it", name)
+}
+
+// OutputLaunchTime is the provision output that says when the stack's
+// instance started running (RFC 3339); cost estimates count from it.
+const OutputLaunchTime = "launch_time"
+
+// launchTime is when the stack's instance started running, from the stack's
+// events: the CREATE_COMPLETE of its AWS::EC2::Instance (CloudFormation
+// reports an instance complete once EC2 says it is running), else, for a
+// template without one, the stack's own CREATE_COMPLETE. Events are read
+// newest first; the newest match is the instance that exists now. ok is false
+// when the events cannot be read: the cost estimate then falls back to the
+// step's end, which is never before the launch.
+func launchTime(ctx context.Context, api CloudFormation, stackID string) (t time.Time, ok bool) {
+	var stackDone *time.Time
+	var token *string
+	for page := 0; page < 20; page++ {
+		out, err := api.DescribeStackEvents(ctx, &cloudformation.DescribeStackEventsInput{StackName: aws.String(stackID), NextToken: token})
+		if err != nil {
+			return time.Time{}, false
+		}
+		for _, ev := range out.StackEvents {
+			if ev.ResourceStatus != types.ResourceStatusCreateComplete || ev.Timestamp == nil {
+				continue
+			}
+			switch aws.ToString(ev.ResourceType) {
+			case "AWS::EC2::Instance":
+				return *ev.Timestamp, true
+			case "AWS::CloudFormation::Stack":
+				if stackDone == nil {
+					stackDone = ev.Timestamp
+				}
+			}
+		}
+		if out.NextToken == nil {
+			break
+		}
+		token = out.NextToken
+	}
+	if stackDone != nil {
+		return *stackDone, true
+	}
+	return time.Time{}, false
 }
 
 func tag(st *types.Stack, key string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,7 +21,9 @@ import (
 // ${{ steps.provision.outputs.stack_name }}), region, empty_buckets (default
 // true). An empty stack deletes every stack tagged with this run's id, so a
 // teardown still cleans up when the provision step failed before reporting
-// its outputs. Outputs: deleted (comma-separated stack names).
+// its outputs. Outputs: deleted (comma-separated names of the stacks that are
+// gone), deleted_at (when every stack was gone; absent after a failure), and
+// not_deleted (the stacks it could not delete).
 type TeardownStep struct {
 	Clients ClientsFor
 	Clock   Clock
@@ -59,21 +62,31 @@ func (t *TeardownStep) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.
 			fmt.Fprintf(sr.Log, "no stack of run %s to delete\n", sr.RunID)
 		}
 	}
+	// Only stacks that are gone go into the outputs: a teardown that failed
+	// must not look like one that deleted everything.
 	var errs []error
+	var deleted, failed []string
 	for _, s := range stacks {
 		if err := Teardown(ctx, cl, TeardownOptions{EmptyBuckets: empty, Log: sr.Log, Clock: t.Clock}, s); err != nil {
 			errs = append(errs, err)
+			failed = append(failed, s)
+			continue
 		}
+		deleted = append(deleted, s)
 	}
-	var deleted string
-	for i, s := range stacks {
-		if i > 0 {
-			deleted += ","
-		}
-		deleted += s
+	out := map[string]string{"deleted": strings.Join(deleted, ",")}
+	if len(failed) > 0 {
+		out["not_deleted"] = strings.Join(failed, ",")
+	} else {
+		// When the last stack was seen gone: cost estimates end there.
+		out[OutputDeletedAt] = t.Clock.withDefaults().Now().UTC().Format(time.RFC3339)
 	}
-	return pipeline.Result{Outputs: map[string]string{"deleted": deleted}}, errors.Join(errs...)
+	return pipeline.Result{Outputs: out}, errors.Join(errs...)
 }
+
+// OutputDeletedAt is the teardown output that says when its stacks were
+// gone (RFC 3339); it is set only when every stack was deleted.
+const OutputDeletedAt = "deleted_at"
 
 // TeardownOptions tune Teardown.
 type TeardownOptions struct {
