@@ -90,7 +90,7 @@ func TestProvisionCreatesStack(t *testing.T) {
 		params[*p.ParameterKey] = *p.ParameterValue
 	}
 	for k, v := range map[string]string{"ImageId": "ami-new", "RootDeviceName": "/dev/xvda", "RootVolumeGiB": "300",
-		"MaxLifetimeMinutes": "90", "ResultsBucket": "res", "InstanceType": "dl1.24xlarge", "SsmLogGroup": "/custom", "RunId": sr.RunID} {
+		"MaxLifetimeMinutes": "90", "IdleTimeoutMinutes": "30", "ResultsBucket": "res", "InstanceType": "dl1.24xlarge", "SsmLogGroup": "/custom", "RunId": sr.RunID} {
 		if params[k] != v {
 			t.Errorf("parameter %s = %q, want %q", k, params[k], v)
 		}

@@ -285,7 +285,15 @@ func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun,
 	if err != nil {
 		return "", nil, err
 	}
+	idle, err := duration(w, "idle_timeout", 30*time.Minute)
+	if err != nil {
+		return "", nil, err
+	}
+	if idle < 0 {
+		return "", nil, fmt.Errorf("with.idle_timeout: %s is negative", idle)
+	}
 	params := map[string]string{
+		template.ParamIdleTimeoutMinutes: strconv.Itoa(int(math.Ceil(idle.Minutes()))),
 		template.ParamRunID:              sr.RunID,
 		template.ParamStepID:             sr.StepID,
 		template.ParamInstanceType:       instanceType,

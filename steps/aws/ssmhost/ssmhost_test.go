@@ -207,6 +207,30 @@ func TestForRejectsBadAddress(t *testing.T) {
 	}
 }
 
+// TestWrapperMarksStepRunning: while the step runs, a marker named by the
+// wrapper's pid exists (the idle watchdog's sign of a running step); when it
+// ends, the marker is gone.
+func TestWrapperMarksStepRunning(t *testing.T) {
+	markers := t.TempDir()
+	w := wrap(host.Script{StepID: "s", Body: "if [ -e \"$M/$PPID\" ]; then echo marked; fi\n",
+		Env: map[string]string{"M": markers}}, "n0nce")
+	line := "gpipe_markers=" + StepMarkerDir + "\n"
+	if !strings.Contains(w, line) {
+		t.Fatalf("wrapper does not set the marker folder:\n%s", w)
+	}
+	w = strings.Replace(w, line, "gpipe_markers="+markers+"\n", 1)
+	out, err := exec.Command("sh", "-c", w).Output()
+	if err != nil {
+		t.Fatalf("wrapper: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "marked\n") {
+		t.Errorf("no marker while the step ran: %q", out)
+	}
+	if left, _ := os.ReadDir(markers); len(left) != 0 {
+		t.Errorf("markers left after the step: %v", left)
+	}
+}
+
 // TestWrapperRunsLocally runs the wrapper with sh, as the agent does, and
 // checks the markers, the exit code and the environment; shellcheck checks it
 // (SC2016 excluded: values are single-quoted precisely so they do not expand).

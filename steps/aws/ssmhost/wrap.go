@@ -20,6 +20,11 @@ func randomNonce() string {
 func beginMarker(nonce string) string { return "::gpipe-outputs-" + nonce + "::" }
 func endMarker(nonce string) string   { return "::gpipe-end-" + nonce + "::" }
 
+// StepMarkerDir holds one empty file per gpipe step running on an instance,
+// named by the process id of its wrapper: the idle watchdog's definition of
+// "a gpipe step is running".
+const StepMarkerDir = "/run/gpipe/steps"
+
 // wrap turns a step's script into the AWS-RunShellScript command. The agent
 // runs commands with sh, so the wrapper is POSIX sh; the step's body travels
 // base64-encoded (no quoting or heredoc delimiter can break it) and runs with
@@ -39,13 +44,20 @@ func wrap(s host.Script, nonce string) string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "export %s=%s\n", k, host.Quote(s.Env[k]))
 	}
+	// While this marker names the wrapper's live process, the instance's
+	// idle watchdog (steps/aws/template/watchdog.sh) counts a gpipe step as
+	// running. A wrapper that is killed leaves a marker naming a dead
+	// process, which the watchdog ignores. Where the folder cannot be made
+	// (not the built-in template's instance), the step runs all the same.
+	b.WriteString("gpipe_markers=" + StepMarkerDir + "\n")
+	b.WriteString("mkdir -p \"$gpipe_markers\" 2>/dev/null && : >\"$gpipe_markers/$$\" 2>/dev/null\n")
 	b.WriteString("gpipe_dir=$(mktemp -d /tmp/gpipe.XXXXXX) || exit 1\n")
 	b.WriteString("GPIPE_OUTPUT=\"$gpipe_dir/output\"; export GPIPE_OUTPUT; : >\"$GPIPE_OUTPUT\"\n")
 	fmt.Fprintf(&b, "echo %s | base64 -d >\"$gpipe_dir/script.sh\"\n", base64.StdEncoding.EncodeToString([]byte(s.Body)))
 	b.WriteString("bash \"$gpipe_dir/script.sh\" 2>&1\n")
 	b.WriteString("gpipe_rc=$?\n")
 	fmt.Fprintf(&b, "echo; echo %s; cat \"$GPIPE_OUTPUT\"; echo; echo %s\n", beginMarker(nonce), endMarker(nonce))
-	b.WriteString("rm -rf \"$gpipe_dir\"\n")
+	b.WriteString("rm -rf \"$gpipe_dir\"; rm -f \"$gpipe_markers/$$\"\n")
 	b.WriteString("exit $gpipe_rc\n")
 	return b.String()
 }

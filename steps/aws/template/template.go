@@ -14,6 +14,15 @@ import _ "embed"
 //go:embed template.yaml
 var body []byte
 
+// The idle watchdog the template's UserData installs (a copy of this file is
+// embedded there; a test keeps the two the same).
+//
+//go:embed watchdog.sh
+var watchdog []byte
+
+// Watchdog returns the idle watchdog script.
+func Watchdog() []byte { return append([]byte(nil), watchdog...) }
+
 // Template returns the built-in template's source.
 func Template() []byte {
 	return append([]byte(nil), body...)
@@ -35,6 +44,7 @@ const (
 	ParamResultsBucket      = "ResultsBucket"
 	ParamSsmLogGroup        = "SsmLogGroup"
 	ParamMaxLifetimeMinutes = "MaxLifetimeMinutes"
+	ParamIdleTimeoutMinutes = "IdleTimeoutMinutes"
 )
 
 // DefaultSsmLogGroup is the CloudWatch Logs group the built-in template lets
