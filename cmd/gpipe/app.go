@@ -31,6 +31,9 @@ type App struct {
 	local *host.Local // created with the registry; Close removes its files
 	// signals lets run/resume --detach-on-signal take the first signal.
 	signals *signalRoute
+	// Terminal says whether a stream is a terminal; nil checks for real
+	// (tests pretend, to answer run's confirmation).
+	Terminal func(any) bool
 }
 
 type handler func(ctx context.Context, fs *flag.FlagSet, args []string) error

@@ -106,6 +106,13 @@ func (a *App) setupPlan(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
+		if *format == "text" || *format == "json" {
+			charges, err := a.charges(p)
+			if err != nil {
+				return err
+			}
+			p.SetCharges(charges)
+		}
 		if err := p.Render(a.Stdout, *format, nil); err != nil {
 			return err
 		}

@@ -13,8 +13,11 @@ import (
 // reportOptions are the summary options of every report the command writes:
 // the store (for the commands it suggests) and the AWS steps' prices.
 func reportOptions(storeURL string) report.Options {
-	return report.Options{StateURL: storeURL, Pricer: aws.DefaultPrices()}
+	return report.Options{StateURL: storeURL, Pricer: awsPrices()}
 }
+
+// awsPrices are the on-demand prices the AWS steps know.
+func awsPrices() report.Pricer { return aws.DefaultPrices() }
 
 func (a *App) printStatus(w io.Writer, run *state.Run, storeURL string) error {
 	return report.Table(w, run, reportOptions(storeURL))

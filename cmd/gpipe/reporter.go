@@ -92,6 +92,8 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 		// The console view has said so.
 	case errors.As(runErr, new(*engine.DetachedRunError)):
 		fmt.Fprintf(a.Stderr, "gpipe: run %s detached; state saved. Reattach to what still runs with:\n  %s\n", r.runID, resume)
+	case errors.As(runErr, new(*BudgetError)):
+		fmt.Fprintf(a.Stderr, "gpipe: %v. Continue with a larger budget:\n  %s --budget DOLLARS\n", runErr, resume)
 	case errors.Is(runErr, engine.ErrInterrupted):
 		fmt.Fprintf(a.Stderr, "gpipe: run %s interrupted; state saved. Continue with:\n  %s\n", r.runID, resume)
 	case errors.Is(runErr, state.ErrNotFound):

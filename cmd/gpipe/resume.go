@@ -21,6 +21,7 @@ type resumeOptions struct {
 	force       bool
 	concurrency int
 	detach      detachOptions
+	budget      float64 // 0: the spec's
 }
 
 func (a *App) setupResume(fs *flag.FlagSet) handler {
@@ -31,9 +32,13 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 	force := fs.Bool("force", false, "take over the run even if another live runner holds it (dangerous: two runners would drive one run)")
 	concurrency := fs.Int("concurrency", 0, "run at most N steps at once")
 	detachOpts := a.detachFlags(fs) // detach engineer: see detach.go
+	budget := budgetFlag(fs)
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
+		}
+		if *budget < 0 {
+			return usagef("--budget %v: want a positive number of dollars", *budget)
 		}
 		det, err := detachOpts()
 		if err != nil {
@@ -45,7 +50,7 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 		}
 		return a.resume(ctx, resumeOptions{
 			store: st, storeURL: url, runID: args[0], from: *from, specFile: *specFile,
-			planOnly: *planOnly, force: *force, concurrency: *concurrency, detach: det,
+			planOnly: *planOnly, force: *force, concurrency: *concurrency, detach: det, budget: *budget,
 		})
 	}
 }
@@ -96,7 +101,7 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 			return fmt.Errorf("record edited spec of run %s: %w", o.runID, err)
 		}
 	}
-	return a.drive(ctx, j, p, o.storeURL, o.concurrency, o.detach)
+	return a.drive(ctx, j, p, o.storeURL, o.concurrency, o.detach, o.budget)
 }
 
 // nothingToResume reports (and says) that a succeeded run has nothing to

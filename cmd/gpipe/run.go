@@ -32,6 +32,8 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 	dryRun := fs.Bool("dry-run", false, "print the plan and exit without running anything")
 	resumeExisting := fs.Bool("resume-existing", false, "if a run with --run-id exists, resume it instead (CI re-runs)")
 	detachOpts := a.detachFlags(fs) // detach engineer: see detach.go
+	yes := fs.Bool("yes", false, "start billable steps without asking (a run on a terminal asks first)")
+	budget := budgetFlag(fs)
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
@@ -69,6 +71,9 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		} else if err := state.CheckName("run id", id); err != nil {
 			return usagef("--run-id: %v", err)
 		}
+		if *budget < 0 {
+			return usagef("--budget %v: want a positive number of dollars", *budget)
+		}
 		if *resumeExisting && *runID != "" {
 			if prev, err := state.Read(ctx, st, id); err == nil {
 				if prev.SpecDigest != sp.Digest() {
@@ -76,10 +81,18 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 						Spec: args[0], Digest: sp.Digest()}
 				}
 				fmt.Fprintf(a.Stderr, "gpipe: run %s exists in %s: resuming it\n", id, url)
-				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, concurrency: *concurrency, detach: det})
+				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, concurrency: *concurrency, detach: det,
+					budget: *budget})
 			} else if !errors.Is(err, state.ErrNotFound) {
 				return fmt.Errorf("look up run %s: %w", id, err)
 			}
+		}
+		charges, err := a.charges(p)
+		if err != nil {
+			return err
+		}
+		if err := a.confirmCharges(charges, *yes); err != nil {
+			return err
 		}
 		// The spec snapshot goes first, under its digest, so that a runner
 		// killed right after creating the run leaves a run that resumes; a
@@ -98,8 +111,13 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 			}
 			return fmt.Errorf("create run %s: %w", id, err)
 		}
-		return a.drive(ctx, j, p, url, *concurrency, det)
+		return a.drive(ctx, j, p, url, *concurrency, det, *budget)
 	}
+}
+
+// budgetFlag declares --budget, shared by run and resume.
+func budgetFlag(fs *flag.FlagSet) *float64 {
+	return fs.Float64("budget", 0, "stop the run (cleanup still runs) before its estimated instance cost passes this many dollars (default: the spec's budget)")
 }
 
 // SpecMismatchError refuses run --resume-existing when the spec given is not
@@ -215,13 +233,22 @@ func (a *App) leaseOptions(force bool) state.LeaseOptions {
 
 // drive runs a plan under a held journal and closes the journal, whatever
 // happened: the final state is saved even after an interrupt or a detach.
-func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeURL string, concurrency int, det detachOptions) error {
+func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeURL string, concurrency int, det detachOptions, budget float64) error {
 	if concurrency == 0 {
 		concurrency = p.Spec.Concurrency
 	}
+	if budget == 0 {
+		budget = p.Spec.Budget
+	}
 	rep := a.newReporter(p, j.RunID(), storeURL)
 	detach, stopDetach := a.startDetach(det)
-	runErr := engine.Run(ctx, p, j, engine.Options{
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	stopBudget := func() {}
+	if budget > 0 {
+		stopBudget = watchBudget(runCtx, stopRun, j, budget)
+	}
+	runErr := engine.Run(runCtx, p, j, engine.Options{
 		Registry:    a.registry(),
 		Concurrency: concurrency,
 		Hard:        a.Hard,
@@ -230,6 +257,12 @@ func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeUR
 		Detach:      detach,
 	})
 	stopDetach()
+	stopBudget()
+	var over *BudgetError
+	if runErr != nil && errors.As(context.Cause(runCtx), &over) && ctx.Err() == nil {
+		// Stopped by the budget, not by the user: a failure (exit 1).
+		runErr = over
+	}
 	if a.local != nil {
 		_ = a.local.Close()
 	}

@@ -40,6 +40,7 @@ type Plan struct {
 	// `--from train` means every copy of train.
 	instances map[string][]string
 	graph     *dag.Graph
+	charges   []Charge // see SetCharges
 }
 
 // Step is one matrix-expanded step.

@@ -99,10 +99,11 @@ func (p *Plan) renderText(w io.Writer, status map[string]state.StepStatus) error
 	}
 	if resumed {
 		run, reuse := p.Counts()
-		_, err := fmt.Fprintf(w, "\n%d to run, %d reused\n", run, reuse)
-		return err
+		if _, err := fmt.Fprintf(w, "\n%d to run, %d reused\n", run, reuse); err != nil {
+			return err
+		}
 	}
-	return nil
+	return WriteCharges(w, p.charges)
 }
 
 type jsonStep struct {
@@ -122,7 +123,9 @@ func (p *Plan) renderJSON(w io.Writer, status map[string]state.StepStatus) error
 	doc := struct {
 		Name  string     `json:"name"`
 		Steps []jsonStep `json:"steps"`
-	}{Name: p.Spec.Name, Steps: make([]jsonStep, 0, len(p.Steps))}
+		// Charges of the billable steps, when the caller priced them.
+		Charges []Charge `json:"charges,omitempty"`
+	}{Name: p.Spec.Name, Steps: make([]jsonStep, 0, len(p.Steps)), Charges: p.charges}
 	for _, s := range p.Steps {
 		js := jsonStep{ID: s.ID, Type: s.Spec.Type, Needs: s.Needs, If: s.Spec.If, Host: s.Spec.Host,
 			DefDigest: s.DefDigest, Action: s.Action, Reason: s.Reason}

@@ -31,6 +31,12 @@ func decode(root *ynode) *Spec {
 		s.Concurrency = v
 	}
 	s.State = str(root.get("state"))
+	switch v := root.get("budget").scalar().(type) {
+	case int:
+		s.Budget = float64(v)
+	case float64:
+		s.Budget = v
+	}
 	if ps := root.get("params"); ps != nil && ps.kind == mapNode {
 		for _, k := range ps.keys {
 			s.Params = append(s.Params, decodeParam(k))

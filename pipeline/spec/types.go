@@ -22,8 +22,11 @@ type Spec struct {
 	Env         []KV
 	Concurrency int    // 0: the engine's default
 	State       string // store URL, "" for the default
-	Hosts       []HostDecl
-	Steps       []Step
+	// Budget in US dollars: the run stops (and cleans up) before its
+	// estimated instance cost would exceed it; 0 means none.
+	Budget float64
+	Hosts  []HostDecl
+	Steps  []Step
 }
 
 // Param is a declared pipeline parameter.

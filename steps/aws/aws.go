@@ -107,7 +107,7 @@ func (s *Steps) Clients(ctx context.Context, region string) (*cfn.Clients, error
 
 // ProvisionStack is the provision-stack step type.
 func (s *Steps) ProvisionStack() pipeline.Runner {
-	return &cfn.Provision{Clients: s.Clients, Clock: s.opt.Clock}
+	return &cfn.Provision{Clients: s.Clients, Clock: s.opt.Clock, Prices: DefaultPrices().HourlyPrice}
 }
 
 // Teardown is the teardown step type.

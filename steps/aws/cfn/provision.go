@@ -32,10 +32,20 @@ const (
 	ResumeStackID   = "stack_id"
 )
 
+// Defaults of provision-stack's with values (the schema says the same).
+const (
+	DefaultInstanceType = "dl1.24xlarge"
+	DefaultMaxLifetime  = 24 * time.Hour
+	DefaultIdleTimeout  = 30 * time.Minute
+)
+
 // Provision is the provision-stack step.
 type Provision struct {
 	Clients ClientsFor
 	Clock   Clock
+	// Prices returns the on-demand price of an instance type in a region,
+	// for Bill; nil knows none.
+	Prices func(instanceType, region string) (float64, bool)
 }
 
 // Run creates (or, on resume, finds) the stack and returns its outputs:
@@ -275,17 +285,17 @@ func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun,
 		return "", nil, err
 	}
 	if instanceType == "" {
-		instanceType = "dl1.24xlarge"
+		instanceType = DefaultInstanceType
 	}
 	gib, err := integer(w, "root_volume_gib", 200)
 	if err != nil {
 		return "", nil, err
 	}
-	life, err := duration(w, "max_lifetime", 24*time.Hour)
+	life, err := duration(w, "max_lifetime", DefaultMaxLifetime)
 	if err != nil {
 		return "", nil, err
 	}
-	idle, err := duration(w, "idle_timeout", 30*time.Minute)
+	idle, err := duration(w, "idle_timeout", DefaultIdleTimeout)
 	if err != nil {
 		return "", nil, err
 	}
