@@ -12,6 +12,7 @@ import (
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/expr"
 	"github.com/gpipe/gpipe/pipeline/plan"
+	"github.com/gpipe/gpipe/pipeline/secret"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -59,6 +60,9 @@ type engine struct {
 	baseEnv map[string]string // runner env + spec env, for ${{ env.X }}
 	params  map[string]string
 	runVars map[string]string
+	// mask hides secret params' values in what steps leave behind: logs,
+	// outputs, errors (see record and attempt).
+	mask *secret.Masker
 
 	ctx        context.Context // the caller's: cancelled on interrupt
 	runCtx     context.Context // ordinary steps: cancelled by interrupt, fail-fast, Hard, loss
@@ -93,6 +97,7 @@ func newEngine(ctx context.Context, p *plan.Plan, j journal, opt Options) (*engi
 		doneCh: make(chan done, 64),
 	}
 	e.runVars = map[string]string{"id": e.runID, "name": p.Spec.Name}
+	e.mask = secret.ForSpec(p.Spec, p.Params)
 	for _, h := range p.Spec.Hosts {
 		e.hosts[h.Name] = h
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/expr"
+	"github.com/gpipe/gpipe/pipeline/secret"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -93,6 +95,7 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 		if a >= tries || !retryable(n, out.tail, err) {
 			return finish(num, start, end, state.StepFailed, out.Outputs, err)
 		}
+		err = e.mask.Error(err)
 		delay := backoff(retry, a, rand.Int64N)
 		e.j.PostStep(id, func(r *state.Run) { endAttempt(r.Steps[id], num, end, err) })
 		e.ev.emit(Event{Kind: StepRetry, Time: end, Step: id, Attempt: num, Err: err, Delay: delay, Duration: end.Sub(start)})
@@ -131,6 +134,14 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 	lw := newLogWriter(e.saveCtx, e.j.Store(), e.runID, logName, func(line string) {
 		e.ev.emit(Event{Kind: StepOutput, Time: e.opt.Now(), Step: id, Attempt: num, Line: line})
 	})
+	// Secrets are masked before the log is stored, streamed or searched by
+	// retry.on; without secrets the output goes to the log unbuffered.
+	var log io.Writer = lw
+	var mw *secret.Writer
+	if !e.mask.Empty() {
+		mw = secret.NewWriter(e.mask, lw)
+		log = mw
+	}
 	resume := map[string]string{}
 	if reattach {
 		for k, v := range n.resume {
@@ -144,7 +155,7 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 	sr := &pipeline.StepRun{
 		RunID: e.runID, StepID: id, Type: n.ps.Spec.Type, Attempt: num,
 		With: res.with, Env: res.env, Host: res.host, Timeout: n.ps.Spec.Timeout, Cards: res.cards,
-		Log: lw, Resume: resume, SaveResume: e.saveResume(id), NoteResume: e.noteResume(id),
+		Log: log, Resume: resume, SaveResume: e.saveResume(id), NoteResume: e.noteResume(id),
 	}
 	if a == 1 {
 		sr.Previous = n.previous
@@ -155,6 +166,9 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 		err = te
 	}
 	cancel()
+	if mw != nil {
+		_ = mw.Close() // its only error is lw's, which lw.Close reports
+	}
 	if lerr := lw.Close(); lerr != nil {
 		// A log that could not be stored must not fail a step that worked;
 		// it is visible in the step's output instead.
@@ -300,6 +314,10 @@ func endAttempt(st *state.Step, num int, end time.Time, err error) {
 // attempt's number, 0 when no attempt was left open.
 func (e *engine) record(n *node, num int, start, end time.Time, st state.StepStatus, outputs map[string]string, err error) done {
 	id := n.ps.ID
+	// Everything of a step's outcome that is saved, printed or handed to
+	// dependents passes here, so here is where secrets are masked: an output
+	// holding a secret reaches dependents as *** too, as in GitHub Actions.
+	outputs, err = e.mask.Map(outputs), e.mask.Error(err)
 	if st == state.StepFailed {
 		// Cancel siblings now rather than after the save below.
 		e.cancelRun(&errFailFast{step: id})

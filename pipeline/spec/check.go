@@ -76,6 +76,14 @@ func (c *checker) checkParams() {
 		if p.Default != nil && !paramTypeOK(p.Type, p.Default) {
 			c.errs.add(pn.get("default").pos, "param %q: default %s is not %s", p.Name, describeScalar(p.Default), typeWords(p.Type))
 		}
+		if f := pn.get("from"); f != nil && p.From != "" {
+			if !p.Secret {
+				c.errs.add(f.pos, "param %q: from: is for secrets: add secret: true", p.Name)
+			}
+			if p.Default != nil {
+				c.errs.add(pn.get("default").pos, "param %q: a param read from %s has no default (when the reference cannot be read the run stops rather than using another value)", p.Name, p.From)
+			}
+		}
 		if en := pn.get("enum"); en != nil && en.kind == seqNode {
 			for _, it := range en.items {
 				if it.kind == scalarNode && !paramTypeOK(p.Type, it.val) {

@@ -77,6 +77,7 @@ func decodeParam(k ykey) Param {
 	}
 	p.Description = str(k.val.get("description"))
 	p.Secret, _ = k.val.get("secret").scalar().(bool)
+	p.From = str(k.val.get("from"))
 	return p
 }
 

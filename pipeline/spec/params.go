@@ -55,9 +55,14 @@ func ResolveParams(s *Spec, given map[string]string) (map[string]string, error) 
 			}
 			v = scalarString(p.Default)
 		}
+		// A secret's value is never echoed, not even when it is wrong.
+		shown := strconv.Quote(v)
+		if p.Secret {
+			shown = "the value (secret, not shown)"
+		}
 		norm, err := normalize(p.Type, v)
 		if err != nil {
-			errs = append(errs, &ParamError{Name: p.Name, Reason: err.Error()})
+			errs = append(errs, &ParamError{Name: p.Name, Reason: shown + " is not " + typeWords(p.Type)})
 			continue
 		}
 		if len(p.Enum) > 0 && !matchesEnum(p.Type, norm, p.Enum) {
@@ -65,7 +70,7 @@ func ResolveParams(s *Spec, given map[string]string) (map[string]string, error) 
 			for j, e := range p.Enum {
 				allowed[j] = scalarString(e)
 			}
-			errs = append(errs, &ParamError{Name: p.Name, Reason: fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", "))})
+			errs = append(errs, &ParamError{Name: p.Name, Reason: fmt.Sprintf("%s is not one of %s", shown, strings.Join(allowed, ", "))})
 			continue
 		}
 		out[p.Name] = norm
@@ -76,24 +81,28 @@ func ResolveParams(s *Spec, given map[string]string) (map[string]string, error) 
 	return out, nil
 }
 
+// errNotType is normalize's only error; the caller words it, so that a
+// secret's value is never part of an error.
+var errNotType = errors.New("not of the param's type")
+
 func normalize(typ, v string) (string, error) {
 	switch typ {
 	case "integer":
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil {
-			return "", fmt.Errorf("%q is not an integer", v)
+			return "", errNotType
 		}
 		return strconv.FormatInt(n, 10), nil
 	case "number":
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return "", fmt.Errorf("%q is not a number", v)
+			return "", errNotType
 		}
 		return strconv.FormatFloat(f, 'g', -1, 64), nil
 	case "boolean":
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
-			return "", fmt.Errorf("%q is not true or false", v)
+			return "", errNotType
 		}
 		return strconv.FormatBool(b), nil
 	}

@@ -36,8 +36,12 @@ type Param struct {
 	Default     any    // nil when required
 	Enum        []any
 	Description string
-	Secret      bool
-	Pos         Pos
+	// Secret params are never saved or printed (see pipeline/secret).
+	Secret bool
+	// From references where a secret's value is read at run time
+	// ("ssm:/path", "secretsmanager:id"); "" for none.
+	From string
+	Pos  Pos
 }
 
 // KV is one ordered key/value pair (env entries).

@@ -15,6 +15,7 @@ func (r *Run) Clone() *Run {
 	}
 	c := *r
 	c.Params = maps.Clone(r.Params)
+	c.SecretParams = slices.Clone(r.SecretParams)
 	if r.Lease != nil {
 		l := *r.Lease
 		c.Lease = &l

@@ -137,7 +137,7 @@ func TestCloneCoversAllFields(t *testing.T) {
 	released := t0.Add(time.Hour)
 	r := &state.Run{
 		SchemaVersion: 1, ID: "r", Pipeline: "p", SpecFile: "f", SpecDigest: "d",
-		Params: map[string]string{"a": "b"}, Status: state.RunRunning, Created: t0, Updated: t0,
+		Params: map[string]string{"a": "b"}, SecretParams: []string{"token"}, Status: state.RunRunning, Created: t0, Updated: t0,
 		Lease: &state.Lease{Owner: "o", Host: "h", PID: 1, Acquired: t0, Renewed: t0, Expires: t0},
 		Steps: map[string]*state.Step{"s": {
 			ID: "s", Type: "shell", Status: state.StepFailed, DefDigest: "x", Needs: []string{"n"},

@@ -21,14 +21,18 @@ type Run struct {
 	ID            string            `json:"id"`
 	Pipeline      string            `json:"pipeline"`
 	SpecFile      string            `json:"spec_file"`
-	SpecDigest    string            `json:"spec_digest"` // sha256 of the spec snapshot
-	Params        map[string]string `json:"params,omitempty"`
-	Status        RunStatus         `json:"status"`
-	Created       time.Time         `json:"created"`
-	Updated       time.Time         `json:"updated"`
-	Lease         *Lease            `json:"lease,omitempty"`
-	Steps         map[string]*Step  `json:"steps"`
-	Order         []string          `json:"order"` // step ids in plan order, for stable listings
+	SpecDigest    string            `json:"spec_digest"`      // sha256 of the spec snapshot
+	Params        map[string]string `json:"params,omitempty"` // never a secret param's value
+	// SecretParams names the secret params the run was given a value for.
+	// Their values are not saved: a resume must be given them again (or read
+	// them from the spec's from:), rather than fall back to a default.
+	SecretParams []string         `json:"secret_params,omitempty"`
+	Status       RunStatus        `json:"status"`
+	Created      time.Time        `json:"created"`
+	Updated      time.Time        `json:"updated"`
+	Lease        *Lease           `json:"lease,omitempty"`
+	Steps        map[string]*Step `json:"steps"`
+	Order        []string         `json:"order"` // step ids in plan order, for stable listings
 }
 
 // RunStatus is the status of a whole run.

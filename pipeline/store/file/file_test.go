@@ -46,6 +46,29 @@ func TestLayout(t *testing.T) {
 	}
 }
 
+// TestPrivateFiles: a step log is as private as the state document (0600),
+// whatever the umask, since a step's output may hold what it was given.
+func TestPrivateFiles(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := New(dir)
+	if _, err := s.Create(ctx, "r-1", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendLog(ctx, "r-1", "train.1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"runs/r-1/state.json", "runs/r-1/logs/train.1.log"} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s has mode %#o, want 0600", p, m)
+		}
+	}
+}
+
 // The writer process: saves ever-growing JSON documents until killed.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("GPIPE_FILE_CRASH_WRITER"); dir != "" {

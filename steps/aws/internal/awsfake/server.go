@@ -70,6 +70,8 @@ type Server struct {
 	SSM  *SSM
 	Logs *Logs
 	EC2  *EC2
+	// Secrets are SSM parameters and Secrets Manager secrets (secrets.go).
+	Secrets *Secrets
 }
 
 // New starts a server that stops when the test ends. Protocol violations
@@ -86,6 +88,7 @@ func New(t testing.TB, opt Options) *Server {
 	s.Logs = &Logs{s: s, streams: map[string]*stream{}}
 	s.SSM = newSSM(s)
 	s.EC2 = &EC2{s: s}
+	s.Secrets = &Secrets{s: s, params: map[string]parameter{}, secrets: map[string]string{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(func() {
@@ -194,7 +197,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 func opName(r *http.Request, body []byte) string {
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		svc, op, _ := strings.Cut(target, ".")
-		return map[string]string{"AmazonSSM": "SSM", "Logs_20140328": "Logs"}[svc] + "." + op
+		return map[string]string{"AmazonSSM": "SSM", "Logs_20140328": "Logs", "secretsmanager": "SecretsManager"}[svc] + "." + op
 	}
 	form, _ := url.ParseQuery(string(body))
 	return map[string]string{cfnVersion: "CloudFormation", ec2Version: "EC2"}[form.Get("Version")] + "." + form.Get("Action")
@@ -232,6 +235,9 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 		case "Logs_20140328":
 			s.checkSignature(r, body, "logs")
 			s.Logs.serve(w, op, body)
+		case "secretsmanager":
+			s.checkSignature(r, body, "secretsmanager")
+			s.Secrets.serve(w, op, body)
 		default:
 			s.violation("unknown X-Amz-Target %q", target)
 			jsonError(w, http.StatusBadRequest, "UnknownOperationException", "")

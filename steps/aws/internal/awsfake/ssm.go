@@ -203,6 +203,8 @@ func (m *SSM) do(op string, in map[string]any) (out any, status int, typ, msg st
 		return map[string]any{"InstanceInformationList": infos}, 0, "", ""
 	case "SendCommand":
 		return m.send(in)
+	case "GetParameter":
+		return m.s.Secrets.getParameter(in)
 	case "GetCommandInvocation":
 		c := m.commands[fmt.Sprint(in["CommandId"])]
 		if c == nil || c.instance != fmt.Sprint(in["InstanceId"]) {
