@@ -62,6 +62,7 @@ func (a *App) setupValidate(fs *flag.FlagSet) handler {
 				failed = append(failed, err)
 				continue
 			}
+			a.reportSpecWarnings(sp.Warnings)
 			fmt.Fprintf(a.Stdout, "%s: valid (%d steps)\n", path, len(sp.Steps))
 		}
 		return errors.Join(failed...)
@@ -91,7 +92,9 @@ func (a *App) setupPlan(fs *flag.FlagSet) handler {
 			return err
 		}
 		// A plan is for looking: a required string param that was not given
-		// shows as a placeholder rather than stopping the plan.
+		// shows as a placeholder rather than stopping the plan, and a secret
+		// is never needed.
+		given = secretPlaceholders(sp, given)
 		for _, prm := range sp.Params {
 			if _, ok := given[prm.Name]; !ok && prm.Default == nil && prm.Type == "string" {
 				given[prm.Name] = "<" + prm.Name + ">"

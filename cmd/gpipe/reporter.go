@@ -128,3 +128,17 @@ func (a *App) reportSpecErrors(errs spec.Errors) {
 		}
 	}
 }
+
+// reportSpecWarnings prints what is valid but unsafe in a spec, and warning
+// annotations inside GitHub Actions.
+func (a *App) reportSpecWarnings(warns spec.Errors) {
+	if len(warns) == 0 {
+		return
+	}
+	fmt.Fprintln(a.Stderr, warns.Error())
+	if a.inGitHubActions() {
+		if err := gha.SpecWarnings(a.Stdout, warns, a.ghPaths()); err != nil {
+			fmt.Fprintf(a.Stderr, "gpipe: annotations: %v\n", err)
+		}
+	}
+}

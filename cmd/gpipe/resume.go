@@ -22,6 +22,8 @@ type resumeOptions struct {
 	concurrency int
 	detach      detachOptions
 	budget      float64 // 0: the spec's
+	// secrets are secret params given with -p: a run saves none.
+	secrets map[string]string
 }
 
 func (a *App) setupResume(fs *flag.FlagSet) handler {
@@ -33,6 +35,8 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 	concurrency := fs.Int("concurrency", 0, "run at most N steps at once")
 	detachOpts := a.detachFlags(fs) // detach engineer: see detach.go
 	budget := budgetFlag(fs)
+	var params multiFlag
+	fs.Var(&params, "p", "give a secret param again, name=value (a run saves no secret; repeatable)")
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
@@ -44,13 +48,17 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
+		secrets, err := parseParams(params)
+		if err != nil {
+			return err
+		}
 		st, url, err := a.openStore(ctx, *stateURL, "")
 		if err != nil {
 			return err
 		}
 		return a.resume(ctx, resumeOptions{
 			store: st, storeURL: url, runID: args[0], from: *from, specFile: *specFile,
-			planOnly: *planOnly, force: *force, concurrency: *concurrency, detach: det, budget: *budget,
+			planOnly: *planOnly, force: *force, concurrency: *concurrency, detach: det, budget: *budget, secrets: secrets,
 		})
 	}
 }
@@ -92,10 +100,11 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 		}
 	}
 	printResumePlan(a.Stderr, p)
-	if o.specFile != "" {
+	if o.specFile != "" || len(secretParamsGiven(p.Spec, j.Snapshot().Params)) > 0 {
 		if err := j.Update(ctx, func(r *state.Run) {
 			r.SpecDigest = p.Spec.Digest()
 			r.SpecFile = p.Spec.File
+			scrubSecretParams(p.Spec, r) // saved by a gpipe that kept them
 		}); err != nil {
 			_ = j.Close(context.WithoutCancel(ctx))
 			return fmt.Errorf("record edited spec of run %s: %w", o.runID, err)
@@ -148,7 +157,11 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 	if err != nil {
 		return nil, err
 	}
-	params, err := spec.ResolveParams(sp, prev.Params)
+	given, err := a.resumeParams(ctx, sp, prev, o.secrets, o.planOnly)
+	if err != nil {
+		return nil, err
+	}
+	params, err := spec.ResolveParams(sp, given)
 	if err != nil {
 		return nil, err
 	}

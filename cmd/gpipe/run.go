@@ -14,6 +14,7 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/engine"
 	"github.com/gpipe/gpipe/pipeline/plan"
+	"github.com/gpipe/gpipe/pipeline/secret"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -50,6 +51,17 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
+		if *dryRun {
+			// Like plan: no secret is needed (or read) to show the steps.
+			p, err := plan.New(sp, secretPlaceholders(sp, given))
+			if err != nil {
+				return err
+			}
+			return p.Render(a.Stdout, "text", nil)
+		}
+		if given, err = a.gatherSecrets(ctx, sp, given); err != nil {
+			return err
+		}
 		resolved, err := spec.ResolveParams(sp, given)
 		if err != nil {
 			return err
@@ -57,9 +69,6 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		p, err := plan.New(sp, resolved)
 		if err != nil {
 			return err
-		}
-		if *dryRun {
-			return p.Render(a.Stdout, "text", nil)
 		}
 		st, url, err := a.openStore(ctx, *stateURL, sp.State)
 		if err != nil {
@@ -82,7 +91,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 				}
 				fmt.Fprintf(a.Stderr, "gpipe: run %s exists in %s: resuming it\n", id, url)
 				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, concurrency: *concurrency, detach: det,
-					budget: *budget})
+					budget: *budget, secrets: onlySecrets(sp, given)})
 			} else if !errors.Is(err, state.ErrNotFound) {
 				return fmt.Errorf("look up run %s: %w", id, err)
 			}
@@ -103,7 +112,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		if err := st.PutBlob(ctx, id, specBlobName(sp.Digest()), sp.Source); err != nil {
 			return fmt.Errorf("save spec snapshot of run %s: %w", id, err)
 		}
-		run := newRunState(id, sp, resolved, time.Now())
+		run := newRunState(id, sp, resolved, secretParamsGiven(sp, given), time.Now())
 		j, err := state.Create(ctx, st, run, a.leaseOptions(false))
 		if err != nil {
 			if errors.Is(err, state.ErrExists) {
@@ -209,15 +218,17 @@ func newRunID(name string, now time.Time) string {
 	return fmt.Sprintf("%s-%s-%s", slug, now.UTC().Format("20060102-150405"), b)
 }
 
-// newRunState is the first state document of a run.
-func newRunState(id string, sp *spec.Spec, params map[string]string, now time.Time) *state.Run {
+// newRunState is the first state document of a run. Secret params' values
+// are left out; secrets names those the run was given.
+func newRunState(id string, sp *spec.Spec, params map[string]string, secrets []string, now time.Time) *state.Run {
 	r := &state.Run{
 		SchemaVersion: state.SchemaVersion,
 		ID:            id,
 		Pipeline:      sp.Name,
 		SpecFile:      sp.File,
 		SpecDigest:    sp.Digest(),
-		Params:        params,
+		Params:        secret.Public(sp, params),
+		SecretParams:  secrets,
 		Status:        state.RunPending,
 		Created:       now.UTC(),
 		Updated:       now.UTC(),

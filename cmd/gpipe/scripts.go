@@ -58,6 +58,7 @@ func placeholderScope(p *plan.Plan, ps *plan.Step) *expr.Scope {
 		Env:    map[string]string{},
 		Steps:  map[string]map[string]string{},
 	}
+	maskSecretParams(p.Spec, sc.Params) // a printed script shows a secret as ***
 	for _, kv := range ps.Matrix {
 		sc.Matrix[kv.Key] = kv.Value
 	}

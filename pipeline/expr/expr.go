@@ -71,6 +71,25 @@ type Template struct {
 type part struct {
 	lit  string
 	expr node // nil for a literal part
+	span Span // of an expression part, in the source
+}
+
+// Span locates one `${{ ... }}` in a template's source: Text is the whole
+// segment, Offset its 0-based byte offset.
+type Span struct {
+	Offset int
+	Text   string
+}
+
+// Spans returns the template's expression segments in order.
+func (t *Template) Spans() []Span {
+	var out []Span
+	for _, p := range t.parts {
+		if p.expr != nil {
+			out = append(out, p.span)
+		}
+	}
+	return out
 }
 
 // Parse parses a string with zero or more `${{ ... }}` segments.
@@ -98,8 +117,8 @@ func Parse(s string) (*Template, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.parts = append(t.parts, part{expr: n})
 		consumed := i + 3 + end + 2
+		t.parts = append(t.parts, part{expr: n, span: Span{Offset: start, Text: rest[i:consumed]}})
 		rest, base = rest[consumed:], base+consumed
 	}
 }

@@ -53,6 +53,11 @@ func check(root *ynode, s *Spec, errs *errList) {
 	for i := range s.Steps {
 		c.checkStep(i)
 	}
+	warns := &errList{src: errs.src}
+	c.checkInjection(warns)
+	if len(warns.errs) > 0 {
+		s.Warnings, _ = warns.result().(Errors)
+	}
 }
 
 func (c *checker) stepName(i int) string {

@@ -27,6 +27,9 @@ type Spec struct {
 	Budget float64
 	Hosts  []HostDecl
 	Steps  []Step
+	// Warnings are what is valid but unsafe (an expression pasted into a
+	// shell script), sorted by position; the spec loads regardless.
+	Warnings Errors
 }
 
 // Param is a declared pipeline parameter.

@@ -10,13 +10,23 @@ import (
 // in the spec, so `gpipe validate` in a pull request marks the lines. The
 // excerpt is left out: github.com shows the annotation on the line itself.
 func SpecErrors(w io.Writer, errs spec.Errors, paths Paths) error {
+	return specAnnotations(w, errs, paths, "error", "gpipe: invalid spec")
+}
+
+// SpecWarnings writes spec warnings (spec.Spec.Warnings) as ::warning::
+// annotations.
+func SpecWarnings(w io.Writer, warns spec.Errors, paths Paths) error {
+	return specAnnotations(w, warns, paths, "warning", "gpipe: unsafe spec")
+}
+
+func specAnnotations(w io.Writer, errs spec.Errors, paths Paths, level, title string) error {
 	for _, e := range errs {
 		a := Annotation{
-			Level: "error",
+			Level: level,
 			File:  paths.Rel(e.Pos.File),
 			Line:  e.Pos.Line,
 			Col:   e.Pos.Col,
-			Title: "gpipe: invalid spec",
+			Title: title,
 			Msg:   e.Msg,
 		}
 		if err := WriteAnnotation(w, a); err != nil {
