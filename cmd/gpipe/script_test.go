@@ -36,6 +36,7 @@ func TestScripts(t *testing.T) {
 			"waitfile": cmdWaitFile,
 			"exitcode": cmdExitCode,
 			"pidgone":  cmdPidGone,
+			"nosecret": cmdNoSecret,
 		},
 	})
 }
@@ -111,7 +112,8 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	cmd := exec.Command(args[1], args[2:]...)
 	cmd.Dir = ts.Getenv("WORK")
 	var env []string
-	for _, kv := range []string{"PATH", "HOME", "TMPDIR", "NO_COLOR", "GITHUB_ACTIONS", "GPIPE_STATE", "REPO", "WORK", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"} {
+	for _, kv := range []string{"PATH", "HOME", "TMPDIR", "NO_COLOR", "GITHUB_ACTIONS", "GPIPE_STATE", "REPO", "WORK", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY",
+		"GPIPE_SECRET_TOKEN", "GPIPE_SECRET_PIN"} {
 		env = append(env, kv+"="+ts.Getenv(kv))
 	}
 	cmd.Env = env
@@ -131,4 +133,35 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 	}
+}
+
+// nosecret VALUE PATH...: no file at or under the PATHs (each must exist)
+// contains VALUE; at least one file is read, so the check cannot pass on
+// nothing.
+func cmdNoSecret(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: nosecret value path...")
+	}
+	files := 0
+	for _, root := range args[1:] {
+		err := filepath.WalkDir(ts.MkAbs(root), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			files++
+			if strings.Contains(string(b), args[0]) {
+				ts.Fatalf("%s contains the secret %q", path, args[0])
+			}
+			return nil
+		})
+		ts.Check(err)
+	}
+	if files == 0 {
+		ts.Fatalf("nosecret: no files under %v", args[1:])
+	}
+	ts.Logf("nosecret: %d files checked", files)
 }

@@ -78,6 +78,10 @@ func (v *Secrets) getParameter(in map[string]any) (any, int, string, string) {
 // (X-Amz-Target: secretsmanager.<Operation>).
 func (v *Secrets) serve(w http.ResponseWriter, op string, body []byte) {
 	w.Header().Set("X-Amzn-RequestId", v.s.requestID())
+	if v.s.count("SecretsManager." + op) {
+		jsonError(w, http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+		return
+	}
 	var in map[string]any
 	if err := json.Unmarshal(body, &in); err != nil {
 		v.s.violation("Secrets Manager %s: body %q is not JSON: %v", op, body, err)
