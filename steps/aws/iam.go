@@ -84,6 +84,14 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 		add("PollCommand", []string{"*"}, "ssm:GetCommandInvocation", "ssm:CancelCommand", "ssm:DescribeInstanceInformation", "ssm:ListCommands")
 		add("CommandOutput", []string{"arn:aws:logs:*:*:log-group:" + template.DefaultSsmLogGroup + ":*"}, "logs:GetLogEvents")
 	}
+	if params, secrets := secretRefs(s); len(params)+len(secrets) > 0 {
+		if len(params) > 0 {
+			add("SecretParameters", params, "ssm:GetParameter")
+		}
+		if len(secrets) > 0 {
+			add("SecretValues", secrets, "secretsmanager:GetSecretValue")
+		}
+	}
 	if strings.HasPrefix(stateURL, "s3://") {
 		u, err := url.Parse(stateURL)
 		if err != nil || u.Host == "" {
@@ -127,4 +135,26 @@ func compact(s []string) []string {
 		}
 	}
 	return out
+}
+
+// secretRefs returns the resources of the secret params' from: references:
+// SSM parameters (arn:...:parameter/NAME, the name without its leading
+// slash) and Secrets Manager secrets (a name gets the "-??????" wildcard for
+// the six characters AWS appends to a secret's ARN). ARNs stay as written.
+func secretRefs(s *spec.Spec) (params, secrets []string) {
+	for _, p := range s.Params {
+		kind, id, _ := strings.Cut(p.From, ":")
+		switch {
+		case id == "":
+		case strings.HasPrefix(id, "arn:") && kind == "ssm":
+			params = append(params, id)
+		case strings.HasPrefix(id, "arn:"):
+			secrets = append(secrets, id)
+		case kind == "ssm":
+			params = append(params, "arn:aws:ssm:*:*:parameter/"+strings.TrimPrefix(id, "/"))
+		case kind == "secretsmanager":
+			secrets = append(secrets, "arn:aws:secretsmanager:*:*:secret:"+id+"-??????")
+		}
+	}
+	return params, secrets
 }

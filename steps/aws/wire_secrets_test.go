@@ -1,10 +1,13 @@
 package aws
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/gpipe/gpipe/pipeline/secret"
+	"github.com/gpipe/gpipe/pipeline/spec"
 )
 
 // The reader is what cmd/gpipe hands pipeline/secret.Gather.
@@ -39,5 +42,39 @@ func TestWireSecretReferences(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Resolve(%q): got %v, want an error with %q", c.ref, err, c.want)
 		}
+	}
+}
+
+// TestIAMPolicySecretReferences: the policy lets the runner read exactly the
+// references the spec's secret params name. Secrets Manager appends six
+// random characters to a secret's name in its ARN, hence "-??????" (the IAM
+// guide's pattern for secret names).
+func TestIAMPolicySecretReferences(t *testing.T) {
+	s := &spec.Spec{Name: "sec", Params: []spec.Param{
+		{Name: "a", Secret: true, From: "ssm:/gpipe/token"},
+		{Name: "b", Secret: true, From: "secretsmanager:prod/key"},
+		{Name: "c", Secret: true, From: "ssm:arn:aws:ssm:eu-west-1:123456789012:parameter/x"},
+		{Name: "d", Secret: true},
+	}, Steps: []spec.Step{{ID: "s", Type: "shell"}}}
+	b, err := IAMPolicy(s, "file://.gpipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Statement []statement }
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, st := range doc.Statement {
+		for _, a := range st.Action {
+			got[a] = append(got[a], st.Resource...)
+		}
+	}
+	want := map[string][]string{
+		"ssm:GetParameter":              {"arn:aws:ssm:*:*:parameter/gpipe/token", "arn:aws:ssm:eu-west-1:123456789012:parameter/x"},
+		"secretsmanager:GetSecretValue": {"arn:aws:secretsmanager:*:*:secret:prod/key-??????"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("policy actions %v, want %v", got, want)
 	}
 }
