@@ -78,8 +78,9 @@ func onlySecrets(sp *spec.Spec, given map[string]string) map[string]string {
 // resumeParams is what a resumed run's params are: the saved ones, and the
 // secret ones given again (-p on resume > GPIPE_SECRET_<NAME> > from:). A
 // secret the run was given, or one without a default, that is found nowhere
-// is an error saying how to give it; a -p that names a param that is not
-// secret is refused, since a resume keeps the params the run started with.
+// is an error saying how to give it. A -p of a param that is not secret is
+// refused unless it repeats the run's value: a resume keeps the params the
+// run started with.
 func (a *App) resumeParams(ctx context.Context, sp *spec.Spec, prev *state.Run, flags map[string]string, planOnly bool) (map[string]string, error) {
 	given := maps.Clone(prev.Params)
 	if given == nil {
@@ -90,8 +91,10 @@ func (a *App) resumeParams(ctx context.Context, sp *spec.Spec, prev *state.Run, 
 		switch {
 		case i < 0:
 			return nil, usagef("-p %s: the spec of run %s declares no such param", k, prev.ID)
-		case !sp.Params[i].Secret:
-			return nil, usagef("-p %s: only secret params are given on resume; run %s keeps the params it started with", k, prev.ID)
+		case !sp.Params[i].Secret && given[k] != flags[k]:
+			// The same value is fine (the GitHub action passes all params).
+			return nil, usagef("-p %s: only secret params are given on resume; run %s keeps the params it started with (%s=%s)",
+				k, prev.ID, k, given[k])
 		}
 		given[k] = flags[k]
 	}

@@ -265,6 +265,8 @@ func TestActionCommands(t *testing.T) {
 				"--concurrency", "2", "specs/a.yaml"}},
 		{"run", "run", "specs/a.yaml", "", "", "", []string{"run", "--run-id", "gh-42", "specs/a.yaml"}},
 		{"resume", "resume", "", "s3://b/p", "", "", []string{"resume", "--state", "s3://b/p", "gh-42"}},
+		// A resume gets the params: a run saves no secret param.
+		{"resume with params", "resume", "", "", "", "token=t0k\nfold=2", []string{"resume", "-p", "token=t0k", "-p", "fold=2", "gh-42"}},
 		{"validate", "validate", "specs/**/*.yaml\nspecs/a.yaml", "", "", "",
 			[]string{"validate", "specs/a.yaml", "specs/sub/b.yaml", "specs/a.yaml"}},
 		{"plan", "plan", "specs/a.yaml", "", "", "task=01",
