@@ -27,6 +27,8 @@ func patternPhrase(pat any, absLoc string, got string) string {
 		want = `must be a task number "01" to "10" or a folder name like "Task01_BrainTumour"`
 	case strings.HasPrefix(p, "^s3://"):
 		want = "must be an s3:// URL"
+	case strings.HasSuffix(absLoc, "/$defs/param/properties/from/pattern"):
+		want = "must be ssm:<parameter name or ARN> or secretsmanager:<secret id or ARN>"
 	case p == "^[0-9a-fA-F]{32}$":
 		want = "must be 32 hexadecimal digits"
 	default:

@@ -50,7 +50,7 @@ steps:
 	for _, c := range []struct{ params, want string }{
 		{`t: {from: "ssm:/x"}`, `f.yaml:4:13: param "t": from: is for secrets: add secret: true`},
 		{`t: {secret: true, default: "d", from: "ssm:/x"}`, `f.yaml:4:30: param "t": a param read from ssm:/x has no default`},
-		{`t: {secret: true, from: "vault:/x"}`, `f.yaml:4:27:`},
+		{`t: {secret: true, from: "vault:/x"}`, `f.yaml:4:27: param "t": "from" must be ssm:<parameter name or ARN> or secretsmanager:<secret id or ARN>, not "vault:/x"`},
 	} {
 		_, err := Parse("f.yaml", []byte("version: 1\nname: x\nparams:\n  "+c.params+"\nsteps:\n  - {id: a, type: shell, with: {run: \"true\"}}\n"))
 		var errs Errors
