@@ -82,7 +82,9 @@ func onlySecrets(sp *spec.Spec, given map[string]string) map[string]string {
 // refused unless it repeats the run's value: a resume keeps the params the
 // run started with.
 func (a *App) resumeParams(ctx context.Context, sp *spec.Spec, prev *state.Run, flags map[string]string, planOnly bool) (map[string]string, error) {
-	given := maps.Clone(prev.Params)
+	// A run saved by an older gpipe may hold secret values in its params:
+	// they come last, after every source of a value given now.
+	given := secret.Public(sp, prev.Params)
 	if given == nil {
 		given = map[string]string{}
 	}
@@ -99,11 +101,16 @@ func (a *App) resumeParams(ctx context.Context, sp *spec.Spec, prev *state.Run, 
 		given[k] = flags[k]
 	}
 	if planOnly {
-		return secretPlaceholders(sp, given), nil
+		return secretPlaceholders(sp, given), nil // needs no secret, not even a saved one
 	}
 	given, err := a.gatherSecrets(ctx, sp, given)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range prev.Params {
+		if _, ok := given[k]; !ok {
+			given[k] = v
+		}
 	}
 	for _, p := range sp.Params {
 		if _, ok := given[p.Name]; ok || !p.Secret || (p.Default != nil && !slices.Contains(prev.SecretParams, p.Name)) {
