@@ -3,6 +3,7 @@ package gha
 import (
 	"io"
 
+	"github.com/gpipe/gpipe/pipeline/secret"
 	"github.com/gpipe/gpipe/pipeline/spec"
 )
 
@@ -39,11 +40,5 @@ func specAnnotations(w io.Writer, errs spec.Errors, paths Paths, level, title st
 // SecretValues returns the values of the params a spec declares secret, for
 // Masks. params are the resolved values (defaults included).
 func SecretValues(s *spec.Spec, params map[string]string) []string {
-	var vals []string
-	for _, p := range s.Params {
-		if v := params[p.Name]; p.Secret && v != "" {
-			vals = append(vals, v)
-		}
-	}
-	return vals
+	return secret.Values(s, params)
 }
