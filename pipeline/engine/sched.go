@@ -97,7 +97,15 @@ func newEngine(ctx context.Context, p *plan.Plan, j journal, opt Options) (*engi
 		doneCh: make(chan done, 64),
 	}
 	e.runVars = map[string]string{"id": e.runID, "name": p.Spec.Name}
-	e.mask = secret.ForSpec(p.Spec, p.Params)
+	// GPIPE_SECRET_* variables are secrets even when a -p overrode the param
+	// they were meant for: steps inherit them.
+	vals := secret.Values(p.Spec, p.Params)
+	for k, v := range opt.Env {
+		if strings.HasPrefix(k, secret.EnvPrefix) {
+			vals = append(vals, v)
+		}
+	}
+	e.mask = secret.NewMasker(vals...)
 	for _, h := range p.Spec.Hosts {
 		e.hosts[h.Name] = h
 	}

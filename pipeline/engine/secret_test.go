@@ -86,3 +86,22 @@ func TestSecretsMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretEnvMasked: a GPIPE_SECRET_ variable of the runner is a secret
+// even when no param took its value (a -p overrode it); steps inherit it.
+func TestSecretEnvMasked(t *testing.T) {
+	h := newHarness(t, behaviours{
+		"leak": func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
+			fmt.Fprintln(sr.Log, "env has EnvOnlySecret")
+			return pipeline.Result{}, nil
+		},
+	})
+	env := map[string]string{"GPIPE_SECRET_TOKEN": "EnvOnlySecret", "HOME": "/home/x"}
+	if err := h.run(t.Context(), h.plan(newSpec(step("leak"))), Options{Env: env}); err != nil {
+		t.Fatal(err)
+	}
+	log, err := h.store.ReadLog(t.Context(), "run-1", "leak.1", 0)
+	if err != nil || string(log) != "env has ***\n" {
+		t.Errorf("stored log %q, %v", log, err)
+	}
+}
