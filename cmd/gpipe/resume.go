@@ -107,7 +107,7 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 			scrubSecretParams(p.Spec, r) // saved by a gpipe that kept them
 		}); err != nil {
 			_ = j.Close(context.WithoutCancel(ctx))
-			return fmt.Errorf("record edited spec of run %s: %w", o.runID, err)
+			return fmt.Errorf("record spec and params of run %s: %w", o.runID, err)
 		}
 	}
 	return a.drive(ctx, j, p, o.storeURL, o.concurrency, o.detach, o.budget)
