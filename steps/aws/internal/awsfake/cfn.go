@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,8 +15,6 @@ const (
 	cfnVersion = "2010-05-15"
 	cfnNS      = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 )
-
-var stackNameRE = regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`)
 
 // CloudFormation is the fake's CloudFormation state for one account and
 // region.
@@ -187,14 +184,15 @@ func members(form url.Values, name, field string) []string {
 }
 
 func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
-	name, body := form.Get("StackName"), form.Get("TemplateBody")
-	if !stackNameRE.MatchString(name) {
-		return nil, validation("1 validation error detected: Value '%s' at 'stackName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*", name)
+	name, body, token := form.Get("StackName"), form.Get("TemplateBody"), form.Get("ClientRequestToken")
+	tk, tv := members(form, "Tags", "Key"), members(form, "Tags", "Value")
+	var tags [][2]string
+	for i := range tk {
+		tags = append(tags, [2]string{tk[i], tv[i]})
 	}
-	if body == "" {
-		return nil, validation("Either Template URL or Template Body must be specified.")
+	if msg := CheckCreateStack(name, token, body, tags); msg != "" {
+		return nil, validation("%s", msg)
 	}
-	token := form.Get("ClientRequestToken")
 	if st := c.find(name); st != nil {
 		if token != "" && token == st.token {
 			return struct{ StackId string }{st.id}, nil // a retried request: same stack
@@ -217,6 +215,7 @@ func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
 	need, _ := t.capabilities()
 	have := members(form, "Capabilities", "")
 	for _, n := range need {
+		// CAPABILITY_NAMED_IAM covers CAPABILITY_IAM, not the other way round.
 		if !contains(have, n) && !contains(have, "CAPABILITY_NAMED_IAM") {
 			return nil, &cfnError{http.StatusBadRequest, "Sender", "InsufficientCapabilitiesException", "Requires capabilities : [" + n + "]"}
 		}
@@ -229,9 +228,15 @@ func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
 	st := &stack{name: name, token: token, created: c.now(), params: params, caps: have, tmpl: t, fail: c.nextFail,
 		id: fmt.Sprintf("arn:aws:cloudformation:%s:%s:stack/%s/%08x-0000-4000-8000-%012x", Region, Account, name, len(c.stacks)+1, len(c.stacks)+1)}
 	c.nextFail = nil
-	tk, tv := members(form, "Tags", "Key"), members(form, "Tags", "Value")
-	for i := range tk {
-		st.tags = append(st.tags, [2]string{tk[i], tv[i]})
+	st.tags = tags
+	for _, r := range t.Resources {
+		// EC2 decides whether an instance launches: the type must be offered
+		// in its zone, and the zone must have capacity.
+		if typ := st.eval(r.Props["InstanceType"]); st.fail == nil && r.Type == "AWS::EC2::Instance" && typ != "" {
+			if reason := c.s.EC2.launchFailure(typ, st.zone(), len(c.stacks)+1); reason != "" {
+				st.fail = &Failure{Resource: r.Logical, Reason: reason}
+			}
+		}
 	}
 	for _, r := range t.Resources {
 		st.resources = append(st.resources, &resource{logical: r.Logical, typ: r.Type})

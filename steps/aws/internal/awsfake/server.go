@@ -85,7 +85,7 @@ func New(t testing.TB, opt Options) *Server {
 	s.CFN = newCloudFormation(s)
 	s.Logs = &Logs{s: s, streams: map[string]*stream{}}
 	s.SSM = newSSM(s)
-	s.EC2 = &EC2{s: s}
+	s.EC2 = &EC2{s: s, offers: map[string][]string{"dl1.24xlarge": {Region + "a", Region + "b"}}, noCapacity: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(func() {
