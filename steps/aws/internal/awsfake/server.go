@@ -10,7 +10,8 @@
 // with the failure in its events; SSM runs each command's script with sh on
 // this machine, as the agent would on the instance, and streams its output
 // into a CloudWatch log stream. Throttling can be injected per operation, and
-// every request's SigV4 signature is checked against the test credentials.
+// every request's SigV4 signature and date are checked against the test
+// credentials and clock, and a bad one is refused as AWS refuses it.
 package awsfake
 
 import (
@@ -48,6 +49,11 @@ type Options struct {
 	// AccessKey and SecretKey replace the default credentials (a test that
 	// also talks to a real S3 server signs everything with its keys).
 	AccessKey, SecretKey string
+	// RequestClock is the clock request dates are checked against (and the
+	// Date header of responses); nil uses time.Now. It is not Now: tests
+	// move Now through hours of stack events while the SDK signs with the
+	// real time.
+	RequestClock func() time.Time
 }
 
 // Server is the fake endpoint. Its exported state is guarded by its own
@@ -55,16 +61,17 @@ type Options struct {
 type Server struct {
 	URL string
 
-	t    testing.TB
-	key  [2]string // access key, secret key
-	srv  *httptest.Server
-	now  func() time.Time
-	mu   sync.Mutex
-	seq  int
-	ops  map[string]int // "Service.Operation" → requests received
-	thr  map[string]int // "Service.Operation" → requests still to throttle
-	lost map[string]int // "Service.Operation" → responses still to lose
-	errs []string       // protocol violations, reported at cleanup
+	t        testing.TB
+	key      [2]string // access key, secret key
+	reqClock func() time.Time
+	srv      *httptest.Server
+	now      func() time.Time
+	mu       sync.Mutex
+	seq      int
+	ops      map[string]int // "Service.Operation" → requests received
+	thr      map[string]int // "Service.Operation" → requests still to throttle
+	lost     map[string]int // "Service.Operation" → responses still to lose
+	errs     []string       // protocol violations, reported at cleanup
 
 	CFN  *CloudFormation
 	SSM  *SSM
@@ -81,6 +88,10 @@ func New(t testing.TB, opt Options) *Server {
 	s := &Server{t: t, now: opt.Now, ops: map[string]int{}, thr: map[string]int{}, lost: map[string]int{}, key: [2]string{AccessKey, SecretKey}}
 	if opt.AccessKey != "" {
 		s.key = [2]string{opt.AccessKey, opt.SecretKey}
+	}
+	s.reqClock = opt.RequestClock
+	if s.reqClock == nil {
+		s.reqClock = time.Now
 	}
 	s.CFN = newCloudFormation(s)
 	s.Logs = &Logs{s: s, streams: map[string]*stream{}}
@@ -166,7 +177,10 @@ func (s *Server) count(op string) (throttle bool) {
 	return false
 }
 
+func (s *Server) requestNow() time.Time { return s.reqClock() }
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Date", s.requestNow().UTC().Format(http.TimeFormat))
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -227,11 +241,13 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 		svc, op, _ := strings.Cut(target, ".")
 		switch svc {
 		case "AmazonSSM":
-			s.checkSignature(r, body, "ssm")
-			s.SSM.serve(w, op, body)
+			if s.authorize(w, r, body, "ssm", protoJSON) {
+				s.SSM.serve(w, op, body)
+			}
 		case "Logs_20140328":
-			s.checkSignature(r, body, "logs")
-			s.Logs.serve(w, op, body)
+			if s.authorize(w, r, body, "logs", protoJSON) {
+				s.Logs.serve(w, op, body)
+			}
 		default:
 			s.violation("unknown X-Amz-Target %q", target)
 			jsonError(w, http.StatusBadRequest, "UnknownOperationException", "")
@@ -249,11 +265,13 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	switch v := form.Get("Version"); v {
 	case cfnVersion:
-		s.checkSignature(r, body, "cloudformation")
-		s.CFN.serve(w, form)
+		if s.authorize(w, r, body, "cloudformation", protoQuery) {
+			s.CFN.serve(w, form)
+		}
 	case ec2Version:
-		s.checkSignature(r, body, "ec2")
-		s.EC2.serve(w, form)
+		if s.authorize(w, r, body, "ec2", protoEC2) {
+			s.EC2.serve(w, form)
+		}
 	default:
 		s.violation("query request %s with unknown Version %q", form.Get("Action"), v)
 		http.Error(w, "unknown version", http.StatusBadRequest)
