@@ -29,16 +29,53 @@ type CloudFormation struct {
 	// PageSize bounds DescribeStackEvents and DescribeStacks pages (default 3),
 	// so that pagination is exercised.
 	PageSize int
-	// CreateWaits adds DescribeStacks polls during which a creation makes no
-	// progress, for tests that act while a stack is CREATE_IN_PROGRESS.
+	// PhaseTime is how long each phase of a stack operation takes on the
+	// fake's clock (Options.Now): a stack advances with time, not with the
+	// number of polls, so polling faster never makes it finish sooner. A
+	// creation takes two PhaseTimes, a deletion one. Default 1s, so that runs on
+	// the real clock stay fast; tests on a fake clock may take minutes, as
+	// CloudFormation does.
+	PhaseTime time.Duration
+	// CreateWaits adds phases during which a creation makes no progress, for
+	// tests that act while a stack is CREATE_IN_PROGRESS.
 	CreateWaits int
 	// RollbackWaits does the same for rollbacks.
 	RollbackWaits int
+	at            time.Time // while a phase runs: its due time, which stamps its events
 }
 
-func newCloudFormation(s *Server) *CloudFormation { return &CloudFormation{s: s, PageSize: 3} }
+func newCloudFormation(s *Server) *CloudFormation {
+	return &CloudFormation{s: s, PageSize: 3, PhaseTime: time.Second}
+}
 
-func (c *CloudFormation) now() time.Time { return c.s.now().UTC().Truncate(time.Millisecond) }
+func (c *CloudFormation) now() time.Time {
+	if !c.at.IsZero() {
+		return c.at
+	}
+	return c.s.now().UTC().Truncate(time.Millisecond)
+}
+
+// settle performs, in order, every phase of every stack's operation that is
+// due by the fake's clock, each stamped with its due time.
+func (c *CloudFormation) settle() {
+	now := c.now()
+	for _, st := range c.stacks {
+		for len(st.phases) > 0 {
+			// The first phase starts with the operation (CloudFormation
+			// begins on the resources at once); each later one takes PhaseTime.
+			due := st.opStart.Add(time.Duration(st.phasesDone) * c.PhaseTime)
+			if due.After(now) {
+				break
+			}
+			next := st.phases[0]
+			st.phases = st.phases[1:]
+			st.phasesDone++
+			c.at = due
+			next()
+			c.at = time.Time{}
+		}
+	}
+}
 
 // FailNextCreate makes the next created stack fail on a resource and roll back.
 func (c *CloudFormation) FailNextCreate(f Failure) {
@@ -72,6 +109,7 @@ type StackInfo struct {
 func (c *CloudFormation) Stacks() []StackInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.settle()
 	var out []StackInfo
 	for _, st := range c.stacks {
 		tags := map[string]string{}
@@ -122,6 +160,7 @@ func (c *CloudFormation) serve(w http.ResponseWriter, form url.Values) {
 		return
 	}
 	c.mu.Lock()
+	c.settle()
 	result, err := c.do(action, form)
 	c.mu.Unlock()
 	if err != nil {

@@ -6,23 +6,26 @@ import (
 	"time"
 )
 
-// stack is one CloudFormation stack and what is still to happen to it: each
-// DescribeStacks of the stack performs the next phase of its operation.
+// stack is one CloudFormation stack and what is still to happen to it: the
+// phases of its operation: the first at once, each later one PhaseTime
+// after the previous one.
 type stack struct {
-	name, id  string
-	status    string
-	reason    string
-	token     string
-	created   time.Time
-	tags      [][2]string
-	params    map[string]string
-	caps      []string
-	resources []*resource
-	events    []event // newest first, as DescribeStackEvents returns them
-	outputs   [][2]string
-	tmpl      *tmpl
-	phases    []func() // the operation's remaining phases
-	fail      *Failure // creation fails on this resource
+	name, id   string
+	status     string
+	reason     string
+	token      string
+	created    time.Time
+	tags       [][2]string
+	params     map[string]string
+	caps       []string
+	resources  []*resource
+	events     []event // newest first, as DescribeStackEvents returns them
+	outputs    [][2]string
+	tmpl       *tmpl
+	phases     []func() // the operation's remaining phases
+	opStart    time.Time
+	phasesDone int
+	fail       *Failure // creation fails on this resource
 }
 
 type resource struct {
@@ -60,6 +63,7 @@ func (c *CloudFormation) resEvent(st *stack, r *resource, status, reason string)
 // complete, then the rest (or the failure and a rollback).
 func (c *CloudFormation) planCreate(st *stack) {
 	c.stackEvent(st, "CREATE_IN_PROGRESS", "User Initiated")
+	st.opStart, st.phasesDone = c.now(), 0
 	half := len(st.resources) / 2
 	st.phases = []func(){
 		func() {
@@ -129,6 +133,7 @@ func (c *CloudFormation) planCreate(st *stack) {
 func (c *CloudFormation) planDelete(st *stack) {
 	wasCreating := st.status == "CREATE_IN_PROGRESS"
 	c.stackEvent(st, "DELETE_IN_PROGRESS", "User Initiated")
+	st.opStart, st.phasesDone = c.now(), 0
 	st.phases = []func(){func() {
 		if wasCreating {
 			for _, r := range st.resources {
@@ -172,15 +177,6 @@ func (c *CloudFormation) deleteResources(st *stack) {
 			}
 			c.resEvent(st, r, "DELETE_COMPLETE", "")
 		}
-	}
-}
-
-// advance performs the next phase of the stack's operation.
-func (st *stack) advance() {
-	if len(st.phases) > 0 {
-		next := st.phases[0]
-		st.phases = st.phases[1:]
-		next()
 	}
 }
 

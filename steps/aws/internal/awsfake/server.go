@@ -5,8 +5,8 @@
 // SSM and CloudWatch Logs (JSON 1.1 with X-Amz-Target), from one URL: point
 // an aws.Config's BaseEndpoint at it.
 //
-// It is stateful like the services: stacks move through their statuses over
-// DescribeStacks calls and record events; a stack told to fail rolls back
+// It is stateful like the services: stacks move through their statuses as
+// the fake's clock (Options.Now) advances, not per poll, and record events; a stack told to fail rolls back
 // with the failure in its events; SSM runs each command's script with sh on
 // this machine, as the agent would on the instance, and streams its output
 // into a CloudWatch log stream. Throttling can be injected per operation, and
