@@ -71,6 +71,11 @@ func (c *CloudFormation) planCreate(st *stack) {
 				c.resEvent(st, r, "CREATE_IN_PROGRESS", "")
 				r.physical = physicalID(st, r, c.evSeq)
 				c.resEvent(st, r, "CREATE_IN_PROGRESS", "Resource creation Initiated")
+				if r.typ == "AWS::S3::Bucket" && st.fail == nil {
+					if reason := c.createBucket(r.physical); reason != "" {
+						st.fail = &Failure{Resource: r.logical, Reason: reason}
+					}
+				}
 			}
 		},
 		func() {
@@ -107,7 +112,10 @@ func (c *CloudFormation) planCreate(st *stack) {
 			st.phases = append(st.phases, func() {})
 		}
 		st.phases = append(st.phases, func() {
-			c.deleteResources(st)
+			if failed := c.deleteResources(st); failed != "" {
+				c.stackEvent(st, "ROLLBACK_FAILED", "The following resource(s) failed to delete: ["+failed+"]. ")
+				return
+			}
 			c.stackEvent(st, "ROLLBACK_COMPLETE", "")
 		})
 		return
@@ -163,21 +171,36 @@ func (c *CloudFormation) planDelete(st *stack) {
 		return
 	}
 	st.phases = append(st.phases, func() {
-		c.deleteResources(st)
+		if failed := c.deleteResources(st); failed != "" {
+			c.stackEvent(st, "DELETE_FAILED", "The following resource(s) failed to delete: ["+failed+"]. ")
+			return
+		}
 		c.stackEvent(st, "DELETE_COMPLETE", "")
 	})
 }
 
-func (c *CloudFormation) deleteResources(st *stack) {
+// deleteResources deletes what the stack created, newest first, and returns
+// the logical ids of those that could not be deleted (comma-separated).
+func (c *CloudFormation) deleteResources(st *stack) string {
+	var failed []string
 	for i := len(st.resources) - 1; i >= 0; i-- {
 		r := st.resources[i]
-		if r.physical != "" && r.status != "DELETE_COMPLETE" {
-			if r.typ == "AWS::EC2::Instance" {
-				c.s.SSM.terminate(r.physical)
-			}
-			c.resEvent(st, r, "DELETE_COMPLETE", "")
+		if r.physical == "" || r.status == "DELETE_COMPLETE" {
+			continue
 		}
+		switch r.typ {
+		case "AWS::EC2::Instance":
+			c.s.SSM.terminate(r.physical)
+		case "AWS::S3::Bucket":
+			if reason := c.deleteBucket(r.physical); reason != "" {
+				c.resEvent(st, r, "DELETE_FAILED", reason)
+				failed = append(failed, r.logical)
+				continue
+			}
+		}
+		c.resEvent(st, r, "DELETE_COMPLETE", "")
 	}
+	return strings.Join(failed, ", ")
 }
 
 func physicalID(st *stack, r *resource, n int) string {
@@ -191,7 +214,14 @@ func physicalID(st *stack, r *resource, n int) string {
 	case "AWS::EC2::SecurityGroup":
 		return fmt.Sprintf("sg-0%016x", n)
 	case "AWS::S3::Bucket":
-		return strings.ToLower(fmt.Sprintf("%s-%s-%x", st.name, r.logical, n))
+		// CloudFormation's generated name: stack name, logical id and a
+		// random suffix, lower case, at most 63 characters (S3's limit).
+		suffix := fmt.Sprintf("-%s-%x", r.logical, n)
+		name := st.name
+		if len(name)+len(suffix) > 63 {
+			name = name[:63-len(suffix)]
+		}
+		return strings.ToLower(name + suffix)
 	}
 	return fmt.Sprintf("%s-%s-%X", st.name, r.logical, n)
 }

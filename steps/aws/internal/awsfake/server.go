@@ -54,6 +54,10 @@ type Options struct {
 	// move Now through hours of stack events while the SDK signs with the
 	// real time.
 	RequestClock func() time.Time
+	// S3Endpoint is a real S3 server (versitygw) on which the stacks'
+	// AWS::S3::Bucket resources are created and deleted, signed with the
+	// same keys. Empty: a template with a bucket is a violation.
+	S3Endpoint string
 }
 
 // Server is the fake endpoint. Its exported state is guarded by its own
@@ -61,17 +65,18 @@ type Options struct {
 type Server struct {
 	URL string
 
-	t        testing.TB
-	key      [2]string // access key, secret key
-	reqClock func() time.Time
-	srv      *httptest.Server
-	now      func() time.Time
-	mu       sync.Mutex
-	seq      int
-	ops      map[string]int // "Service.Operation" → requests received
-	thr      map[string]int // "Service.Operation" → requests still to throttle
-	lost     map[string]int // "Service.Operation" → responses still to lose
-	errs     []string       // protocol violations, reported at cleanup
+	t          testing.TB
+	key        [2]string // access key, secret key
+	reqClock   func() time.Time
+	s3Endpoint string
+	srv        *httptest.Server
+	now        func() time.Time
+	mu         sync.Mutex
+	seq        int
+	ops        map[string]int // "Service.Operation" → requests received
+	thr        map[string]int // "Service.Operation" → requests still to throttle
+	lost       map[string]int // "Service.Operation" → responses still to lose
+	errs       []string       // protocol violations, reported at cleanup
 
 	CFN  *CloudFormation
 	SSM  *SSM
@@ -89,7 +94,7 @@ func New(t testing.TB, opt Options) *Server {
 	if opt.AccessKey != "" {
 		s.key = [2]string{opt.AccessKey, opt.SecretKey}
 	}
-	s.reqClock = opt.RequestClock
+	s.reqClock, s.s3Endpoint = opt.RequestClock, opt.S3Endpoint
 	if s.reqClock == nil {
 		s.reqClock = time.Now
 	}
