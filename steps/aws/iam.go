@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/steps/aws/cfn"
 	"github.com/gpipe/gpipe/steps/aws/template"
 )
 
@@ -49,7 +50,7 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 		}
 		for _, k := range []string{"data_bucket", "results_bucket"} {
 			if b, ok := st.With[k].(string); ok && b != "" && !strings.Contains(b, "${{") {
-				buckets = append(buckets, b)
+				buckets = append(buckets, cfn.BucketName(b)) // data_bucket may be an s3:// URL in the bucket
 			}
 		}
 	}

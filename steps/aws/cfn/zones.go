@@ -83,7 +83,10 @@ func (z *zones) afterFailure(ctx context.Context, cl *Clients, st *types.Stack, 
 	z.failed[zone] = true
 	next, err := z.pick(ctx, cl, "")
 	if err != nil {
-		return "", nil // no zone left: the capacity failure itself is the error to report
+		// No zone left: the capacity failure is the error to report, with
+		// what was tried.
+		fail.Reason += "; " + err.Error()
+		return "", nil
 	}
 	return next, nil
 }
@@ -136,4 +139,14 @@ func bucketOf(v string) (string, error) {
 		return "", fmt.Errorf("%q: want a bucket name or s3://bucket/key", v)
 	}
 	return u.Host, nil
+}
+
+// BucketName is the bucket of a data_bucket value: the name itself, or the
+// bucket of an s3:// URL (a value that is neither is returned unchanged, for
+// the step to reject when it runs).
+func BucketName(v string) string {
+	if b, err := bucketOf(v); err == nil {
+		return b
+	}
+	return v
 }

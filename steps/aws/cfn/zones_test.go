@@ -67,6 +67,9 @@ func TestProvisionAllZonesWithoutCapacity(t *testing.T) {
 	if len(e.cfn.creates) != 3 {
 		t.Errorf("%d creates, want one per offered zone", len(e.cfn.creates))
 	}
+	if !strings.Contains(err.Error(), "every zone of region us-east-1 that offers dl1.24xlarge (us-east-1a, us-east-1b, us-east-1d) had no capacity") {
+		t.Errorf("error does not say which zones were tried: %v", err)
+	}
 }
 
 // TestProvisionGivenZoneOrSubnet: a zone or subnet of the user's is used as
