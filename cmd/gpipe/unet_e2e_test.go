@@ -83,6 +83,7 @@ func TestUnetBrainE2E(t *testing.T) {
 			"train": state.StepSucceeded, "evaluate": state.StepSucceeded, "teardown": state.StepSucceeded})
 		r.wantTornDown(t, run)
 		r.wantSuccess(t, run)
+		r.wantStackParams(t, map[string]string{"DataBucket": e2eMirrorBucket, "AvailabilityZone": "us-east-1a"})
 	})
 
 	t.Run("flake-retried", func(t *testing.T) {
@@ -160,6 +161,7 @@ func TestUnetBrainE2E(t *testing.T) {
 			want[fmt.Sprintf("evaluate-fold-%d", f)] = state.StepSucceeded
 		}
 		wantSteps(t, run, out, want)
+		r.wantStackParams(t, map[string]string{"DataBucket": e2eMirrorBucket, "AvailabilityZone": "us-east-1a"})
 		r.wantTornDown(t, run)
 		cards := map[string]string{} // card → fold
 		for _, argv := range r.dockerRuns(t) {

@@ -274,13 +274,16 @@ func TestWireResumeReportsFailureItWatched(t *testing.T) {
 	e.srv.CFN.FailNextCreate(awsfake.Failure{Resource: "Instance", Reason: "We currently do not have sufficient dl1.24xlarge capacity in the Availability Zone you requested (us-east-1a)."})
 	ctx, cancel := context.WithCancel(t.Context())
 	e.clock.setHook(func(int) { cancel() }) // the first runner dies while the stack is created
-	sr, _, saved := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	// The user's zone: a capacity failure there is reported, not answered
+	// with another zone.
+	with := map[string]any{"ami": "ami-0aaa", "availability_zone": "us-east-1a"}
+	sr, _, saved := stepRun(wireRun, "provision", with)
 	if _, err := steps.ProvisionStack().Run(ctx, sr); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
 	e.clock.setHook(nil)
 	steps = e.runner()
-	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	sr, log, _ := stepRun(wireRun, "provision", with)
 	sr.Attempt, sr.Resume = 2, saved
 	_, err := steps.ProvisionStack().Run(t.Context(), sr)
 	if !errors.Is(err, cfn.ErrInsufficientCapacity) {
@@ -288,5 +291,37 @@ func TestWireResumeReportsFailureItWatched(t *testing.T) {
 	}
 	if n := len(e.srv.CFN.Creates()); n != 1 {
 		t.Errorf("%d stacks created, want 1", n)
+	}
+}
+
+// TestWireZoneWithoutCapacity: EC2 offers dl1.24xlarge in two zones and the
+// first has no capacity; the instance fails as EC2 reports it, the stack
+// rolls back, and provision-stack deletes it and creates the stack in the
+// other zone, saying so.
+func TestWireZoneWithoutCapacity(t *testing.T) {
+	e := newWire(t, 0)
+	steps := e.runner()
+	e.srv.EC2.Offer("dl1.24xlarge", "us-east-1c", "us-east-1f")
+	e.srv.EC2.NoCapacity("us-east-1c")
+	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	res, err := steps.ProvisionStack().Run(t.Context(), sr)
+	if err != nil {
+		t.Fatalf("provision: %v\n%s", err, log)
+	}
+	stacks := e.srv.CFN.Stacks()
+	if len(stacks) != 2 || stacks[0].Status != "DELETE_COMPLETE" || stacks[1].Status != "CREATE_COMPLETE" {
+		t.Fatalf("stacks %+v\n%s", stacks, log)
+	}
+	if res.Outputs["availability_zone"] != "us-east-1f" {
+		t.Errorf("zone %q, want us-east-1f", res.Outputs["availability_zone"])
+	}
+	for _, want := range []string{"Instance AWS::EC2::Instance CREATE_FAILED: We currently do not have sufficient dl1.24xlarge capacity in the Availability Zone you requested (us-east-1c)",
+		"ROLLBACK_COMPLETE", "zone us-east-1c has no capacity for the instance type now", "trying zone us-east-1f"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := e.srv.Calls("EC2.DescribeInstanceTypeOfferings"); n != 1 {
+		t.Errorf("%d DescribeInstanceTypeOfferings calls, want 1", n)
 	}
 }

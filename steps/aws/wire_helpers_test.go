@@ -90,6 +90,8 @@ type wireEnv struct {
 func newWire(t *testing.T, skew time.Duration) *wireEnv {
 	clock := &testClock{now: wireBase}
 	srv := awsfake.New(t, awsfake.Options{Now: func() time.Time { return clock.Now().Add(skew) }})
+	// On the runner's fake clock a stack may take as long as a real one.
+	srv.CFN.PhaseTime = time.Minute
 	srv.EC2.AddImage(awsfake.Image{ID: "ami-0aaa", Name: "Deep Learning AMI Habana PyTorch 1.13 SynapseAI 1.9 (Ubuntu 20.04) 20230101",
 		Owner: "amazon", Created: "2023-01-01T00:00:00.000Z", RootDevice: "/dev/sda1"})
 	srv.EC2.AddImage(awsfake.Image{ID: "ami-0bbb", Name: "Deep Learning AMI Habana PyTorch 2.0 SynapseAI 1.11 (Ubuntu 20.04) 20230801",

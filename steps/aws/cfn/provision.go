@@ -80,10 +80,14 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 		return partial, err
 	}
 
-	for try := 0; try < 5; try++ {
+	zones, err := newZones(sr.With)
+	if err != nil {
+		return partial, err
+	}
+	for try := 0; try < maxCreates; try++ {
 		st, err := describe(ctx, cl.CFN, clock, name)
 		if errors.Is(err, ErrStackNotFound) {
-			if err := p.create(ctx, sr, cl, name, try); err != nil {
+			if err := p.create(ctx, sr, cl, name, try, zones); err != nil {
 				return partial, err
 			}
 			continue
@@ -124,6 +128,16 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 				ev.poll(ctx) // settled before we watched: read what happened
 			}
 			fail := ev.failure(st)
+			if next, err := zones.afterFailure(ctx, cl, st, fail); err != nil {
+				return partial, err
+			} else if next != "" {
+				fmt.Fprintf(sr.Log, "zone %s has no capacity for the instance type now (%s); deleting stack %s and trying zone %s\n",
+					stackParam(st, template.ParamAvailabilityZone), fail.Reason, name, next)
+				if err := deleteAndWait(ctx, cl, clock, aws.ToString(st.StackId), sr.Log); err != nil {
+					return partial, err
+				}
+				continue
+			}
 			if try > 0 || watched {
 				// We created it in this attempt, or saw it fail (a resumed
 				// run attaching to its creation): report, and let the step's
@@ -141,7 +155,7 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 			return partial, &StackInProgressError{Stack: name, Status: string(st.StackStatus)}
 		}
 	}
-	return partial, fmt.Errorf("stack %s: gave up after 5 tries to create it", name)
+	return partial, fmt.Errorf("stack %s: gave up after %d tries to create it", name, maxCreates)
 }
 
 // OutputLaunchTime is the provision output that says when the stack's
@@ -187,6 +201,10 @@ func launchTime(ctx context.Context, api CloudFormation, stackID string) (t time
 	return time.Time{}, false
 }
 
+// maxCreates bounds the creations of one Run: a few for stacks that vanish
+// under us, plus one per zone tried after a capacity failure.
+const maxCreates = 10
+
 func tag(st *types.Stack, key string) string {
 	for _, t := range st.Tags {
 		if aws.ToString(t.Key) == key {
@@ -198,7 +216,7 @@ func tag(st *types.Stack, key string) string {
 
 // create sends CreateStack and saves the stack name and id for resume as soon
 // as it exists.
-func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, name string, try int) error {
+func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, name string, try int, zones *zones) error {
 	body, params, err := p.templateAndParams(ctx, sr, cl)
 	if err != nil {
 		return err
@@ -210,6 +228,14 @@ func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Client
 	declared := map[string]bool{}
 	for _, d := range sum.Parameters {
 		declared[aws.ToString(d.ParameterKey)] = true
+	}
+	if zones.auto && declared[template.ParamAvailabilityZone] && params[template.ParamAvailabilityZone] == "" {
+		zone, err := zones.pick(ctx, cl, params[template.ParamInstanceType])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(sr.Log, "zone %s (offers %s)\n", zone, params[template.ParamInstanceType])
+		params[template.ParamAvailabilityZone] = zone
 	}
 	var cfParams []types.Parameter
 	keys := make([]string, 0, len(params))
@@ -311,12 +337,15 @@ func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun,
 		template.ParamMaxLifetimeMinutes: strconv.Itoa(max(10, int(math.Ceil(life.Minutes())))),
 	}
 	for key, param := range map[string]string{"subnet_id": template.ParamSubnetID, "availability_zone": template.ParamAvailabilityZone,
-		"data_bucket": template.ParamDataBucket, "results_bucket": template.ParamResultsBucket} {
+		"data_bucket": template.ParamDataBucket, "results_bucket": template.ParamResultsBucket, "results_kms_key": template.ParamResultsKmsKey} {
 		v, err := str(w, key)
 		if err != nil {
 			return "", nil, err
 		}
 		params[param] = v
+	}
+	if params[template.ParamDataBucket], err = bucketOf(params[template.ParamDataBucket]); err != nil {
+		return "", nil, fmt.Errorf("with.data_bucket: %w", err)
 	}
 	if params[template.ParamSubnetID] != "" {
 		vpc, err := subnetVPC(ctx, cl.EC2, params[template.ParamSubnetID])
