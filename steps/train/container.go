@@ -54,11 +54,27 @@ func decodeContainer(p *params) container {
 	return c
 }
 
+// dockerfile builds the derived image. The pins reach it only as --build-arg
+// values. PYTHONPATH extends the base image's (/root:/usr/lib/habanalabs/,
+// where Habana's Python modules live) rather than replacing it.
+const dockerfile = `ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG MODEL_REFERENCES_TAG
+ARG MODEL_REFERENCES_URL
+RUN git clone --depth 1 --branch "${MODEL_REFERENCES_TAG}" "${MODEL_REFERENCES_URL}" /Model-References
+WORKDIR /Model-References/PyTorch/computer_vision/segmentation/Unet
+RUN . /etc/os-release; req="requirements_u${VERSION_ID%%.*}.txt"; \
+    if [ ! -f "$req" ]; then req=requirements.txt; fi; \
+    python3 -m pip install --no-cache-dir -r "$req"
+ENV PYTHONPATH=/Model-References:${PYTHONPATH}
+`
+
 // derivedImage names the image that adds the pinned Model-References checkout
-// and its requirements to the base image. The name is derived from both, so a
-// changed pin builds a new image instead of reusing a stale one.
+// and its requirements to the base image. The name is derived from both pins
+// and the Dockerfile, so a changed pin or recipe builds a new image instead of
+// reusing a stale one.
 func (c container) derivedImage() string {
-	sum := sha256.Sum256([]byte(c.Image + "\x00" + c.ModelReferences))
+	sum := sha256.Sum256([]byte(c.Image + "\x00" + c.ModelReferences + "\x00" + dockerfile))
 	tag := dockerName(c.ModelReferences)
 	if len(tag) > 40 {
 		tag = tag[:40]
@@ -134,17 +150,7 @@ if ! "$runtime" image inspect "$unet_image" >/dev/null 2>&1; then
   echo "gpipe: building $unet_image from $base_image with Model-References $model_references"
   build_dir=$(mktemp -d)
   cat >"$build_dir/Dockerfile" <<'DOCKERFILE'
-ARG BASE_IMAGE
-FROM ${BASE_IMAGE}
-ARG MODEL_REFERENCES_TAG
-ARG MODEL_REFERENCES_URL
-RUN git clone --depth 1 --branch "${MODEL_REFERENCES_TAG}" "${MODEL_REFERENCES_URL}" /Model-References
-WORKDIR /Model-References/PyTorch/computer_vision/segmentation/Unet
-RUN . /etc/os-release; req="requirements_u${VERSION_ID%%.*}.txt"; \
-    if [ ! -f "$req" ]; then req=requirements.txt; fi; \
-    python3 -m pip install --no-cache-dir -r "$req"
-ENV PYTHONPATH=/Model-References
-DOCKERFILE
+` + dockerfile + `DOCKERFILE
   "$runtime" build --build-arg BASE_IMAGE="$base_image" \
     --build-arg MODEL_REFERENCES_TAG="$model_references" \
     --build-arg MODEL_REFERENCES_URL="$model_references_url" \

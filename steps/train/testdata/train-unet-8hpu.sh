@@ -39,7 +39,7 @@ runtime="${GPIPE_CONTAINER_RUNTIME:-docker}"
 base_image='vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest'
 model_references='1.21.0'
 model_references_url='https://github.com/HabanaAI/Model-References'
-unet_image='gpipe-unet:1.21.0-53e11dc8e924'
+unet_image='gpipe-unet:1.21.0-57ecc949c02c'
 
 # The image and the host driver must be of the same Gaudi software release.
 driver_version=$(cat /sys/module/habanalabs/version 2>/dev/null || true)
@@ -63,7 +63,7 @@ WORKDIR /Model-References/PyTorch/computer_vision/segmentation/Unet
 RUN . /etc/os-release; req="requirements_u${VERSION_ID%%.*}.txt"; \
     if [ ! -f "$req" ]; then req=requirements.txt; fi; \
     python3 -m pip install --no-cache-dir -r "$req"
-ENV PYTHONPATH=/Model-References
+ENV PYTHONPATH=/Model-References:${PYTHONPATH}
 DOCKERFILE
   "$runtime" build --build-arg BASE_IMAGE="$base_image" \
     --build-arg MODEL_REFERENCES_TAG="$model_references" \
