@@ -22,8 +22,8 @@ const DefaultModelReferences = "1.21.0"
 // DefaultImage is the Gaudi PyTorch container of the same software release as
 // DefaultModelReferences (PyTorch 2.6.0 on Ubuntu 22.04, as in the 1.21.0
 // support matrix). The version directory pins the release; ":latest" inside it
-// only moves between builds of 1.21.0. The scripts warn when the host's
-// habanalabs driver version differs from the image's release.
+// only moves between builds of 1.21.0. prepare-host fails when the host's
+// Habana driver is of another release, and so do the UNet scripts.
 const DefaultImage = "vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest"
 
 // ModelReferencesURL is where the pinned tag is cloned from (inside the image
@@ -136,14 +136,17 @@ func ensureImage(b *strings.Builder, c container) {
 	assign(b, "model_references", c.ModelReferences)
 	assign(b, "model_references_url", ModelReferencesURL)
 	assign(b, "unet_image", c.derivedImage())
+	release, _ := ImageRelease(c.Image)
+	assign(b, "image_release_line", minorRelease(release))
 	b.WriteString(`
 # The image and the host driver must be of the same Gaudi software release.
-driver_version=$(cat /sys/module/habanalabs/version 2>/dev/null || true)
-if [ -n "$driver_version" ]; then
-  case "$base_image" in
-    */"${driver_version%%-*}"/*) ;;
-    *) echo "gpipe: warning: habanalabs driver $driver_version does not match image $base_image" >&2 ;;
-  esac
+# prepare-host checks it before the image is pulled; this guards specs without
+# that step (an image named without its release is not checked here).
+driver_version=$(cat "${GPIPE_SYS_MODULE:-/sys/module}/habanalabs/version" 2>/dev/null || true)
+driver_release=${driver_version%%-*}
+if [ -n "$driver_version" ] && [ -n "$image_release_line" ] && [ "${driver_release%.*}" != "$image_release_line" ]; then
+  echo "gpipe: the host's habanalabs driver $driver_version is not of release $image_release_line of image $base_image: a container runs only on a driver of its own release (run prepare-host first)" >&2
+  exit 1
 fi
 
 if ! "$runtime" image inspect "$unet_image" >/dev/null 2>&1; then
