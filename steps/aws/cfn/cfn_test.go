@@ -36,7 +36,7 @@ func newEnv() *env {
 	e.cl = &Clients{CFN: e.cfn, S3: e.s3, Region: "us-east-1", EC2: &fakeEC2{images: []ec2types.Image{
 		{ImageId: aws.String("ami-old"), CreationDate: aws.String("2022-01-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/sda1")},
 		{ImageId: aws.String("ami-new"), CreationDate: aws.String("2023-05-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/xvda")},
-	}}}
+	}}, SSM: &fakeSSM{params: map[string]string{strings.TrimPrefix(DefaultAMI, "resolve:ssm:"): "ami-new"}}}
 	return e
 }
 
