@@ -27,6 +27,10 @@ import (
 //
 // Outputs: driver_version (as hl-smi prints it), release (the container's),
 // installed_driver (true when this run installed it).
+//
+// $GPIPE_HOST_ROOT (default empty) is put in front of the files the script
+// writes (/etc/apt, /etc/docker/daemon.json, /usr/share/keyrings), so tests
+// run the install paths without touching the machine.
 type PrepareHost struct {
 	Exec Executors
 }
@@ -95,14 +99,24 @@ func (c *HostConfig) render() string {
 
 const prepareHostBody = `runtime="${GPIPE_CONTAINER_RUNTIME:-docker}"
 aws="${GPIPE_AWS_CLI:-aws}"
+root="${GPIPE_HOST_ROOT:-}"
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
+apt_ready=0
 need_install() {
   if [ "$install" != true ]; then
     echo "gpipe: $1 (install is false)" >&2
     exit 1
+  fi
+  if [ "$apt_ready" = 0 ] && [ -d "$root/etc/apt/apt.conf.d" ]; then
+    # A fresh instance's cloud-init and apt timers hold the dpkg lock for a
+    # while after boot: let them finish, and make every apt-get (Habana's
+    # installer's too) wait for the lock instead of failing.
+    if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1 || true; fi
+    echo 'DPkg::Lock::Timeout "600";' | as_root tee "$root/etc/apt/apt.conf.d/90gpipe-lock-timeout" >/dev/null
+    apt_ready=1
   fi
 }
 apt_updated=0
@@ -177,11 +191,11 @@ if ! "$runtime" info --format '{{json .Runtimes}}' | grep -q '"habana"'; then
     # From Habana's apt repository, configured the way Habana's own images
     # do it (HabanaAI/Setup_and_Install, dockerfiles/base).
     # shellcheck source=/dev/null
-    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-    keyring=/usr/share/keyrings/habana-artifactory.gpg
+    codename=$(. "$root/etc/os-release" && echo "$VERSION_CODENAME")
+    keyring=$root/usr/share/keyrings/habana-artifactory.gpg
     wget -nv -O- "$artifactory/api/gpg/key/public" | gpg --dearmor | as_root tee "$keyring" >/dev/null
     echo "deb [signed-by=$keyring] $artifactory/debian $codename main" |
-      as_root tee /etc/apt/sources.list.d/habana-artifactory.list >/dev/null
+      as_root tee "$root/etc/apt/sources.list.d/habana-artifactory.list" >/dev/null
     as_root apt-get update -q
     apt_updated=1
     package_version=$(apt-cache madison habanalabs-container-runtime |
@@ -192,7 +206,7 @@ if ! "$runtime" info --format '{{json .Runtimes}}' | grep -q '"habana"'; then
     fi
     apt_install "habanalabs-container-runtime=$package_version"
   fi
-  as_root python3 - /etc/docker/daemon.json <<'PY'
+  as_root python3 - "$root/etc/docker/daemon.json" <<'PY'
 import json, os, sys
 
 path = sys.argv[1]

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -35,6 +36,7 @@ func hostBin(t *testing.T, withoutSMI bool, extra map[string]string) (dir, path 
 func runPrepareHost(t *testing.T, with map[string]string, env map[string]string) (pipeline.Result, string, error) {
 	t.Helper()
 	f := newFakeEnv(t)
+	f.Env["GPIPE_HOST_ROOT"] = t.TempDir()
 	for k, v := range env {
 		f.Env[k] = v
 	}
@@ -210,5 +212,83 @@ func TestUNetScriptRefusesDriverOfAnotherRelease(t *testing.T) {
 		if c.fails && len(f.runs(t)) > 0 {
 			t.Errorf("driver %s: a container ran", strings.TrimSpace(c.version))
 		}
+	}
+}
+
+// A host with the driver but without the habana runtime gets Habana's
+// package from Habana's apt repository, of the container's release, and the
+// runtime registered in daemon.json next to what is there, then a docker
+// restart (the daemon reads daemon.json only when it starts).
+func TestPrepareHostRegistersHabanaRuntime(t *testing.T) {
+	root := t.TempDir()
+	record := filepath.Join(t.TempDir(), "record")
+	loaded := filepath.Join(t.TempDir(), "loaded.json")
+	for name, body := range map[string]string{
+		"etc/os-release":               "NAME=\"Ubuntu\"\nVERSION_CODENAME=jammy\n",
+		"etc/docker/daemon.json":       `{"data-root": "/data/docker", "runtimes": {"other": {"path": "/usr/bin/other"}}}`,
+		"etc/apt/apt.conf.d/.keep":     "",
+		"usr/share/keyrings/.keep":     "",
+		"etc/apt/sources.list.d/.keep": "",
+	} {
+		writeTestFile(t, filepath.Join(root, name), body)
+	}
+	writeTestFile(t, loaded, `{"data-root": "/data/docker"}`)
+	_, path := hostBin(t, false, map[string]string{
+		"wget": "#!/usr/bin/env bash\necho \"wget $*\" >>\"$RECORD\"\necho KEY\n",
+		// Records after reading its input, so after wget has written it.
+		"gpg":     "#!/usr/bin/env bash\ncat\necho \"gpg $*\" >>\"$RECORD\"\n",
+		"sudo":    "#!/usr/bin/env bash\nexec \"$@\"\n",
+		"apt-get": "#!/usr/bin/env bash\necho \"apt-get $*\" >>\"$RECORD\"\n",
+		// apt-cache madison's columns: package | version | source.
+		"apt-cache": `#!/usr/bin/env bash
+echo " habanalabs-container-runtime | 1.21.1-40 | https://vault.habana.ai/artifactory/debian jammy/main amd64 Packages"
+echo " habanalabs-container-runtime | 1.21.0-555 | https://vault.habana.ai/artifactory/debian jammy/main amd64 Packages"
+echo " habanalabs-container-runtime | 1.20.0-543 | https://vault.habana.ai/artifactory/debian jammy/main amd64 Packages"
+`,
+		"systemctl": "#!/usr/bin/env bash\necho \"systemctl $*\" >>\"$RECORD\"\n[ \"$*\" = \"restart docker\" ] && cp \"$GPIPE_HOST_ROOT/etc/docker/daemon.json\" \"$FAKE_DOCKER_LOADED\"\n",
+	})
+	res, log, err := runPrepareHost(t, nil, map[string]string{"PATH": path, "RECORD": record, "GPIPE_HOST_ROOT": root,
+		"FAKE_DOCKER_LOADED": loaded, "FAKE_HL_DRIVER": "1.21.0-ca59b5a"})
+	if err != nil {
+		t.Fatalf("prepare-host: %v\n%s", err, log)
+	}
+	if res.Outputs["installed_driver"] != "false" {
+		t.Errorf("outputs %v", res.Outputs)
+	}
+	got, _ := os.ReadFile(record)
+	want := "wget -nv -O- https://vault.habana.ai/artifactory/api/gpg/key/public\ngpg --dearmor\n" +
+		"apt-get update -q\napt-get install -y -q habanalabs-container-runtime=1.21.0-555\nsystemctl restart docker\n"
+	if string(got) != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
+	}
+	list, _ := os.ReadFile(filepath.Join(root, "etc/apt/sources.list.d/habana-artifactory.list"))
+	if want := "deb [signed-by=" + root + "/usr/share/keyrings/habana-artifactory.gpg] https://vault.habana.ai/artifactory/debian jammy main\n"; string(list) != want {
+		t.Errorf("apt source %q, want %q", list, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/apt/apt.conf.d/90gpipe-lock-timeout")); string(b) != "DPkg::Lock::Timeout \"600\";\n" {
+		t.Errorf("apt lock timeout %q", b)
+	}
+	var daemon map[string]any
+	b, _ := os.ReadFile(filepath.Join(root, "etc/docker/daemon.json"))
+	if err := json.Unmarshal(b, &daemon); err != nil {
+		t.Fatal(err)
+	}
+	runtimes, _ := daemon["runtimes"].(map[string]any)
+	habana, _ := runtimes["habana"].(map[string]any)
+	if daemon["data-root"] != "/data/docker" || runtimes["other"] == nil || habana["path"] != "/usr/bin/habana-container-runtime" {
+		t.Errorf("daemon.json %s", b)
+	}
+	if !strings.Contains(log, "registered the habana runtime with docker") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+func writeTestFile(t *testing.T, name, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
