@@ -47,6 +47,7 @@ func TestIAMPolicy(t *testing.T) {
 		"s3:GetObject":                      "arn:aws:s3:::my-results/*",
 		"iam:PassRole":                      "arn:aws:iam::*:role/gpipe-*",
 		"logs:GetLogEvents":                 "arn:aws:logs:*:*:log-group:/gpipe/ssm:*",
+		"ssm:GetParameter":                  "arn:aws:ssm:*::parameter/aws/service/*", // the default AMI's public parameter
 	} {
 		if !contains(actions[a], res) {
 			t.Errorf("%s on %s missing (have %v)", a, res, actions[a])

@@ -68,6 +68,9 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 			"ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
 			"ec2:DescribeInstances", "ec2:DescribeAvailabilityZones", "ec2:DescribeAccountAttributes", "ec2:DescribeInstanceTypes",
 			"ec2:DescribeInstanceTypeOfferings")
+		// provision-stack reads the default AMI id from Canonical's public SSM
+		// parameter (public parameters' ARNs have no account).
+		add("ImageParameters", []string{"arn:aws:ssm:*::parameter/aws/service/*"}, "ssm:GetParameter")
 		add("TemplateResources", []string{"*"}, "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:ModifyVpcAttribute",
 			"ec2:CreateInternetGateway", "ec2:DeleteInternetGateway", "ec2:AttachInternetGateway", "ec2:DetachInternetGateway",
 			"ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:ModifySubnetAttribute", "ec2:CreateRouteTable", "ec2:DeleteRouteTable",

@@ -47,6 +47,7 @@ func TestWireTeardownEmptiesStackBucket(t *testing.T) {
 	srv := awsfake.New(t, awsfake.Options{Now: clock.Now, AccessKey: gw.AccessKey, SecretKey: gw.SecretKey, S3Endpoint: gw.Endpoint})
 	srv.EC2.AddImage(awsfake.Image{ID: "ami-0bbb", Name: "Deep Learning AMI Habana PyTorch 2.0 SynapseAI 1.11 (Ubuntu 20.04) 20230801",
 		Owner: "amazon", Created: "2023-08-01T00:00:00.000Z", RootDevice: "/dev/xvda"})
+	srv.SSM.SetParameter(strings.TrimPrefix(cfn.DefaultAMI, "resolve:ssm:"), "ami-0bbb")
 	t.Setenv("AWS_ENDPOINT_URL_S3", gw.Endpoint)
 	steps := New(Options{
 		LoadConfig: func(ctx context.Context, region string) (sdkaws.Config, error) {

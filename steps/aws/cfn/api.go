@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
 // CloudFormation is the part of *cloudformation.Client gpipe uses.
@@ -44,11 +45,17 @@ type EC2 interface {
 	DescribeInstanceTypeOfferings(ctx context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error)
 }
 
+// SSM is what reading an AMI id from a (public) SSM parameter needs.
+type SSM interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, opts ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
 // Clients are the service clients of one region.
 type Clients struct {
 	CFN    CloudFormation
 	S3     S3
 	EC2    EC2
+	SSM    SSM
 	Region string
 }
 

@@ -40,7 +40,8 @@ func newEnv() *env {
 		{ImageId: aws.String("ami-new"), Name: aws.String("Deep Learning AMI Habana PyTorch 2.0 SynapseAI 1.11 (Ubuntu 20.04) 20230501"),
 			CreationDate: aws.String("2023-05-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/xvda")},
 	}}
-	e.cl = &Clients{CFN: e.cfn, S3: e.s3, Region: "us-east-1", EC2: e.ec2}
+	e.cl = &Clients{CFN: e.cfn, S3: e.s3, Region: "us-east-1", EC2: e.ec2,
+		SSM: &fakeSSM{params: map[string]string{strings.TrimPrefix(DefaultAMI, "resolve:ssm:"): "ami-new"}}}
 	return e
 }
 
