@@ -31,7 +31,6 @@ type SSM struct {
 	// HiddenPolls is how many GetCommandInvocation calls of a new command
 	// answer InvocationDoesNotExist (default 1), as right after SendCommand.
 	HiddenPolls int
-	params      map[string]string // Parameter Store: name → value
 }
 
 type command struct {
@@ -55,12 +54,7 @@ func newSSM(s *Server) *SSM {
 // SetParameter puts a String parameter in the fake's Parameter Store, such as
 // a public one (/aws/service/canonical/...) that GetParameter then serves.
 func (m *SSM) SetParameter(name, value string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.params == nil {
-		m.params = map[string]string{}
-	}
-	m.params[name] = value
+	m.s.Secrets.PutParameter(name, value, false)
 }
 
 // AddInstance registers an instance whose agent comes online after
@@ -262,24 +256,6 @@ func (m *SSM) do(op string, in map[string]any) (out any, status int, typ, msg st
 			}
 		}
 		return map[string]any{"Commands": cmds}, 0, "", ""
-	case "GetParameter":
-		// SSM API reference, GetParameter: Name is required; an unknown name
-		// answers ParameterNotFound (HTTP 400). Public parameters' ARNs have
-		// no account id.
-		name, _ := in["Name"].(string)
-		if name == "" {
-			return bad("ValidationException", "1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null")
-		}
-		v, ok := m.params[name]
-		if !ok {
-			return bad("ParameterNotFound", "")
-		}
-		arn := "arn:aws:ssm:" + Region + ":" + Account + ":parameter/" + strings.TrimPrefix(name, "/")
-		if strings.HasPrefix(name, "/aws/service/") {
-			arn = "arn:aws:ssm:" + Region + "::parameter" + name
-		}
-		return map[string]any{"Parameter": map[string]any{"Name": name, "Type": "String", "Value": v, "Version": 1,
-			"ARN": arn, "DataType": "text", "LastModifiedDate": 1.7e9}}, 0, "", ""
 	case "CancelCommand":
 		c := m.commands[fmt.Sprint(in["CommandId"])]
 		if c == nil {
