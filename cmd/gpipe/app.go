@@ -14,9 +14,6 @@ import (
 	"github.com/gpipe/gpipe/steps/host"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // App holds what every command needs from the outside world, so tests can run
 // gpipe in-process with their own streams and environment.
 type App struct {

@@ -228,10 +228,3 @@ func stepCounts(r *state.Run) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-func (a *App) setupVersion(fs *flag.FlagSet) handler {
-	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
-		fmt.Fprintf(a.Stdout, "gpipe %s\n", version)
-		return nil
-	}
-}
