@@ -42,7 +42,6 @@ const (
 	ParamAvailabilityZone   = "AvailabilityZone"
 	ParamDataBucket         = "DataBucket"
 	ParamResultsBucket      = "ResultsBucket"
-	ParamResultsKmsKey      = "ResultsKmsKeyArn"
 	ParamSsmLogGroup        = "SsmLogGroup"
 	ParamMaxLifetimeMinutes = "MaxLifetimeMinutes"
 	ParamIdleTimeoutMinutes = "IdleTimeoutMinutes"
