@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"sort"
@@ -28,7 +29,7 @@ type checker struct {
 	gen  int
 }
 
-func check(root *ynode, s *Spec, errs *errList) {
+func check(ctx context.Context, root *ynode, s *Spec, errs *errList) error {
 	c := &checker{errs: errs, spec: s, root: root, byID: map[string]int{}, owner: map[string]int{}, params: map[string]bool{}, hosts: map[string]int{}}
 	if st := root.get("steps"); st != nil && st.kind == seqNode {
 		for _, it := range st.items {
@@ -43,14 +44,18 @@ func check(root *ynode, s *Spec, errs *errList) {
 	for i, h := range s.Hosts {
 		c.hosts[h.Name] = i
 	}
-	c.checkParams()
-	c.checkIDs()
-	c.checkNeeds()
-	c.checkCycles()
-	c.checkCleans()
-	c.checkMatrix()
-	c.checkTopLevelExprs()
+	for _, f := range []func(){c.checkParams, c.checkIDs, c.checkNeeds, c.checkCycles, c.checkCleans, c.checkMatrix, c.checkGraphSize, c.checkTopLevelExprs} {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f()
+	}
 	for i := range s.Steps {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
 		c.checkStep(i)
 	}
 	warns := &errList{src: errs.src}
@@ -58,6 +63,7 @@ func check(root *ynode, s *Spec, errs *errList) {
 	if len(warns.errs) > 0 {
 		s.Warnings, _ = warns.result().(Errors)
 	}
+	return nil
 }
 
 func (c *checker) stepName(i int) string {
@@ -253,6 +259,10 @@ func (c *checker) checkMatrix() {
 			continue
 		}
 		for _, in := range insts {
+			if len(in.ID) > MaxIDLength {
+				c.errs.add(c.fieldPos(i, "matrix"), "step %s: matrix copy id %q is longer than the %d characters a step id may have", c.stepName(i), in.ID, MaxIDLength)
+				break // every copy's id starts alike; one error says it
+			}
 			if o, taken := c.owner[in.ID]; taken {
 				switch {
 				case o == i:

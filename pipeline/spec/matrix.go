@@ -15,6 +15,11 @@ type Instance struct {
 // axes must fail at load time, not fork a billion steps.
 const MaxMatrixCopies = 1000
 
+// MaxIDLength is the longest step id, the schema's maxLength for "id"; a
+// matrix copy's id must fit it too, as it names the copy everywhere a step id
+// does (state, logs, expressions).
+const MaxIDLength = 64
+
 // Expand returns the copies of a step. A step without a matrix is one
 // Instance whose ID is the step's id. With a matrix, the copies are every
 // combination of values, the first axis varying slowest, and each copy's id is

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"context"
 	"math"
 	"strings"
 
@@ -98,7 +99,7 @@ func (n *ynode) value() any {
 // parseYAML parses src into a ynode tree. Errors that stop parsing are
 // returned at once; problems that do not (duplicate keys, unknown aliases)
 // are added to errs and parsing goes on, so that every error is reported.
-func parseYAML(src []byte, s *source, errs *errList) (root *ynode) {
+func parseYAML(ctx context.Context, src []byte, s *source, errs *errList) (root *ynode, err error) {
 	defer func() {
 		// The YAML library is not ours; a panic on odd input must become an
 		// error, not a crash of the CLI.
@@ -107,10 +108,14 @@ func parseYAML(src []byte, s *source, errs *errList) (root *ynode) {
 			root = nil
 		}
 	}()
-	f, err := parser.ParseBytes(src, 0, parser.AllowDuplicateMapKey())
+	tokens, ok, err := scanTokens(ctx, string(src), errs)
+	if !ok || err != nil {
+		return nil, err
+	}
+	f, err := parser.Parse(tokens, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		syntaxError(err, s, errs)
-		return nil
+		return nil, nil
 	}
 	var docs []*ast.DocumentNode
 	for _, d := range f.Docs {
@@ -120,7 +125,7 @@ func parseYAML(src []byte, s *source, errs *errList) (root *ynode) {
 	}
 	if len(docs) == 0 {
 		errs.add(Pos{Line: 1, Col: 1}, "empty spec: expected a mapping with version, name and steps")
-		return nil
+		return nil, nil
 	}
 	if len(docs) > 1 {
 		p := tokenPos(docs[1].Start)
@@ -130,7 +135,7 @@ func parseYAML(src []byte, s *source, errs *errList) (root *ynode) {
 		errs.add(p, "a spec is one YAML document; found another one here")
 	}
 	c := &converter{errs: errs, src: s, anchors: map[string]*ynode{}}
-	return c.node(docs[0].Body, Pos{Line: 1, Col: 1})
+	return c.node(docs[0].Body, Pos{Line: 1, Col: 1}), nil
 }
 
 func syntaxError(err error, s *source, errs *errList) {

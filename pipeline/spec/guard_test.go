@@ -1,0 +1,107 @@
+package spec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostileBudget is how long any input may take to load; the cases below took
+// from 25 s to minutes, or crashed, before the token guard.
+const hostileBudget = 2 * time.Second
+
+func flatMapping(keys int) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nname: x\nsteps: [{id: a, type: shell, with: {run: echo}}]\nenv:\n")
+	for i := range keys {
+		fmt.Fprintf(&b, "  k%d: v\n", i)
+	}
+	return b.String()
+}
+
+// TestHostileYAMLEndsFast feeds the shapes that make goccy/go-yaml's parser
+// quadratic or overflow its stack (PRs #889, #902) and requires a clear
+// error at the right place within the budget.
+func TestHostileYAMLEndsFast(t *testing.T) {
+	deepBlock := func(n int) string {
+		var b strings.Builder
+		b.WriteString("version: 1\nname: x\nsteps:\nenv:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "%sk:\n", strings.Repeat(" ", i+2))
+		}
+		return b.String()
+	}
+	cases := []struct {
+		name, src, want string
+	}{
+		{"100k sibling keys", flatMapping(100_000), "test.yaml:10005:3: mapping has more than 10000 keys"},
+		// 20 MB of keys crashed with "fatal error: stack overflow"; 16 MiB is
+		// the most a spec may be.
+		{"16 MiB of sibling keys", flatMapping(1_400_000)[:MaxSpecSize], "mapping has more than 10000 keys"},
+		{"100k-deep flow sequence", "version: 1\nname: x\nsteps: " + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + "\n",
+			"test.yaml:3:107: values nest more than 100 levels deep"},
+		{"100k-deep flow mapping", "version: 1\nname: x\nsteps: " + strings.Repeat("{a: ", 100_000) + "1" + strings.Repeat("}", 100_000) + "\n",
+			"values nest more than 100 levels deep"},
+		{"deep block sequence on one line", "version: 1\nname: x\nsteps: " + strings.Repeat("- ", 100_000) + "x\n",
+			"values nest more than 100 levels deep"},
+		{"deep block mapping", deepBlock(5000), "test.yaml:104:102: values nest more than 100 levels deep"},
+		{"a million tokens", "version: 1\nname: x\nsteps: [" + strings.Repeat("a, ", 500_000) + "]\n",
+			"spec has more than 500000 YAML tokens"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := Parse("test.yaml", []byte(tc.src))
+			took := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %.500v, want %q", err, tc.want)
+			}
+			if took > hostileBudget*raceSlowdown {
+				t.Errorf("took %v, more than %v", took, hostileBudget)
+			}
+			t.Logf("%v", took)
+		})
+	}
+}
+
+// TestYAMLLimitsLeaveRealSpecsAlone loads what is near the limits but real:
+// a mapping of 5,000 keys, values nested 90 deep, sequences of mappings at
+// the mapping's own column.
+func TestYAMLLimitsLeaveRealSpecsAlone(t *testing.T) {
+	s, err := Parse("ok.yaml", []byte(flatMapping(5000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Env) != 5000 {
+		t.Errorf("env has %d keys", len(s.Env))
+	}
+	deep := "version: 1\nname: x\nsteps:\n- id: a\n  type: shell\n  with:\n    run: echo\n  env:\n    X: " +
+		"\n" + "version2: " + strings.Repeat("[", 90) + strings.Repeat("]", 90) + "\n"
+	_, err = Parse("deep.yaml", []byte(deep))
+	if err == nil || strings.Contains(err.Error(), "nest") || !strings.Contains(err.Error(), `unknown top-level field "version2"`) {
+		t.Fatalf("want only the unknown field reported, got %v", err)
+	}
+	sameCol := "version: 1\nname: x\nsteps:\n- id: a\n  type: shell\n  needs:\n  - b\n  with: {run: echo}\n- id: b\n  type: shell\n  with: {run: echo}\n"
+	for range 200 {
+		sameCol += "- id: x\n  type: shell\n  needs:\n  - b\n  with: {run: echo}\n"
+	}
+	if _, err := Parse("same.yaml", []byte(sameCol)); err == nil || strings.Contains(err.Error(), "nest") {
+		t.Fatalf("want duplicate ids only, got %.300v", err)
+	}
+}
+
+func TestParseStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	_, err := ParseContext(ctx, "big.yaml", bigSpec(10_000))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 200*time.Millisecond {
+		t.Errorf("took %v after cancel", took)
+	}
+}
