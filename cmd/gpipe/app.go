@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/schemas"
 	"github.com/gpipe/gpipe/steps/aws"
 	"github.com/gpipe/gpipe/steps/host"
@@ -94,7 +95,25 @@ func (a *App) Main(ctx context.Context, args []string) error {
 		fs.Usage()
 		return err
 	}
+	if strings.HasPrefix(c.args, "RUN_ID") && len(pos) > 0 {
+		if err := checkRunID(pos[0]); err != nil {
+			return err
+		}
+	}
 	return h(ctx, fs, pos)
+}
+
+// checkRunID refuses a run id no store can hold, and one that starts with
+// "-", which reads as a flag in every later command that names the run. Both
+// are usage errors wherever a run id is given.
+func checkRunID(id string) error {
+	if strings.HasPrefix(id, "-") {
+		return usagef("run id %q starts with \"-\"; run ids start with a letter or digit", id)
+	}
+	if err := state.CheckName("run id", id); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
 }
 
 func (a *App) usage(w io.Writer, cmds map[string]subcommand) {

@@ -79,7 +79,7 @@ func (a *App) setupIAMPolicy(fs *flag.FlagSet) handler {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
 		}
-		sp, err := a.loadSpec(args[0])
+		sp, err := a.loadSpec(ctx, args[0])
 		if err != nil {
 			return err
 		}

@@ -57,7 +57,10 @@ func (a *App) setupValidate(fs *flag.FlagSet) handler {
 		}
 		var failed []error
 		for _, path := range args {
-			sp, err := a.loadSpec(path)
+			sp, err := a.loadSpec(ctx, path)
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
 			if err != nil {
 				failed = append(failed, err)
 				continue
@@ -83,7 +86,7 @@ func (a *App) setupPlan(fs *flag.FlagSet) handler {
 		default:
 			return usagef("--format %q: want text, mermaid, dot or json", *format)
 		}
-		sp, err := a.loadSpec(args[0])
+		sp, err := a.loadSpec(ctx, args[0])
 		if err != nil {
 			return err
 		}

@@ -62,6 +62,7 @@ func exitCode(err error) int {
 		usage   *UsageError
 		specErr spec.Errors
 		param   *spec.ParamError
+		readErr *spec.ReadError
 		held    *state.HeldError
 		failed  *engine.FailedError
 		newer   *state.NewerSchemaError
@@ -81,7 +82,8 @@ func exitCode(err error) int {
 		return exitFailed
 	case errors.As(err, &held), errors.Is(err, state.ErrConflict):
 		return exitHeld
-	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param), errors.As(err, &drift):
+	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param), errors.As(err, &drift),
+		errors.As(err, &readErr):
 		return exitUsage
 	case errors.As(err, &newer):
 		return exitFailed

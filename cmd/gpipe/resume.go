@@ -145,14 +145,14 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 	var sp *spec.Spec
 	var err error
 	if o.specFile != "" {
-		sp, err = a.loadSpec(o.specFile)
+		sp, err = a.loadSpec(ctx, o.specFile)
 	} else {
 		var src []byte
 		src, err = o.store.GetBlob(ctx, o.runID, specBlobName(prev.SpecDigest))
 		if err != nil {
 			return nil, fmt.Errorf("read spec snapshot of run %s: %w", o.runID, err)
 		}
-		sp, err = spec.Parse(prev.SpecFile, src)
+		sp, err = spec.ParseContext(ctx, prev.SpecFile, src)
 	}
 	if err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
-		sp, err := a.loadSpec(args[0])
+		sp, err := a.loadSpec(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -77,8 +77,8 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		id := *runID
 		if id == "" {
 			id = newRunID(sp.Name, time.Now())
-		} else if err := state.CheckName("run id", id); err != nil {
-			return usagef("--run-id: %v", err)
+		} else if err := checkRunID(id); err != nil {
+			return fmt.Errorf("--run-id: %w", err)
 		}
 		if *budget < 0 {
 			return usagef("--budget %v: want a positive number of dollars", *budget)
@@ -162,8 +162,11 @@ func specBlobName(digest string) string {
 
 // loadSpec loads and validates a spec, printing every error (and, inside
 // GitHub Actions, annotations) before returning.
-func (a *App) loadSpec(path string) (*spec.Spec, error) {
-	sp, err := spec.Load(path)
+func (a *App) loadSpec(ctx context.Context, path string) (*spec.Spec, error) {
+	sp, err := spec.LoadContext(ctx, path)
+	if err != nil && ctx.Err() != nil {
+		return nil, context.Cause(ctx) // says which signal
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, usagef("spec %s: no such file", path)
 	}

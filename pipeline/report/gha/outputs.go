@@ -1,11 +1,13 @@
 package gha
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -128,10 +130,60 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
+// MaxStepSummary is the most a step may write to $GITHUB_STEP_SUMMARY:
+// GitHub's documentation (workflow commands, "Step isolation and limits")
+// restricts each step's summary to 1 MiB, and a bigger one is not shown at all.
+const MaxStepSummary = 1 << 20
+
 // StepSummary appends the run's Markdown summary (report.Markdown) to the
-// step summary file ($GITHUB_STEP_SUMMARY).
+// step summary file ($GITHUB_STEP_SUMMARY). What the step wrote there already
+// counts against GitHub's limit; a summary that would pass it is cut at a line
+// and ends with a note saying so and how to see it whole.
 func StepSummary(path string, run *state.Run, opt report.Options) error {
-	return AppendFile(path, func(w io.Writer) error { return report.Markdown(w, run, opt) })
+	var b bytes.Buffer
+	if err := report.Markdown(&b, run, opt); err != nil {
+		return err
+	}
+	used := int64(0)
+	if fi, err := os.Stat(path); err == nil {
+		used = fi.Size()
+	}
+	md := truncateSummary(b.Bytes(), MaxStepSummary-used, run.ID)
+	return AppendFile(path, func(w io.Writer) error {
+		_, err := w.Write(md)
+		return err
+	})
+}
+
+// truncateSummary returns md when it fits in limit bytes, else its longest
+// prefix of whole lines that fits with a note (closing a code block the cut
+// left open, so the note is not shown as code).
+func truncateSummary(md []byte, limit int64, runID string) []byte {
+	if int64(len(md)) <= limit {
+		return md
+	}
+	const fence = "```\n"
+	// The note's count of shown bytes has at most as many digits as len(md).
+	room := limit - int64(len(cutNote(len(md), len(md), runID))+len(fence))
+	if room <= 0 {
+		return nil // the step already used its allowance
+	}
+	kept := md[:bytes.LastIndexByte(md[:room], '\n')+1]
+	out := append([]byte(nil), kept...)
+	open := false
+	for line := range bytes.Lines(kept) {
+		if bytes.HasPrefix(bytes.TrimLeft(line, " "), []byte("```")) {
+			open = !open
+		}
+	}
+	if open {
+		out = append(out, fence...)
+	}
+	return append(out, cutNote(len(kept), len(md), runID)...)
+}
+
+func cutNote(shown, total int, runID string) string {
+	return fmt.Sprintf("\n_Summary cut to fit GitHub's 1 MiB limit (%d of %d bytes shown): `gpipe report %s` prints it whole._\n", shown, total, runID)
 }
 
 // Outputs appends RunOutputs to the output file ($GITHUB_OUTPUT).
