@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Error is one problem in a spec, at a position in its file.
@@ -56,24 +58,61 @@ func (s *source) excerpt(p Pos) string {
 	}
 	line := strings.TrimRight(s.lines[p.Line-1], "\r")
 	num := fmt.Sprintf("%5d | ", p.Line)
-	var pad strings.Builder
+	var shown, pad strings.Builder
 	col := 1
-	for _, r := range line {
+	for i, r := range line {
+		text := escapeRune(r, line[i:])
+		shown.WriteString(text)
 		if col >= p.Col {
-			break
+			continue
 		}
 		// Keep tabs so the caret lines up with what a terminal shows.
 		if r == '\t' {
 			pad.WriteByte('\t')
 		} else {
-			pad.WriteByte(' ')
+			pad.WriteString(strings.Repeat(" ", utf8.RuneCountInString(text)))
 		}
 		col++
 	}
+	line = shown.String()
 	for ; col < p.Col; col++ {
 		pad.WriteByte(' ')
 	}
 	return num + line + "\n" + strings.Repeat(" ", len(num)-2) + "| " + pad.String() + "^"
+}
+
+// escapeRune returns how r, the first rune of rest, is shown in an error:
+// control characters, bidirectional overrides and invalid UTF-8 escaped, so
+// a spec cannot move the cursor, recolour or reorder a terminal's text
+// (an ESC sequence, or "Trojan Source" bidi characters); others as they are.
+// Tabs stay: they are the user's indentation.
+func escapeRune(r rune, rest string) string {
+	switch {
+	case r == '\t':
+		return "\t"
+	case r == utf8.RuneError:
+		if _, size := utf8.DecodeRuneInString(rest); size == 1 {
+			return fmt.Sprintf(`\x%02x`, rest[0])
+		}
+	case r < 0x80 && unicode.IsControl(r):
+		return fmt.Sprintf(`\x%02x`, r)
+	case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029':
+		return fmt.Sprintf(`\u%04x`, r)
+	}
+	return string(r)
+}
+
+// escapeText applies escapeRune to a whole message.
+func escapeText(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r == '\t' {
+			b.WriteString(`\t`)
+			continue
+		}
+		b.WriteString(escapeRune(r, s[i:]))
+	}
+	return b.String()
 }
 
 // errList collects errors while a spec is checked.
@@ -90,7 +129,8 @@ func (l *errList) add(p Pos, format string, args ...any) {
 		p.Col = 1
 	}
 	p.File = l.src.file
-	l.errs = append(l.errs, &Error{Pos: p, Msg: fmt.Sprintf(format, args...), Excerpt: l.src.excerpt(p)})
+	msg := escapeText(fmt.Sprintf(format, args...))
+	l.errs = append(l.errs, &Error{Pos: p, Msg: msg, Excerpt: l.src.excerpt(p)})
 }
 
 // result sorts and de-duplicates the errors; nil when there are none (never

@@ -42,6 +42,10 @@ func scanTokens(ctx context.Context, src string, errs *errList) (tokens token.To
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
+	if line := minTokens([]byte(src), maxTokens); line > 0 {
+		errs.add(Pos{Line: line, Col: 1}, "spec has more than %d YAML tokens; a spec of 10,000 steps has about 330,000", maxTokens)
+		return nil, false, nil
+	}
 	var s scanner.Scanner
 	s.Init(src)
 	var (

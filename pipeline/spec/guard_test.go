@@ -4,9 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goccy/go-yaml/lexer"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 )
 
 // hostileBudget is how long any input may take to load; the cases below took
@@ -40,7 +46,9 @@ func TestHostileYAMLEndsFast(t *testing.T) {
 		{"100k sibling keys", flatMapping(100_000), "test.yaml:10005:3: mapping has more than 10000 keys"},
 		// 20 MB of keys crashed with "fatal error: stack overflow"; 16 MiB is
 		// the most a spec may be.
-		{"16 MiB of sibling keys", flatMapping(1_400_000)[:MaxSpecSize], "mapping has more than 10000 keys"},
+		{"16 MiB of sibling keys", flatMapping(1_400_000)[:MaxSpecSize], "spec has more than 500000 YAML tokens"},
+		{"16 MiB flow sequence on one line", "version: 1\nname: x\nsteps: [" + strings.Repeat("a, ", MaxSpecSize/3-20) + "]\n",
+			"test.yaml:3:1: spec has more than 500000 YAML tokens"},
 		{"100k-deep flow sequence", "version: 1\nname: x\nsteps: " + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + "\n",
 			"test.yaml:3:107: values nest more than 100 levels deep"},
 		{"100k-deep flow mapping", "version: 1\nname: x\nsteps: " + strings.Repeat("{a: ", 100_000) + "1" + strings.Repeat("}", 100_000) + "\n",
@@ -103,5 +111,44 @@ func TestParseStopsWhenCancelled(t *testing.T) {
 	}
 	if took := time.Since(start); took > 200*time.Millisecond {
 		t.Errorf("took %v after cancel", took)
+	}
+}
+
+// TestMinTokensIsALowerBound: the byte-level count must never exceed the
+// scanner's, or a valid spec could be refused.
+func TestMinTokensIsALowerBound(t *testing.T) {
+	srcs := map[string][]byte{"big": bigSpec(2000)}
+	for _, pattern := range []string{"testdata/valid/*.yaml", "testdata/invalid/*.yaml", "../../specs/*.yaml"} {
+		files, _ := filepath.Glob(pattern)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srcs[f] = b
+		}
+	}
+	for name, src := range srcs {
+		checkMinTokens(t, name, src)
+	}
+}
+
+// checkMinTokens requires minTokens to count no more tokens than the scanner
+// makes of src, when src is YAML the parser accepts (on a syntax error the
+// scanner stops early, and gpipe refuses the input either way).
+func checkMinTokens(t *testing.T, name string, src []byte) {
+	t.Helper()
+	tokens := lexer.Tokenize(string(src))
+	if _, err := parser.Parse(tokens, 0); err != nil {
+		return
+	}
+	real := 0
+	for _, tk := range tokens {
+		if tk.Type != token.CommentType {
+			real++
+		}
+	}
+	if line := minTokens(src, real); line > 0 {
+		t.Errorf("%s: minTokens counts more than the scanner's %d tokens by line %d", name, real, line)
 	}
 }
