@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gpipe/gpipe/internal/testtool"
 )
 
 // TestLocalHelperRunner is not a test: TestLocalResumeStopsGroupOfKilledRunner
@@ -108,7 +110,7 @@ func leftover(t *testing.T, token string, exitLeader bool) (*exec.Cmd, int) {
 func TestLocalStopsLeftoversOnlyWhenProvablyOurs(t *testing.T) {
 	m := (&Local{}).machine()
 	if !m.ok {
-		t.Skip("no /proc: Local notes nothing here")
+		testtool.Unavailable(t, "no /proc: Local notes nothing here")
 	}
 	for _, tc := range []struct {
 		name       string
@@ -159,7 +161,7 @@ func TestLocalStopsLeftoversOnlyWhenProvablyOurs(t *testing.T) {
 func TestLocalNotesItsProcessGroup(t *testing.T) {
 	m := (&Local{}).machine()
 	if !m.ok {
-		t.Skip("no /proc: Local notes nothing here")
+		testtool.Unavailable(t, "no /proc: Local notes nothing here")
 	}
 	var notes []string
 	out, err := (&Local{}).Exec(t.Context(), Script{

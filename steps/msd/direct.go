@@ -36,6 +36,9 @@ func alignedBuf(n int) []byte {
 type directFile struct {
 	f      *os.File
 	direct bool
+	// directBytes counts what went to the file with O_DIRECT, for tests to
+	// tell direct I/O from a silent fall back to the page cache.
+	directBytes int64
 }
 
 // write writes p, which is aligned in memory; only the last write of a file
@@ -45,6 +48,7 @@ func (d *directFile) write(p []byte) (refused bool, err error) {
 		a := len(p) &^ (directAlign - 1)
 		if a > 0 {
 			n, err := d.f.Write(p[:a])
+			d.directBytes += int64(n)
 			p = p[n:] // what was written stays; the rest goes below
 			if errors.Is(err, syscall.EINVAL) {
 				refused = true

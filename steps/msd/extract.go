@@ -42,6 +42,8 @@ type extractor struct {
 	resumed bool
 	buf     []byte // file data goes to the kernel in writes this large
 	direct  bool   // try O_DIRECT for large files (see direct.go)
+	// directBytes is how much file data was written with O_DIRECT.
+	directBytes int64
 	// boundary is the archive offset of the header after the last regular
 	// file written; onBoundary (may be nil) hears of each new one.
 	boundary   int64
@@ -344,6 +346,7 @@ func (x *extractor) writeFile(name string, mode fs.FileMode, r io.Reader, size i
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}
+	x.directBytes += d.directBytes
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}

@@ -131,18 +131,62 @@ func TestExtractResumeReplacesLeftovers(t *testing.T) {
 	}
 }
 
-// TestExtractLargeFiles covers the direct-I/O path (files of directMin and
-// more, several buffers long, with and without an unaligned tail) and the
-// page-cache one, byte for byte.
-func TestExtractLargeFiles(t *testing.T) {
+// largeFilesTar has files of directMin and more, several buffers long, with
+// and without an unaligned tail, and small ones.
+// It returns the archive and how many of its bytes direct I/O writes: the
+// aligned part of each large file.
+func largeFilesTar(t *testing.T) (data []byte, direct int64) {
 	var es []entry
 	for i, n := range []int{directMin, directMin + 1, writeBuf, writeBuf + directAlign - 1, 2*writeBuf + 100, directMin - 1, 0} {
 		es = append(es, entry{name: fmt.Sprintf("T/f%d", i), typ: tar.TypeReg, data: random(t, n)})
+		if n >= directMin {
+			direct += int64(n &^ (directAlign - 1))
+		}
 	}
-	data, _ := buildTar(t, es)
-	dir := t.TempDir()
-	if _, err := extractTar(bytes.NewReader(data), dir); err != nil {
+	data, _ = buildTar(t, es)
+	return data, direct
+}
+
+// TestExtractLargeFilesDirect writes the large files with direct I/O, on a
+// filesystem that takes it, and proves it did: the extractor never fell
+// back to the page cache, and the files are the archive's byte for byte.
+func TestExtractLargeFilesDirect(t *testing.T) {
+	data, wantDirect := largeFilesTar(t)
+	dir := directDir(t)
+	x, err := newExtractor(dir, extractState{}, false)
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer x.Close()
+	if !x.direct {
+		t.Fatal("extractor does not try direct I/O")
+	}
+	if err := x.run(bytes.NewReader(data), 0); err != nil {
+		t.Fatal(err)
+	}
+	if !x.direct || x.directBytes != wantDirect {
+		t.Errorf("%d bytes written with O_DIRECT (still trying: %v), want %d: the extractor fell back to the page cache on a filesystem that takes O_DIRECT",
+			x.directBytes, x.direct, wantDirect)
+	}
+	sameAsArchive(t, data, dir)
+}
+
+// TestExtractLargeFilesPageCache: with direct I/O off (a filesystem that
+// refused it, such as tmpfs) the same files come out byte for byte.
+func TestExtractLargeFilesPageCache(t *testing.T) {
+	data, _ := largeFilesTar(t)
+	dir := t.TempDir()
+	x, err := newExtractor(dir, extractState{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	x.direct = false
+	if err := x.run(bytes.NewReader(data), 0); err != nil {
+		t.Fatal(err)
+	}
+	if x.directBytes != 0 {
+		t.Errorf("%d bytes written with O_DIRECT with direct I/O off", x.directBytes)
 	}
 	sameAsArchive(t, data, dir)
 }

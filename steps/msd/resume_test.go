@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/gpipe/gpipe/internal/testtool"
 )
 
 // failingClient stops serving GETs after a number of them, as a network loss
@@ -183,7 +184,7 @@ func TestFetchResumes(t *testing.T) {
 // staging dir someone cleaned up by hand.
 func TestFetchStartsOver(t *testing.T) {
 	if bootID() == "" {
-		t.Skip("no boot id on this system: resume is disabled")
+		testtool.Unavailable(t, "no boot id (/proc/sys/kernel/random/boot_id) on this system: resume is disabled")
 	}
 	data, sum := buildTar(t, msdArchive(t, "Task04_Hippocampus", 4, 600<<10))
 	bucket := s3Env(t, map[string][]byte{"Task04_Hippocampus.tar": data})

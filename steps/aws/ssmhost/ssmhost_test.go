@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/gpipe/gpipe/internal/testtool"
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/host"
@@ -249,10 +250,7 @@ func TestWrapperRunsLocally(t *testing.T) {
 	}
 	sc, err := exec.LookPath("shellcheck")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("shellcheck missing: apt-get install -y shellcheck")
-		}
-		t.Skip("shellcheck missing: apt-get install -y shellcheck")
+		testtool.Unavailable(t, "shellcheck missing: "+testtool.ShellcheckInstall)
 	}
 	p := filepath.Join(t.TempDir(), "w.sh")
 	if err := os.WriteFile(p, []byte(w), 0o644); err != nil {
