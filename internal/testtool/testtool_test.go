@@ -70,3 +70,12 @@ func TestFaultProxy(t *testing.T) {
 		t.Fatalf("request not forwarded: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+func TestInCIAcceptsAnyValue(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "true": true, "1": true, "yes": true} {
+		t.Setenv("CI", v)
+		if got := InCI(); got != want {
+			t.Errorf("CI=%q: InCI() = %v, want %v", v, got, want)
+		}
+	}
+}

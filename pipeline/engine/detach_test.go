@@ -87,9 +87,9 @@ func TestDetachLeavesRemoteStepsRunningAndResumeReattaches(t *testing.T) {
 	})
 	detach := make(chan struct{})
 	go func() {
-		<-remote.started
-		<-localStarted
-		close(detach)
+		if recv(t.Context(), remote.started) && recv(t.Context(), localStarted) {
+			close(detach)
+		}
 	}()
 	sp := detachSpec()
 	err := h.run(t.Context(), h.plan(sp), Options{Detach: detach})

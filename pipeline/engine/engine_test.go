@@ -100,7 +100,9 @@ func TestFailFast(t *testing.T) {
 	var cleanupSawCtxErr, notifyRan atomic.Bool
 	h := newHarness(t, behaviours{
 		"bad": func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
-			<-siblingStarted
+			if !recv(ctx, siblingStarted) {
+				return pipeline.Result{}, errors.New("sibling never started")
+			}
 			fmt.Fprintln(sr.Log, "about to fail")
 			return pipeline.Result{}, &pipeline.ExitError{Code: 3}
 		},

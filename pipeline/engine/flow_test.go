@@ -177,13 +177,18 @@ func TestReattachGetsResumeDataOnlyOnFirstAttempt(t *testing.T) {
 }
 
 func TestCardsNeverOversubscribed(t *testing.T) {
-	const hostCards = 4
+	const hostCards, cardsPerStep = 4, 2
 	var mu sync.Mutex
 	holder := map[int]string{}
 	peak, inUse, started := 0, 0, 0
 	var problems []string
 	work := fn(func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
 		mu.Lock()
+		// Never oversubscribed must not mean "given none": each step gets
+		// exactly the cards it asked for.
+		if len(sr.Cards) != cardsPerStep {
+			problems = append(problems, fmt.Sprintf("%s got cards %v, asked for %d", sr.StepID, sr.Cards, cardsPerStep))
+		}
 		for _, c := range sr.Cards {
 			if c < 0 || c >= hostCards {
 				problems = append(problems, fmt.Sprintf("%s got card %d", sr.StepID, c))
@@ -213,7 +218,7 @@ func TestCardsNeverOversubscribed(t *testing.T) {
 	h.reg["train"] = carded{work}
 	var steps []spec.Step
 	for i := range 6 {
-		s := spec.Step{ID: fmt.Sprint("train", i), Type: "train", Host: "gaudi", With: map[string]any{"cards": 2}}
+		s := spec.Step{ID: fmt.Sprint("train", i), Type: "train", Host: "gaudi", With: map[string]any{"cards": cardsPerStep}}
 		steps = append(steps, s)
 	}
 	sp := newSpec(steps...)
@@ -272,7 +277,9 @@ func TestJournalLostStopsRun(t *testing.T) {
 			return pipeline.Result{}, ctx.Err()
 		},
 		"thief": func(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
-			<-longStarted
+			if !recv(ctx, longStarted) {
+				return pipeline.Result{}, errors.New("long never started")
+			}
 			// Another runner writes the run behind our back.
 			doc, v, err := h.store.Load(ctx, "run-1")
 			if err != nil {

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,12 +125,90 @@ func (h *harness) options(opt Options) Options {
 	return opt
 }
 
+// runDeadline bounds every engine run in these tests: a broken engine (a
+// fail-fast that cancels nothing, a step that never starts) fails the test
+// saying which steps were still running, instead of blocking until go test's
+// timeout. Steps that wait for each other use recv, so the deadline reaches
+// them too.
+const runDeadline = 30 * time.Second
+
+var errRunDeadline = errors.New("the test's run deadline passed")
+
 func (h *harness) run(ctx context.Context, p *plan.Plan, opt Options) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, runDeadline, errRunDeadline)
+	defer cancel()
+	// Should Run not return even once its context has ended, no test can
+	// continue: stop the binary with the steps that hang named.
+	watchdog := time.AfterFunc(runDeadline+10*time.Second, func() {
+		panic(fmt.Sprintf("%s: engine.Run still running 10s after its context ended; steps started and not finished: %v",
+			h.t.Name(), h.running()))
+	})
+	defer watchdog.Stop()
+	// Which steps hang is known when the deadline passes, not after Run
+	// cancelled them.
+	var hanging []string
+	snapped := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		if errors.Is(context.Cause(ctx), errRunDeadline) {
+			hanging = h.running()
+		}
+		close(snapped)
+	})
 	err := Run(ctx, p, h.j, h.options(opt))
+	if errors.Is(context.Cause(ctx), errRunDeadline) {
+		<-snapped // closed by the AfterFunc the deadline started
+		h.t.Errorf("the run did not finish within %v; steps started and not finished then: %v", runDeadline, hanging)
+	}
 	if h.overlapEvents.Load() {
 		h.t.Error("Events was called concurrently")
 	}
 	return err
+}
+
+// running lists the steps that started and have not finished.
+func (h *harness) running() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	open := map[string]bool{}
+	for _, e := range h.events {
+		switch e.Kind {
+		case StepStarted:
+			open[e.Step] = true
+		case StepFinished:
+			delete(open, e.Step)
+		}
+	}
+	out := make([]string, 0, len(open))
+	for id := range open {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// recv waits for ch, or for ctx to end (false): a step that waits for
+// another one must not outlive the run's deadline.
+func recv[T any](ctx context.Context, ch <-chan T) bool {
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// await waits in the test goroutine for ch, failing the test with what it
+// waited for when runDeadline passes first.
+func await[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(runDeadline):
+		t.Fatalf("waited %v for %s", runDeadline, what)
+	}
+	var zero T
+	return zero
 }
 
 func (h *harness) stepState(id string) *state.Step {

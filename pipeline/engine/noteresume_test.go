@@ -29,7 +29,7 @@ func TestNoteResumeReachesResumeOfStepLeftRunning(t *testing.T) {
 	defer cancel()
 	first := make(chan error, 1)
 	go func() { first <- h.run(ctx, h.plan(sp), Options{}) }()
-	<-noted
+	await(t, noted, "the step to note its resume data")
 	// What a runner killed now leaves behind: the state as last saved.
 	var saved *state.Run
 	if !waitFor(t.Context(), func() bool {
@@ -42,7 +42,7 @@ func TestNoteResumeReachesResumeOfStepLeftRunning(t *testing.T) {
 		t.Fatal("the note was never saved")
 	}
 	cancel()
-	<-first
+	await(t, first, "the first run to end after its cancel")
 	if st := saved.Steps["local"]; st.Status != state.StepRunning || st.Resume["pgroup"] != "host:4242" {
 		t.Fatalf("saved step %+v", st)
 	}
