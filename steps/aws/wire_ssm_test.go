@@ -125,11 +125,28 @@ func TestWireSSMInterruptCancelsCommand(t *testing.T) {
 		}
 	})
 	s, log, saved := remoteScript(body, env)
-	if _, err := e.executor().Exec(ctx, s); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v\n%s", err, log)
+	// A broken interrupt must fail the test, not hang it: each wait has a
+	// deadline, and failing runs the fake's cleanup, which kills the
+	// command's processes.
+	execDone := make(chan error, 1)
+	go func() { _, err := e.executor().Exec(ctx, s); execDone <- err }()
+	select {
+	case err := <-execDone:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v\n%s", err, log)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Exec still running 30s after its context was cancelled\n%s", log)
 	}
 	id := saved[ssmhost.ResumeCommandID]
-	e.srv.SSM.Wait(id)
+	waited := make(chan struct{})
+	go func() { e.srv.SSM.Wait(id); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("command %s still %s 30s after the interrupt (%d CancelCommand calls)\n%s",
+			id, e.srv.SSM.Status(id), e.srv.Calls("SSM.CancelCommand"), log)
+	}
 	if st := e.srv.SSM.Status(id); st != "Cancelled" || e.srv.Calls("SSM.CancelCommand") != 1 {
 		t.Errorf("status %s after interrupt, %d CancelCommand calls\n%s", st, e.srv.Calls("SSM.CancelCommand"), log)
 	}
