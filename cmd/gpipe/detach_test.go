@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/engine"
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -80,7 +81,7 @@ func TestStartDetach(t *testing.T) {
 	if !a.signals.take(os.Interrupt) {
 		t.Fatal("--detach-on-signal did not take the first signal")
 	}
-	<-ch
+	testtool.Recv(t, ch, "the detach the signal asked for")
 	stop()
 	if a.signals.take(os.Interrupt) {
 		t.Error("the signal route outlived the run")

@@ -141,8 +141,7 @@ func TestS3ConcurrentResume(t *testing.T) {
 // what had succeeded.
 func TestS3FlakyEndpoint(t *testing.T) {
 	h := newS3Harness(t)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("fault seed %d", seed)
+	seed := testtool.Seed(t, "GPIPE_FAULT_SEED")
 	proxy := testtool.NewFaultProxy(t, h.srv.Endpoint, 0.2, seed)
 	flaky := append(h.withEndpoint(proxy.URL), runnerVar+"=1")
 	const steps, width = 60, 6

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -61,14 +62,7 @@ type killRun struct {
 // that was killed before it recorded the step's success.
 func TestS3KillResume(t *testing.T) {
 	h := newS3Harness(t)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("GPIPE_KILL_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("GPIPE_KILL_SEED: %v", err)
-		}
-	}
-	t.Logf("seed %d (rerun with GPIPE_KILL_SEED=%d)", seed, seed)
+	seed := testtool.Seed(t, "GPIPE_KILL_SEED")
 	rng := rand.New(rand.NewPCG(seed, 9))
 	const steps, width, rounds = 200, 8, 20
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -77,5 +78,27 @@ func TestInCIAcceptsAnyValue(t *testing.T) {
 		if got := InCI(); got != want {
 			t.Errorf("CI=%q: InCI() = %v, want %v", v, got, want)
 		}
+	}
+}
+
+func TestRecvAndWait(t *testing.T) {
+	ch := make(chan int, 1)
+	ch <- 7
+	if got := Recv(t, ch, "seven"); got != 7 {
+		t.Errorf("Recv = %d", got)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {})
+	Wait(t, &wg, "nothing")
+}
+
+func TestSeedFromEnvironment(t *testing.T) {
+	t.Setenv("TESTTOOL_SEED", "12345")
+	if got := Seed(t, "TESTTOOL_SEED"); got != 12345 {
+		t.Errorf("Seed = %d, want 12345", got)
+	}
+	t.Setenv("TESTTOOL_SEED", "")
+	if a, b := Seed(t, "TESTTOOL_SEED"), Seed(t, "TESTTOOL_SEED"); a == b {
+		t.Errorf("two clock seeds are equal: %d", a)
 	}
 }

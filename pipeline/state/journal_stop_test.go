@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -35,7 +36,7 @@ func TestUpdateReturnsWhenCloseStopsCommitter(t *testing.T) {
 		// No deadline of its own, as the engine's saves have none.
 		updated <- j.Update(context.WithoutCancel(t.Context()), func(r *state.Run) { r.Status = state.RunFailed })
 	}()
-	<-ss.saving
+	testtool.Recv(t, ss.saving, "the stuck store's Save to begin")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Millisecond)
 	defer cancel()
 	if err := j.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {

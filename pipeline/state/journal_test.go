@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -74,7 +75,7 @@ func TestGroupCommit(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testtool.Wait(t, &wg, "the concurrent Updates")
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)

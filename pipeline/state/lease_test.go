@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -111,7 +112,7 @@ func TestConcurrentAcquire(t *testing.T) {
 		})
 	}
 	close(start)
-	wg.Wait()
+	testtool.Wait(t, &wg, "the concurrent Acquire calls")
 	won := 0
 	for i := range n {
 		var he *state.HeldError

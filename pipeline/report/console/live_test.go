@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/engine"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -178,7 +179,7 @@ func TestLiveConcurrentTicker(t *testing.T) {
 		}
 		l.Event(engine.Event{Kind: engine.StepFinished, Time: time.Now(), Step: "s", Status: state.StepSucceeded})
 	}()
-	wg.Wait()
+	testtool.Wait(t, &wg, "the goroutine sending 2000 events")
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

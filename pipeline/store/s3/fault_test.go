@@ -60,7 +60,7 @@ func TestJournalThroughFlakyS3(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testtool.Wait(t, &wg, "the writers appending through the flaky endpoint")
 	closeErr := j.Close(ctx)
 	proxy.SetEnabled(false)
 	t.Logf("faults injected: %v; %d updates durable, %d failed; %d PUTs reached the server",
@@ -126,7 +126,7 @@ func TestConcurrentAcquireS3(t *testing.T) {
 			})
 		}
 		close(start)
-		wg.Wait()
+		testtool.Wait(t, &wg, "both Acquire calls")
 		won := 0
 		for i := range 2 {
 			var he *state.HeldError
