@@ -75,7 +75,9 @@ func minTokens(src []byte, limit int) (line int) {
 				// its next line): lines as indented go on with it.
 				valueIndent = indent - 1
 			case !endsWithColon(body):
-				valueIndent = indent
+				// The value belongs to the key after any "- ": only lines
+				// indented past that key go on with it.
+				valueIndent = indent + len(body) - len(trimDashes(body))
 			}
 		}
 	}
@@ -175,4 +177,12 @@ func trimComment(l []byte) []byte {
 		l = l[:i]
 	}
 	return bytes.TrimRight(l, " \t\r")
+}
+
+// trimDashes strips the "- " sequence entries a line starts with.
+func trimDashes(l []byte) []byte {
+	for bytes.HasPrefix(l, []byte("- ")) {
+		l = bytes.TrimLeft(l[2:], " ")
+	}
+	return l
 }
