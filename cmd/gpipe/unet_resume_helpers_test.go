@@ -64,6 +64,9 @@ func (r *resumeRun) startRun(t *testing.T) *proc {
 	cmd.Dir, cmd.Env = r.dir, r.env
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	// Steps outlive a killed gpipe and hold its output pipe: without a
+	// delay, waiting for gpipe would wait for them too.
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start gpipe: %v", err)
 	}
