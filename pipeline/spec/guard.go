@@ -38,16 +38,16 @@ type blockLevel struct {
 // violation it adds an error at the offending token and returns nil; the
 // first violation stops the scan, and ok is false: the parser must not see
 // the input.
-func scanTokens(ctx context.Context, src string, errs *errList) (tokens token.Tokens, ok bool, err error) {
+func scanTokens(ctx context.Context, src []byte, errs *errList) (tokens token.Tokens, ok bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
-	if line := minTokens([]byte(src), maxTokens); line > 0 {
+	if line := minTokens(src, maxTokens); line > 0 {
 		errs.add(Pos{Line: line, Col: 1}, "spec has more than %d YAML tokens; a spec of 10,000 steps has about 330,000", maxTokens)
 		return nil, false, nil
 	}
 	var s scanner.Scanner
-	s.Init(src)
+	s.Init(string(src))
 	var (
 		n     int // tokens seen
 		flow  int // open flow collections ([ or {)

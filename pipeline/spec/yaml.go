@@ -108,7 +108,7 @@ func parseYAML(ctx context.Context, src []byte, s *source, errs *errList) (root 
 			root = nil
 		}
 	}()
-	tokens, ok, err := scanTokens(ctx, string(src), errs)
+	tokens, ok, err := scanTokens(ctx, src, errs)
 	if !ok || err != nil {
 		return nil, err
 	}
