@@ -43,7 +43,7 @@ func TestReferenceCoversEveryField(t *testing.T) {
 	}
 	doc := string(got)
 	for _, want := range []string{
-		"### `shell`", "### `provision-stack`", "### `teardown`", "### `prepare-disk`", "### `fetch-msd`",
+		"### `shell`", "### `provision-stack`", "### `teardown`", "### `prepare-host`", "### `prepare-disk`", "### `fetch-msd`",
 		"### `preprocess`", "### `train-unet`", "### `evaluate`",
 		"| `run` (required) | string |", "| `hpus` | integer 1–8, or expression `${{ }}` | `1` |",
 		"| `instance_type` | string | `\"dl1.24xlarge\"` |", "| `max_backoff` |", "| `cards` |", "| `secret` |",

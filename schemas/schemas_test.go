@@ -78,8 +78,8 @@ func TestEveryStepTypeHasWith(t *testing.T) {
 	if err := json.Unmarshal(doc.Defs["step"], &step); err != nil {
 		t.Fatal(err)
 	}
-	if len(step.Properties.Type.Enum) != 8 {
-		t.Fatalf("step types = %v, want 8", step.Properties.Type.Enum)
+	if len(step.Properties.Type.Enum) != 9 {
+		t.Fatalf("step types = %v, want 9", step.Properties.Type.Enum)
 	}
 	for _, typ := range step.Properties.Type.Enum {
 		if _, ok := doc.Defs["with-"+typ]; !ok {

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -58,9 +59,11 @@ func newAWSCLI(t *testing.T, withS3 bool) *awsCLI {
 	if withS3 {
 		// The fake checks every signature, so it and versitygw share keys.
 		c.gw = testtool.Versitygw(t)
-		opt = awsfaketest.Options{AccessKey: c.gw.AccessKey, SecretKey: c.gw.SecretKey}
+		opt = awsfaketest.Options{AccessKey: c.gw.AccessKey, SecretKey: c.gw.SecretKey, S3Endpoint: c.gw.Endpoint}
 	}
 	c.aws = awsfaketest.New(t, opt)
+	// Stacks take real time here: a phase every 50ms keeps the tests fast.
+	c.aws.CFN.PhaseTime = 50 * time.Millisecond
 	key, secret := "AKIDGPIPETEST", "gpipe-test-secret" // awsfake's default credentials
 	if withS3 {
 		key, secret = c.gw.AccessKey, c.gw.SecretKey
@@ -154,8 +157,9 @@ func (c *awsCLI) createStack(t *testing.T, name, runID string) {
 	if _, err := api.CreateStack(t.Context(), in); err != nil {
 		t.Fatalf("create stack %s: %v", name, err)
 	}
-	// Each DescribeStacks moves the fake's creation on by one phase.
-	for range 20 {
+	// The fake's stacks advance with its clock (here the real one).
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
 		out, err := api.DescribeStacks(t.Context(), &cloudformation.DescribeStacksInput{StackName: sdkaws.String(name)})
 		if err != nil {
 			t.Fatalf("describe stack %s: %v", name, err)
@@ -163,8 +167,9 @@ func (c *awsCLI) createStack(t *testing.T, name, runID string) {
 		if out.Stacks[0].StackStatus == cfntypes.StackStatusCreateComplete {
 			return
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("stack %s never reached CREATE_COMPLETE", name)
+	t.Fatalf("stack %s did not reach CREATE_COMPLETE within 10s", name)
 }
 
 // stackStatus is the status of the newest stack of that name in the fake.
@@ -373,8 +378,7 @@ steps:
 func TestTeardownKilledRunner(t *testing.T) {
 	t.Parallel()
 	c := newAWSCLI(t, true)
-	c.aws.EC2.AddImage(awsfaketest.Image{ID: "ami-0c11000000000001", Owner: "amazon", Created: "2025-06-01T00:00:00.000Z",
-		Name: "Deep Learning AMI Habana PyTorch 2.6.0 SynapseAI 1.21.0 (Ubuntu 20.04) 20250601", RootDevice: "/dev/sda1"})
+	awsfaketest.AddUbuntuImage(c.aws, "ami-0c11000000000001")
 	writeFile(t, filepath.Join(c.dir, "bucket.yaml"), bucketTemplate)
 	writeFile(t, filepath.Join(c.dir, "spec.yaml"), killedSpec)
 	const runID = "killed"
@@ -406,7 +410,7 @@ func TestTeardownKilledRunner(t *testing.T) {
 			bucket = s.Resources["Results"]
 		}
 	}
-	c.gw.Bucket(t, bucket)
+	// The fake's CloudFormation created the bucket on versitygw.
 	s3c := s3.New(s3.Options{Region: awsfaketest.Region, BaseEndpoint: sdkaws.String(c.gw.Endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(c.gw.AccessKey, c.gw.SecretKey, "")})
 	for i := range 3 {
@@ -428,9 +432,10 @@ func TestTeardownKilledRunner(t *testing.T) {
 	if got := c.stackStatus(t, stack); got != "DELETE_COMPLETE" {
 		t.Errorf("stack %s is %s after teardown, want DELETE_COMPLETE", stack, got)
 	}
-	left, err := s3c.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: &bucket})
-	if err != nil || len(left.Contents) != 0 {
-		t.Errorf("bucket %s after teardown: %d objects, err %v", bucket, len(left.Contents), err)
+	// CloudFormation deleted the emptied bucket with the stack.
+	var nsb *s3types.NoSuchBucket
+	if _, err := s3c.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: &bucket}); !errors.As(err, &nsb) {
+		t.Errorf("bucket %s after teardown: err = %v, want NoSuchBucket", bucket, err)
 	}
 
 	// The run's state knows: its cost stops counting, and nothing is held.

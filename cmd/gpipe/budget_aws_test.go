@@ -57,8 +57,7 @@ steps:
 func TestBudgetStopsRunCleanly(t *testing.T) {
 	t.Parallel()
 	c := newAWSCLI(t, false)
-	c.aws.EC2.AddImage(awsfaketest.Image{ID: "ami-0b0d000000000001", Owner: "amazon", Created: "2025-06-01T00:00:00.000Z",
-		Name: "Deep Learning AMI Habana PyTorch 2.6.0 SynapseAI 1.21.0 (Ubuntu 20.04) 20250601", RootDevice: "/dev/sda1"})
+	awsfaketest.AddUbuntuImage(c.aws, "ami-0b0d000000000001")
 	writeFile(t, filepath.Join(c.dir, "instance.yaml"), instanceTemplate)
 	writeFile(t, filepath.Join(c.dir, "spec.yaml"), budgetSpec)
 

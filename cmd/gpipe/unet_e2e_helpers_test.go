@@ -41,6 +41,9 @@ const (
 	// What the specs pin; the fake docker checks that pull, build and run use them.
 	e2eImage   = "vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest"
 	e2eModRefs = "1.21.0"
+	// The fake hl-smi's driver version: of the image's release, as on a
+	// prepared host (a run may override FAKE_HL_DRIVER).
+	e2eDriver = "1.21.0-fake001"
 )
 
 func newUnetE2E(t *testing.T) *unetE2E {
@@ -58,8 +61,7 @@ func newUnetE2E(t *testing.T) *unetE2E {
 		bin:   filepath.Join(repo, "testdata", "unet", "bin"),
 		repo:  repo,
 	}
-	e.aws.EC2.AddImage(awsfaketest.Image{ID: "ami-0e2e0000000000001", Owner: "amazon", Created: "2025-06-01T00:00:00.000Z",
-		Name: "Deep Learning AMI Habana PyTorch 2.6.0 SynapseAI 1.21.0 (Ubuntu 20.04) 20250601", RootDevice: "/dev/sda1"})
+	awsfaketest.AddUbuntuImage(e.aws, "ami-0e2e0000000000001")
 	e.client = s3.New(s3.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: sdkaws.String(srv.Endpoint),
@@ -166,6 +168,7 @@ func (e *unetE2E) newRun(t *testing.T, id string, fakeEnv ...string) *unetRun {
 		"FAKE_S3_DIR=" + e.s3.Dir,
 		"FAKE_WANT_IMAGE=" + e2eImage,
 		"FAKE_WANT_MODEL_REFS=" + e2eModRefs,
+		"FAKE_HL_DRIVER=" + e2eDriver,
 	}
 	if d := os.Getenv("GOCOVERDIR"); d != "" {
 		r.env = append(r.env, "GOCOVERDIR="+d)
@@ -366,4 +369,9 @@ func fmtAttempts(s *state.Step) string {
 		fmt.Fprintf(&b, "[%d: %s] ", a.N, a.Error)
 	}
 	return b.String()
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
 }

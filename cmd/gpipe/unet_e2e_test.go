@@ -31,8 +31,8 @@ import (
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
-// TestUnetBrainE2E runs specs/unet-brain.yaml: provision → prepare-disk →
-// (fetch-msd ∥ pull-image) → preprocess → train on 8 HPUs → evaluate →
+// TestUnetBrainE2E runs specs/unet-brain.yaml: provision → prepare-host →
+// prepare-disk → (fetch-msd ∥ pull-image) → preprocess → train on 8 HPUs → evaluate →
 // teardown, and its failure paths; then specs/unet-brain-5fold.yaml.
 func TestUnetBrainE2E(t *testing.T) {
 	e := newUnetE2E(t)
@@ -66,6 +66,9 @@ func TestUnetBrainE2E(t *testing.T) {
 		r := e.newRun(t, "unet-e2e-"+h.name)
 		hostiles = append(hostiles, hostile{h.name, h.entry, r, r.start(t, "unet-brain.yaml", h.source, h.md5)})
 	}
+	// A host whose Habana driver is of another release (an old DLAMI's 1.13).
+	mismatch := e.newRun(t, "unet-e2e-driver-mismatch", "FAKE_HL_DRIVER=1.13.0-6e7ef62")
+	waitMismatch := mismatch.start(t, "unet-brain.yaml", good, goodMD5)
 	// specs/unet-brain-5fold.yaml: five 1-HPU trainings at once on the
 	// 8-card host, each on its own card; cv-dice averages the folds.
 	fiveFold := e.newRun(t, "unet-e2e-5fold", "FAKE_WANT_HPUS=1", "FAKE_DICE_BY_FOLD=1", "FAKE_TRAIN_TOGETHER=5")
@@ -79,10 +82,14 @@ func TestUnetBrainE2E(t *testing.T) {
 		}
 		run := r.status(t)
 		wantSteps(t, run, out, map[string]state.StepStatus{"provision": state.StepSucceeded, "disk": state.StepSucceeded,
-			"fetch": state.StepSucceeded, "pull-image": state.StepSucceeded, "preprocess": state.StepSucceeded,
+			"fetch": state.StepSucceeded, "host-setup": state.StepSucceeded, "pull-image": state.StepSucceeded, "preprocess": state.StepSucceeded,
 			"train": state.StepSucceeded, "evaluate": state.StepSucceeded, "teardown": state.StepSucceeded})
+		if got := run.Steps["host-setup"].Outputs["driver_version"]; got != e2eDriver {
+			t.Errorf("host-setup driver_version %q, want hl-smi's %q", got, e2eDriver)
+		}
 		r.wantTornDown(t, run)
 		r.wantSuccess(t, run)
+		r.wantStackParams(t, map[string]string{"DataBucket": e2eMirrorBucket, "AvailabilityZone": "us-east-1a"})
 	})
 
 	t.Run("flake-retried", func(t *testing.T) {
@@ -124,6 +131,37 @@ func TestUnetBrainE2E(t *testing.T) {
 		r.wantTornDown(t, run)
 	})
 
+	// The driver is read (hl-smi) and refused before the image is pulled: a
+	// permanent error, so no retry, naming both versions and the fix.
+	t.Run("driver-mismatch", func(t *testing.T) {
+		r := mismatch
+		code, out := waitMismatch(t)
+		if code != 1 {
+			t.Fatalf("gpipe run exited %d, want 1:\n%s", code, out)
+		}
+		run := r.status(t)
+		wantSteps(t, run, out, map[string]state.StepStatus{"provision": state.StepSucceeded, "host-setup": state.StepFailed,
+			"disk": state.StepSkipped, "fetch": state.StepSkipped, "pull-image": state.StepSkipped, "preprocess": state.StepSkipped, "train": state.StepSkipped, "teardown": state.StepSucceeded})
+		setup := run.Steps["host-setup"]
+		if n := len(setup.Attempts); n != 1 {
+			t.Errorf("host-setup ran %d attempts, want 1 (a driver mismatch is permanent): %s", n, fmtAttempts(setup))
+		}
+		msg := lastError(setup)
+		for _, want := range []string{"1.13.0-6e7ef62", "release 1.21.0", e2eImage, "Fix:"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("host-setup error lacks %q: %s", want, msg)
+			}
+		}
+		if setup.Outputs["driver_version"] != "" && setup.Outputs["driver_version"] != "1.13.0-6e7ef62" {
+			t.Errorf("host-setup driver_version %q", setup.Outputs["driver_version"])
+		}
+		calls, _ := os.ReadFile(filepath.Join(r.fake, "calls"))
+		if strings.Contains(string(calls), "docker pull") || fileExists(filepath.Join(r.fake, "pulled")) {
+			t.Errorf("the image was pulled onto a host that cannot run it:\n%s", calls)
+		}
+		r.wantTornDown(t, run)
+	})
+
 	for _, h := range hostiles {
 		t.Run(h.name, func(t *testing.T) {
 			r := h.r
@@ -160,6 +198,7 @@ func TestUnetBrainE2E(t *testing.T) {
 			want[fmt.Sprintf("evaluate-fold-%d", f)] = state.StepSucceeded
 		}
 		wantSteps(t, run, out, want)
+		r.wantStackParams(t, map[string]string{"DataBucket": e2eMirrorBucket, "AvailabilityZone": "us-east-1a"})
 		r.wantTornDown(t, run)
 		cards := map[string]string{} // card → fold
 		for _, argv := range r.dockerRuns(t) {
@@ -307,7 +346,7 @@ func TestUnetSpecsValidateAndPlan(t *testing.T) {
 			{"plan", "-p", "results_bucket=my-results", "-p", "host=local", "-p", "data_dir=/scratch", sp},
 		} {
 			out := gpipe(args...)
-			for _, step := range []string{"provision", "disk", "fetch", "pull-image", "preprocess", "train", "evaluate", "teardown"} {
+			for _, step := range []string{"provision", "disk", "host-setup", "fetch", "pull-image", "preprocess", "train", "evaluate", "teardown"} {
 				if !strings.Contains(out, step) {
 					t.Errorf("gpipe %s: no step %s:\n%s", strings.Join(args, " "), step, out)
 				}

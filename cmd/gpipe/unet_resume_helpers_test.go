@@ -32,8 +32,7 @@ func (e *unetE2E) withOwnAWS(t *testing.T) *unetE2E {
 	t.Helper()
 	own := *e
 	own.aws = awsfaketest.New(t, awsfaketest.Options{AccessKey: e.s3.AccessKey, SecretKey: e.s3.SecretKey})
-	own.aws.EC2.AddImage(awsfaketest.Image{ID: "ami-0e2e0000000000002", Owner: "amazon", Created: "2025-06-01T00:00:00.000Z",
-		Name: "Deep Learning AMI Habana PyTorch 2.6.0 SynapseAI 1.21.0 (Ubuntu 20.04) 20250601", RootDevice: "/dev/sda1"})
+	awsfaketest.AddUbuntuImage(own.aws, "ami-0e2e0000000000002")
 	return &own
 }
 

@@ -102,7 +102,8 @@ func (s *Steps) Clients(ctx context.Context, region string) (*cfn.Clients, error
 			o.UsePathStyle = !strings.EqualFold(os.Getenv("GPIPE_S3_PATH_STYLE"), "false")
 		}
 	})
-	return &cfn.Clients{CFN: cloudformation.NewFromConfig(cfg), S3: s3c, EC2: ec2.NewFromConfig(cfg), Region: cfg.Region}, nil
+	return &cfn.Clients{CFN: cloudformation.NewFromConfig(cfg), S3: s3c, EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg),
+		Region: cfg.Region}, nil
 }
 
 // ProvisionStack is the provision-stack step type.

@@ -39,13 +39,15 @@ func TestIAMPolicy(t *testing.T) {
 		}
 	}
 	for a, res := range map[string]string{
-		"cloudformation:CreateStack": "arn:aws:cloudformation:*:*:stack/gpipe-*/*",
-		"ssm:SendCommand":            "arn:aws:ssm:*::document/AWS-RunShellScript",
-		"ssm:ListCommands":           "*", // finding a command whose SendCommand answer was lost
-		"s3:PutObject":               "arn:aws:s3:::state-bucket/gpipe/*",
-		"s3:GetObject":               "arn:aws:s3:::my-results/*",
-		"iam:PassRole":               "arn:aws:iam::*:role/gpipe-*",
-		"logs:GetLogEvents":          "arn:aws:logs:*:*:log-group:/gpipe/ssm:*",
+		"cloudformation:CreateStack":        "arn:aws:cloudformation:*:*:stack/gpipe-*/*",
+		"ssm:SendCommand":                   "arn:aws:ssm:*::document/AWS-RunShellScript",
+		"ssm:ListCommands":                  "*", // finding a command whose SendCommand answer was lost
+		"ec2:DescribeInstanceTypeOfferings": "*", // choosing a zone that offers the instance type
+		"s3:PutObject":                      "arn:aws:s3:::state-bucket/gpipe/*",
+		"s3:GetObject":                      "arn:aws:s3:::my-results/*",
+		"iam:PassRole":                      "arn:aws:iam::*:role/gpipe-*",
+		"logs:GetLogEvents":                 "arn:aws:logs:*:*:log-group:/gpipe/ssm:*",
+		"ssm:GetParameter":                  "arn:aws:ssm:*::parameter/aws/service/*", // the default AMI's public parameter
 	} {
 		if !contains(actions[a], res) {
 			t.Errorf("%s on %s missing (have %v)", a, res, actions[a])

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/steps/aws/cfn"
 	"github.com/gpipe/gpipe/steps/aws/template"
 )
 
@@ -49,7 +50,7 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 		}
 		for _, k := range []string{"data_bucket", "results_bucket"} {
 			if b, ok := st.With[k].(string); ok && b != "" && !strings.Contains(b, "${{") {
-				buckets = append(buckets, b)
+				buckets = append(buckets, cfn.BucketName(b)) // data_bucket may be an s3:// URL in the bucket
 			}
 		}
 	}
@@ -65,7 +66,11 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 		usesSSM = true
 		add("Describe", []string{"*"}, "ec2:DescribeImages", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeInternetGateways",
 			"ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
-			"ec2:DescribeInstances", "ec2:DescribeAvailabilityZones", "ec2:DescribeAccountAttributes", "ec2:DescribeInstanceTypes")
+			"ec2:DescribeInstances", "ec2:DescribeAvailabilityZones", "ec2:DescribeAccountAttributes", "ec2:DescribeInstanceTypes",
+			"ec2:DescribeInstanceTypeOfferings")
+		// provision-stack reads the default AMI id from Canonical's public SSM
+		// parameter (public parameters' ARNs have no account).
+		add("ImageParameters", []string{"arn:aws:ssm:*::parameter/aws/service/*"}, "ssm:GetParameter")
 		add("TemplateResources", []string{"*"}, "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:ModifyVpcAttribute",
 			"ec2:CreateInternetGateway", "ec2:DeleteInternetGateway", "ec2:AttachInternetGateway", "ec2:DetachInternetGateway",
 			"ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:ModifySubnetAttribute", "ec2:CreateRouteTable", "ec2:DeleteRouteTable",

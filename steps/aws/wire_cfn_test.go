@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ func TestWireProvisionAndTeardown(t *testing.T) {
 	e.srv.Throttle("CloudFormation.DescribeStacks", 2) // absorbed by the SDK's retryer
 	e.srv.Throttle("CloudFormation.CreateStack", 1)    // a retried create must not make two stacks
 	e.srv.Throttle("EC2.DescribeImages", 1)            // EC2 throttles with 503 RequestLimitExceeded
+	e.srv.Throttle("SSM.GetParameter", 1)              // SSM with 400 ThrottlingException
 	e.srv.Throttle("CloudFormation.DescribeStackEvents", 1)
 	sr, log, saved := stepRun(wireRun, "provision", map[string]any{"root_volume_gib": "300", "max_lifetime": "6h",
 		"results_bucket": "my-results", "tags": map[string]any{"team": "ml"}})
@@ -51,7 +53,8 @@ func TestWireProvisionAndTeardown(t *testing.T) {
 	for i := 1; f.Get("Parameters.member."+itoa(i)+".ParameterKey") != ""; i++ {
 		params[f.Get("Parameters.member."+itoa(i)+".ParameterKey")] = f.Get("Parameters.member." + itoa(i) + ".ParameterValue")
 	}
-	for k, v := range map[string]string{"ImageId": "ami-0bbb", "RootDeviceName": "/dev/xvda", "RootVolumeGiB": "300",
+	// No ami: Canonical's Ubuntu 22.04, from its SSM public parameter.
+	for k, v := range map[string]string{"ImageId": "ami-0ddd", "RootDeviceName": "/dev/sda1", "RootVolumeGiB": "300",
 		"MaxLifetimeMinutes": "360", "ResultsBucket": "my-results", "RunId": wireRun, "InstanceType": "dl1.24xlarge"} {
 		if params[k] != v {
 			t.Errorf("parameter %s = %q, want %q", k, params[k], v)
@@ -63,7 +66,9 @@ func TestWireProvisionAndTeardown(t *testing.T) {
 	if info := e.srv.CFN.Stacks()[0]; info.Tags["gpipe:run-id"] != wireRun || info.Tags["team"] != "ml" || info.Status != "CREATE_COMPLETE" {
 		t.Errorf("stack %+v", info)
 	}
-	for _, want := range []string{"AMI ami-0bbb (root device /dev/xvda)", "Instance AWS::EC2::Instance CREATE_IN_PROGRESS",
+	for _, want := range []string{"AMI ami-0ddd (root device /dev/sda1)",
+		`AMI ami-0ddd is "ubuntu/images/hvm-ssd-gp3/ubuntu-jammy-22.04-amd64-server-20250601" (SSM parameter /aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp3/ami-id)`,
+		"Instance AWS::EC2::Instance CREATE_IN_PROGRESS",
 		"Instance AWS::EC2::Instance CREATE_COMPLETE", name + " AWS::CloudFormation::Stack CREATE_COMPLETE"} {
 		if n := strings.Count(log.String(), want+"\n"); n != 1 {
 			t.Errorf("log has %q %d times, want once:\n%s", want, n, log)
@@ -274,13 +279,16 @@ func TestWireResumeReportsFailureItWatched(t *testing.T) {
 	e.srv.CFN.FailNextCreate(awsfake.Failure{Resource: "Instance", Reason: "We currently do not have sufficient dl1.24xlarge capacity in the Availability Zone you requested (us-east-1a)."})
 	ctx, cancel := context.WithCancel(t.Context())
 	e.clock.setHook(func(int) { cancel() }) // the first runner dies while the stack is created
-	sr, _, saved := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	// The user's zone: a capacity failure there is reported, not answered
+	// with another zone.
+	with := map[string]any{"ami": "ami-0aaa", "availability_zone": "us-east-1a"}
+	sr, _, saved := stepRun(wireRun, "provision", with)
 	if _, err := steps.ProvisionStack().Run(ctx, sr); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
 	e.clock.setHook(nil)
 	steps = e.runner()
-	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	sr, log, _ := stepRun(wireRun, "provision", with)
 	sr.Attempt, sr.Resume = 2, saved
 	_, err := steps.ProvisionStack().Run(t.Context(), sr)
 	if !errors.Is(err, cfn.ErrInsufficientCapacity) {
@@ -288,5 +296,83 @@ func TestWireResumeReportsFailureItWatched(t *testing.T) {
 	}
 	if n := len(e.srv.CFN.Creates()); n != 1 {
 		t.Errorf("%d stacks created, want 1", n)
+	}
+}
+
+// TestWireZoneWithoutCapacity: EC2 offers dl1.24xlarge in two zones and the
+// first has no capacity; the instance fails as EC2 reports it, the stack
+// rolls back, and provision-stack deletes it and creates the stack in the
+// other zone, saying so.
+func TestWireZoneWithoutCapacity(t *testing.T) {
+	e := newWire(t, 0)
+	steps := e.runner()
+	e.srv.EC2.Offer("dl1.24xlarge", "us-east-1c", "us-east-1f")
+	e.srv.EC2.NoCapacity("us-east-1c")
+	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"ami": "ami-0aaa"})
+	res, err := steps.ProvisionStack().Run(t.Context(), sr)
+	if err != nil {
+		t.Fatalf("provision: %v\n%s", err, log)
+	}
+	stacks := e.srv.CFN.Stacks()
+	if len(stacks) != 2 || stacks[0].Status != "DELETE_COMPLETE" || stacks[1].Status != "CREATE_COMPLETE" {
+		t.Fatalf("stacks %+v\n%s", stacks, log)
+	}
+	if res.Outputs["availability_zone"] != "us-east-1f" {
+		t.Errorf("zone %q, want us-east-1f", res.Outputs["availability_zone"])
+	}
+	for _, want := range []string{"Instance AWS::EC2::Instance CREATE_FAILED: We currently do not have sufficient dl1.24xlarge capacity in the Availability Zone you requested (us-east-1c)",
+		"ROLLBACK_COMPLETE", "zone us-east-1c has no capacity for the instance type now", "trying zone us-east-1f"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := e.srv.Calls("EC2.DescribeInstanceTypeOfferings"); n != 1 {
+		t.Errorf("%d DescribeInstanceTypeOfferings calls, want 1", n)
+	}
+}
+
+// with.ami picks the image: an id as is, a name pattern among ami_owner's
+// images (Habana's base AMI is a Marketplace image), any SSM parameter. A
+// wrong choice fails before CreateStack, naming what was asked for.
+func TestWireAMIChoices(t *testing.T) {
+	e := newWire(t, 0)
+	steps := e.runner()
+	e.srv.SSM.SetParameter("/my/ami", "ami-0aaa")
+	for i, c := range []struct {
+		with     map[string]any
+		id, root string
+		wantErr  string
+	}{
+		{map[string]any{"ami": "ami-0aaa"}, "ami-0aaa", "/dev/sda1", ""},
+		{map[string]any{"ami": "habanalabs-base-ubuntu22.04-1.21.0-*", "ami_owner": "aws-marketplace"}, "ami-0eee", "/dev/xvda", ""},
+		{map[string]any{"ami": "resolve:ssm:/my/ami"}, "ami-0aaa", "/dev/sda1", ""},
+		// The old default: Amazon owns no Habana base image of 1.21.
+		{map[string]any{"ami": "habanalabs-base-ubuntu22.04-1.21.0-*"}, "", "", "no available AMI owned by amazon matches"},
+		{map[string]any{"ami": "resolve:ssm:/not/there"}, "", "", "read AMI id from SSM parameter /not/there"},
+		{map[string]any{"ami": "ami-0fff"}, "", "", `describe images "ami-0fff"`},
+	} {
+		creates := len(e.srv.CFN.Creates())
+		sr, log, _ := stepRun(fmt.Sprintf("ami-choice-%d", i), "provision", c.with)
+		_, err := steps.ProvisionStack().Run(t.Context(), sr)
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("ami %v: err = %v, want %q\n%s", c.with, err, c.wantErr, log)
+			}
+			if len(e.srv.CFN.Creates()) != creates {
+				t.Errorf("ami %v: a stack was created", c.with)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("ami %v: %v\n%s", c.with, err, log)
+		}
+		f := e.srv.CFN.Creates()[creates]
+		got := map[string]string{}
+		for i := 1; f.Get("Parameters.member."+itoa(i)+".ParameterKey") != ""; i++ {
+			got[f.Get("Parameters.member."+itoa(i)+".ParameterKey")] = f.Get("Parameters.member." + itoa(i) + ".ParameterValue")
+		}
+		if got["ImageId"] != c.id || got["RootDeviceName"] != c.root {
+			t.Errorf("ami %v: ImageId %q, RootDeviceName %q, want %s, %s", c.with, got["ImageId"], got["RootDeviceName"], c.id, c.root)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,12 +91,22 @@ type wireEnv struct {
 func newWire(t *testing.T, skew time.Duration) *wireEnv {
 	clock := &testClock{now: wireBase}
 	srv := awsfake.New(t, awsfake.Options{Now: func() time.Time { return clock.Now().Add(skew) }})
+	// On the runner's fake clock a stack may take as long as a real one.
+	srv.CFN.PhaseTime = time.Minute
 	srv.EC2.AddImage(awsfake.Image{ID: "ami-0aaa", Name: "Deep Learning AMI Habana PyTorch 1.13 SynapseAI 1.9 (Ubuntu 20.04) 20230101",
 		Owner: "amazon", Created: "2023-01-01T00:00:00.000Z", RootDevice: "/dev/sda1"})
 	srv.EC2.AddImage(awsfake.Image{ID: "ami-0bbb", Name: "Deep Learning AMI Habana PyTorch 2.0 SynapseAI 1.11 (Ubuntu 20.04) 20230801",
 		Owner: "amazon", Created: "2023-08-01T00:00:00.000Z", RootDevice: "/dev/xvda"})
 	srv.EC2.AddImage(awsfake.Image{ID: "ami-0ccc", Name: "Someone else's Habana PyTorch SynapseAI Ubuntu 20.04",
 		Owner: "999999999999", Created: "2024-01-01T00:00:00.000Z", RootDevice: "/dev/sda1"})
+	// The default image: Canonical's Ubuntu 22.04, whose id Canonical publishes
+	// as an SSM public parameter (owner 099720109477 is Canonical's account).
+	srv.EC2.AddImage(awsfake.Image{ID: "ami-0ddd", Name: "ubuntu/images/hvm-ssd-gp3/ubuntu-jammy-22.04-amd64-server-20250601",
+		Owner: "099720109477", Created: "2025-06-01T00:00:00.000Z", RootDevice: "/dev/sda1"})
+	srv.SSM.SetParameter(strings.TrimPrefix(cfn.DefaultAMI, "resolve:ssm:"), "ami-0ddd")
+	// Habana's base AMI, a Marketplace image (owner alias aws-marketplace).
+	srv.EC2.AddImage(awsfake.Image{ID: "ami-0eee", Name: "habanalabs-base-ubuntu22.04-1.21.0-20250601",
+		Owner: "aws-marketplace", Created: "2025-06-01T00:00:00.000Z", RootDevice: "/dev/xvda"})
 	return &wireEnv{t: t, srv: srv, clock: clock}
 }
 

@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
@@ -42,9 +44,10 @@ Outputs:
 func TestWireTeardownEmptiesStackBucket(t *testing.T) {
 	gw := testtool.Versitygw(t)
 	clock := &testClock{now: wireBase}
-	srv := awsfake.New(t, awsfake.Options{Now: clock.Now, AccessKey: gw.AccessKey, SecretKey: gw.SecretKey})
+	srv := awsfake.New(t, awsfake.Options{Now: clock.Now, AccessKey: gw.AccessKey, SecretKey: gw.SecretKey, S3Endpoint: gw.Endpoint})
 	srv.EC2.AddImage(awsfake.Image{ID: "ami-0bbb", Name: "Deep Learning AMI Habana PyTorch 2.0 SynapseAI 1.11 (Ubuntu 20.04) 20230801",
 		Owner: "amazon", Created: "2023-08-01T00:00:00.000Z", RootDevice: "/dev/xvda"})
+	srv.SSM.SetParameter(strings.TrimPrefix(cfn.DefaultAMI, "resolve:ssm:"), "ami-0bbb")
 	t.Setenv("AWS_ENDPOINT_URL_S3", gw.Endpoint)
 	steps := New(Options{
 		LoadConfig: func(ctx context.Context, region string) (sdkaws.Config, error) {
@@ -74,7 +77,6 @@ func TestWireTeardownEmptiesStackBucket(t *testing.T) {
 	if bucket == "" || res.Outputs["results_bucket"] != bucket {
 		t.Fatalf("bucket %q, outputs %v", bucket, res.Outputs)
 	}
-	gw.Bucket(t, bucket)
 	cl, err := steps.Clients(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -91,13 +93,23 @@ func TestWireTeardownEmptiesStackBucket(t *testing.T) {
 		}
 	}
 
+	// Deleting the stack without emptying its bucket fails as in AWS:
+	// DELETE_FAILED, with S3's reason on the bucket.
+	err = cfn.Teardown(t.Context(), cl, cfn.TeardownOptions{Clock: cfn.Clock{Now: clock.Now, Sleep: clock.Sleep}}, res.Outputs["stack_name"])
+	var fe *cfn.StackFailedError
+	if !errors.As(err, &fe) || fe.Status != "DELETE_FAILED" || fe.Resource != "Results" ||
+		!strings.Contains(fe.Reason, "The bucket you tried to delete is not empty") || !strings.Contains(fe.Reason, "Status Code: 409") {
+		t.Fatalf("raw delete of a stack with a full bucket: err = %v", err)
+	}
+
 	tsr, tlog, _ := stepRun(wireRun, "teardown", map[string]any{"stack": res.Outputs["stack_name"]})
 	if _, err := steps.Teardown().Run(t.Context(), tsr); err != nil {
 		t.Fatalf("teardown: %v\n%s", err, tlog)
 	}
-	left, err := s3c.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: &bucket})
-	if err != nil || len(left.Contents) != 0 {
-		t.Fatalf("bucket after teardown: %v objects, err %v", len(left.Contents), err)
+	// CloudFormation deleted the emptied bucket with the stack.
+	var nsb *s3types.NoSuchBucket
+	if _, err := s3c.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: &bucket}); !errors.As(err, &nsb) {
+		t.Fatalf("bucket after teardown: err = %v, want NoSuchBucket", err)
 	}
 	if !strings.Contains(tlog.String(), "emptied bucket "+bucket+" (5 object versions deleted)") {
 		t.Errorf("teardown log:\n%s", tlog)

@@ -62,8 +62,9 @@
 // On a remote (SSM) host the instance downloads with the AWS CLI, streaming
 // `aws s3 cp s3://... - | tee FIFO | tar -x` with md5sum reading the FIFO, into
 // the same staging-then-rename layout with the same marker. We chose the CLI
-// over running the gpipe binary as a remote agent because the Habana DLAMI
-// already ships the CLI and the instance role's credentials, whereas an agent
+// over running the gpipe binary as a remote agent because the host has the CLI
+// (prepare-host installs it where the image lacks it) and the instance role's
+// credentials, whereas an agent
 // would first need a gpipe build for the instance's OS and architecture
 // uploaded to a bucket the instance can read, plus a version handshake —
 // moving parts whose failure would cost a $13/hour instance's time. On a

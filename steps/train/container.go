@@ -22,8 +22,8 @@ const DefaultModelReferences = "1.21.0"
 // DefaultImage is the Gaudi PyTorch container of the same software release as
 // DefaultModelReferences (PyTorch 2.6.0 on Ubuntu 22.04, as in the 1.21.0
 // support matrix). The version directory pins the release; ":latest" inside it
-// only moves between builds of 1.21.0. The scripts warn when the host's
-// habanalabs driver version differs from the image's release.
+// only moves between builds of 1.21.0. prepare-host fails when the host's
+// Habana driver is of another release, and so do the UNet scripts.
 const DefaultImage = "vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest"
 
 // ModelReferencesURL is where the pinned tag is cloned from (inside the image
@@ -54,11 +54,27 @@ func decodeContainer(p *params) container {
 	return c
 }
 
+// dockerfile builds the derived image. The pins reach it only as --build-arg
+// values. PYTHONPATH extends the base image's (/root:/usr/lib/habanalabs/,
+// where Habana's Python modules live) rather than replacing it.
+const dockerfile = `ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG MODEL_REFERENCES_TAG
+ARG MODEL_REFERENCES_URL
+RUN git clone --depth 1 --branch "${MODEL_REFERENCES_TAG}" "${MODEL_REFERENCES_URL}" /Model-References
+WORKDIR /Model-References/PyTorch/computer_vision/segmentation/Unet
+RUN . /etc/os-release; req="requirements_u${VERSION_ID%%.*}.txt"; \
+    if [ ! -f "$req" ]; then req=requirements.txt; fi; \
+    python3 -m pip install --no-cache-dir -r "$req"
+ENV PYTHONPATH=/Model-References:${PYTHONPATH}
+`
+
 // derivedImage names the image that adds the pinned Model-References checkout
-// and its requirements to the base image. The name is derived from both, so a
-// changed pin builds a new image instead of reusing a stale one.
+// and its requirements to the base image. The name is derived from both pins
+// and the Dockerfile, so a changed pin or recipe builds a new image instead of
+// reusing a stale one.
 func (c container) derivedImage() string {
-	sum := sha256.Sum256([]byte(c.Image + "\x00" + c.ModelReferences))
+	sum := sha256.Sum256([]byte(c.Image + "\x00" + c.ModelReferences + "\x00" + dockerfile))
 	tag := dockerName(c.ModelReferences)
 	if len(tag) > 40 {
 		tag = tag[:40]
@@ -120,31 +136,24 @@ func ensureImage(b *strings.Builder, c container) {
 	assign(b, "model_references", c.ModelReferences)
 	assign(b, "model_references_url", ModelReferencesURL)
 	assign(b, "unet_image", c.derivedImage())
+	release, _ := ImageRelease(c.Image)
+	assign(b, "image_release_line", minorRelease(release))
 	b.WriteString(`
 # The image and the host driver must be of the same Gaudi software release.
-driver_version=$(cat /sys/module/habanalabs/version 2>/dev/null || true)
-if [ -n "$driver_version" ]; then
-  case "$base_image" in
-    */"${driver_version%%-*}"/*) ;;
-    *) echo "gpipe: warning: habanalabs driver $driver_version does not match image $base_image" >&2 ;;
-  esac
+# prepare-host checks it before the image is pulled; this guards specs without
+# that step (an image named without its release is not checked here).
+driver_version=$(cat "${GPIPE_SYS_MODULE:-/sys/module}/habanalabs/version" 2>/dev/null || true)
+driver_release=${driver_version%%-*}
+if [ -n "$driver_version" ] && [ -n "$image_release_line" ] && [ "${driver_release%.*}" != "$image_release_line" ]; then
+  echo "gpipe: the host's habanalabs driver $driver_version is not of release $image_release_line of image $base_image: a container runs only on a driver of its own release (run prepare-host first)" >&2
+  exit 1
 fi
 
 if ! "$runtime" image inspect "$unet_image" >/dev/null 2>&1; then
   echo "gpipe: building $unet_image from $base_image with Model-References $model_references"
   build_dir=$(mktemp -d)
   cat >"$build_dir/Dockerfile" <<'DOCKERFILE'
-ARG BASE_IMAGE
-FROM ${BASE_IMAGE}
-ARG MODEL_REFERENCES_TAG
-ARG MODEL_REFERENCES_URL
-RUN git clone --depth 1 --branch "${MODEL_REFERENCES_TAG}" "${MODEL_REFERENCES_URL}" /Model-References
-WORKDIR /Model-References/PyTorch/computer_vision/segmentation/Unet
-RUN . /etc/os-release; req="requirements_u${VERSION_ID%%.*}.txt"; \
-    if [ ! -f "$req" ]; then req=requirements.txt; fi; \
-    python3 -m pip install --no-cache-dir -r "$req"
-ENV PYTHONPATH=/Model-References
-DOCKERFILE
+` + dockerfile + `DOCKERFILE
   "$runtime" build --build-arg BASE_IMAGE="$base_image" \
     --build-arg MODEL_REFERENCES_TAG="$model_references" \
     --build-arg MODEL_REFERENCES_URL="$model_references_url" \

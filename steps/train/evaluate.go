@@ -127,7 +127,10 @@ rm -f "$eval_dir/eval_log.json"
 	}
 	mounts := []string{c.Data, fold}
 	if c.Ckpt != "" && !strings.HasPrefix(c.Ckpt, fold+"/") {
-		mounts = append(mounts, path.Dir(c.Ckpt))
+		// The file, not its directory: a checkpoint at the top of a disk (or
+		// the plan's placeholder /<steps.train.outputs.ckpt>) would otherwise
+		// mount the host's whole root, which docker refuses ("-v /:/").
+		mounts = append(mounts, c.Ckpt)
 	}
 	writeRunArgs(&b, runSpec{
 		Cards:  cards,

@@ -22,6 +22,7 @@ func TestScriptsGoldenAndShellcheck(t *testing.T) {
 		with        map[string]any
 		cards       []int
 	}{
+		{"prepare-host.sh", TypePrepareHost, map[string]any{}, nil},
 		{"prepare-disk.sh", TypePrepareDisk, map[string]any{"min_free_gib": 500}, nil},
 		{"prepare-disk-xfs.sh", TypePrepareDisk, map[string]any{"mount": "/mnt/scratch", "fs_type": "xfs", "move": []any{"/var/lib/docker"}}, nil},
 		{"preprocess.sh", TypePreprocess, map[string]any{"task": "01", "dim": 2}, nil},

@@ -1,6 +1,7 @@
 // Package train implements the host step types that turn a fetched MSD task
-// into a trained and evaluated Habana UNet: prepare-disk, preprocess,
-// train-unet and evaluate.
+// into a trained and evaluated Habana UNet: prepare-host (driver and container
+// runtime of the container's release), prepare-disk, preprocess, train-unet
+// and evaluate.
 //
 // Each step decodes its `with` into a typed struct with defaults, renders a
 // bash script in which every value is a quoted literal (host.Quote), and runs
@@ -39,15 +40,18 @@ type Executors interface {
 // Step type names.
 const (
 	TypePrepareDisk = "prepare-disk"
+	TypePrepareHost = "prepare-host"
 	TypePreprocess  = "preprocess"
 	TypeTrainUNet   = "train-unet"
 	TypeEvaluate    = "evaluate"
 )
 
-// New returns the four step types keyed by type name, for the registry.
+// New returns the step types of this package keyed by type name, for the
+// registry.
 func New(ex Executors) map[string]pipeline.Runner {
 	return map[string]pipeline.Runner{
 		TypePrepareDisk: &PrepareDisk{Exec: ex},
+		TypePrepareHost: &PrepareHost{Exec: ex},
 		TypePreprocess:  &Preprocess{Exec: ex},
 		TypeTrainUNet:   &TrainUNet{Exec: ex},
 		TypeEvaluate:    &Evaluate{Exec: ex},

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
 // CloudFormation is the part of *cloudformation.Client gpipe uses.
@@ -36,10 +37,17 @@ type S3 interface {
 	DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, opts ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
 }
 
-// EC2 is what resolving an AMI name and a subnet's VPC needs.
+// EC2 is what resolving an AMI name, a subnet's VPC and the zones that
+// offer an instance type needs.
 type EC2 interface {
 	DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, opts ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
 	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
+	DescribeInstanceTypeOfferings(ctx context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error)
+}
+
+// SSM is what reading an AMI id from a (public) SSM parameter needs.
+type SSM interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, opts ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
 }
 
 // Clients are the service clients of one region.
@@ -47,6 +55,7 @@ type Clients struct {
 	CFN    CloudFormation
 	S3     S3
 	EC2    EC2
+	SSM    SSM
 	Region string
 }
 

@@ -21,6 +21,7 @@ var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 type env struct {
 	cfn   *fakeCFN
+	ec2   *fakeEC2
 	s3    *fakeS3
 	clock *fakeClock
 	cl    *Clients
@@ -33,10 +34,14 @@ func newEnv() *env {
 		clock: &fakeClock{now: base},
 	}
 	e.cfn.clock = e.clock.clock().Now
-	e.cl = &Clients{CFN: e.cfn, S3: e.s3, Region: "us-east-1", EC2: &fakeEC2{images: []ec2types.Image{
-		{ImageId: aws.String("ami-old"), CreationDate: aws.String("2022-01-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/sda1")},
-		{ImageId: aws.String("ami-new"), CreationDate: aws.String("2023-05-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/xvda")},
-	}}}
+	e.ec2 = &fakeEC2{zones: []string{"us-east-1b", "us-east-1a", "us-east-1d"}, images: []ec2types.Image{
+		{ImageId: aws.String("ami-old"), Name: aws.String("Deep Learning AMI Habana PyTorch 1.13 SynapseAI 1.9 (Ubuntu 20.04) 20220101"),
+			CreationDate: aws.String("2022-01-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/sda1")},
+		{ImageId: aws.String("ami-new"), Name: aws.String("Deep Learning AMI Habana PyTorch 2.0 SynapseAI 1.11 (Ubuntu 20.04) 20230501"),
+			CreationDate: aws.String("2023-05-01T00:00:00.000Z"), RootDeviceName: aws.String("/dev/xvda")},
+	}}
+	e.cl = &Clients{CFN: e.cfn, S3: e.s3, Region: "us-east-1", EC2: e.ec2,
+		SSM: &fakeSSM{params: map[string]string{strings.TrimPrefix(DefaultAMI, "resolve:ssm:"): "ami-new"}}}
 	return e
 }
 
@@ -129,7 +134,9 @@ func TestProvisionFailureNamesRootCause(t *testing.T) {
 		e := newEnv()
 		e.cfn.failWith = tc.reason
 		p := &Provision{Clients: e.clients, Clock: e.clock.clock()}
-		sr, log, _ := stepRun(nil)
+		// A zone of the user's: gpipe reports its capacity failure rather
+		// than trying another zone.
+		sr, log, _ := stepRun(map[string]any{"availability_zone": "us-east-1a"})
 		_, err := p.Run(context.Background(), sr)
 		var fe *StackFailedError
 		if !errors.As(err, &fe) {

@@ -3,7 +3,8 @@ package cfn
 import (
 	"context"
 	"fmt"
-	"strings"
+	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,13 +15,20 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
 )
 
 // fakeCFN behaves like CloudFormation for one account and region: a stack
 // moves one status further on every DescribeStacks call, records events as it
 // goes (newest first, as the service returns them), rolls back with a reason
 // when told to fail, and answers by name only while the stack is not deleted.
+// It checks CreateStack's input and derives a template's capabilities with
+// the wire fake's rules (awsfake.CheckCreateStack, awsfake.SummarizeTemplate,
+// each naming its source in the CloudFormation API Reference).
 type fakeCFN struct {
 	mu       sync.Mutex
 	stacks   []*fakeStack
@@ -30,15 +38,19 @@ type fakeCFN struct {
 	// failWith, when set, makes the next created stack's Instance fail with it.
 	failWith    string
 	deleteFails string // reason DeleteStack fails with
-	creates     []*cloudformation.CreateStackInput
-	deletes     int
-	resources   []types.StackResourceSummary
-	nextID      int
+	// noCapacity lists zones whose instance launches fail with
+	// InsufficientInstanceCapacity (the AvailabilityZone parameter decides).
+	noCapacity map[string]bool
+	creates    []*cloudformation.CreateStackInput
+	deletes    int
+	resources  []types.StackResourceSummary
+	nextID     int
 }
 
 type fakeStack struct {
 	name, id string
 	tags     []types.Tag
+	params   []types.Parameter
 	path     []types.StackStatus // statuses still to come
 	status   types.StackStatus
 	events   []types.StackEvent // newest first
@@ -84,13 +96,39 @@ func (f *fakeCFN) CreateStack(_ context.Context, in *cloudformation.CreateStackI
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	name := aws.ToString(in.StackName)
+	var tags [][2]string
+	for _, t := range in.Tags {
+		tags = append(tags, [2]string{aws.ToString(t.Key), aws.ToString(t.Value)})
+	}
+	if msg := awsfake.CheckCreateStack(name, aws.ToString(in.ClientRequestToken), aws.ToString(in.TemplateBody), tags); msg != "" {
+		return nil, apiErr("ValidationError", msg)
+	}
+	sum, err := awsfake.SummarizeTemplate(aws.ToString(in.TemplateBody))
+	if err != nil {
+		return nil, apiErr("ValidationError", err.Error())
+	}
+	for _, need := range sum.Capabilities {
+		if !slices.Contains(in.Capabilities, types.Capability(need)) && !slices.Contains(in.Capabilities, types.CapabilityCapabilityNamedIam) {
+			return nil, apiErr("InsufficientCapabilitiesException", "Requires capabilities : ["+need+"]")
+		}
+	}
+	for _, p := range in.Parameters {
+		if !slices.Contains(sum.Params, aws.ToString(p.ParameterKey)) {
+			return nil, apiErr("ValidationError", "Parameters: ["+aws.ToString(p.ParameterKey)+"] do not exist in the template")
+		}
+	}
 	if s := f.find(name); s != nil {
 		return nil, apiErr("AlreadyExistsException", "Stack ["+name+"] already exists")
 	}
 	f.creates = append(f.creates, in)
 	s := &fakeStack{name: name, id: fmt.Sprintf("arn:aws:cloudformation:us-east-1:123456789012:stack/%s/%d", name, len(f.stacks)), tags: in.Tags,
-		status: types.StackStatusCreateInProgress, fail: f.failWith}
+		params: in.Parameters, status: types.StackStatusCreateInProgress, fail: f.failWith}
 	f.failWith = ""
+	for _, p := range in.Parameters {
+		if z := aws.ToString(p.ParameterValue); aws.ToString(p.ParameterKey) == "AvailabilityZone" && f.noCapacity[z] && s.fail == "" {
+			s.fail = "We currently do not have sufficient dl1.24xlarge capacity in the Availability Zone you requested (" + z + "). (Service: AmazonEC2; Status Code: 500; Error Code: InsufficientInstanceCapacity)"
+		}
+	}
 	if s.fail != "" {
 		s.path = []types.StackStatus{types.StackStatusCreateInProgress, types.StackStatusRollbackInProgress, types.StackStatusRollbackComplete}
 	} else {
@@ -160,7 +198,7 @@ func (f *fakeCFN) DescribeStacks(_ context.Context, in *cloudformation.DescribeS
 
 func (f *fakeCFN) view(s *fakeStack) types.Stack {
 	return types.Stack{StackName: aws.String(s.name), StackId: aws.String(s.id), StackStatus: s.status, Tags: s.tags,
-		Outputs: s.outputs, CreationTime: aws.Time(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
+		Parameters: s.params, Outputs: s.outputs, CreationTime: aws.Time(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 }
 
 func (f *fakeCFN) DescribeStackEvents(_ context.Context, in *cloudformation.DescribeStackEventsInput, _ ...func(*cloudformation.Options)) (*cloudformation.DescribeStackEventsOutput, error) {
@@ -212,15 +250,21 @@ func (f *fakeCFN) ListStackResources(_ context.Context, in *cloudformation.ListS
 }
 
 func (f *fakeCFN) GetTemplateSummary(_ context.Context, in *cloudformation.GetTemplateSummaryInput, _ ...func(*cloudformation.Options)) (*cloudformation.GetTemplateSummaryOutput, error) {
-	var params []types.ParameterDeclaration
-	body := aws.ToString(in.TemplateBody)
-	head, _, _ := strings.Cut(body, "\nConditions:")
-	for _, line := range strings.Split(head, "\n") {
-		if strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":") {
-			params = append(params, types.ParameterDeclaration{ParameterKey: aws.String(strings.TrimSuffix(strings.TrimSpace(line), ":"))})
-		}
+	sum, err := awsfake.SummarizeTemplate(aws.ToString(in.TemplateBody))
+	if err != nil {
+		return nil, apiErr("ValidationError", err.Error())
 	}
-	return &cloudformation.GetTemplateSummaryOutput{Parameters: params, Capabilities: []types.Capability{types.CapabilityCapabilityIam}}, nil
+	out := &cloudformation.GetTemplateSummaryOutput{}
+	for _, p := range sum.Params {
+		out.Parameters = append(out.Parameters, types.ParameterDeclaration{ParameterKey: aws.String(p)})
+	}
+	for _, c := range sum.Capabilities {
+		out.Capabilities = append(out.Capabilities, types.Capability(c))
+	}
+	if sum.Reason != "" {
+		out.CapabilitiesReason = aws.String(sum.Reason)
+	}
+	return out, nil
 }
 
 func (f *fakeCFN) status(name string) types.StackStatus {
@@ -234,7 +278,51 @@ func (f *fakeCFN) status(name string) types.StackStatus {
 	return ""
 }
 
-type fakeEC2 struct{ images []ec2types.Image }
+// fakeEC2 answers the reads provision-stack makes. Filter names are
+// checked against EC2's documented ones (EC2 API Reference, DescribeImages
+// and DescribeInstanceTypeOfferings, "Filters"; an unknown name is
+// InvalidParameterValue) and applied as EC2 applies them.
+type fakeEC2 struct {
+	images []ec2types.Image
+	zones  []string // zones offering dl1.24xlarge
+	offers int      // DescribeInstanceTypeOfferings calls
+}
+
+func checkFilters(fs []ec2types.Filter, known ...string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, f := range fs {
+		n := aws.ToString(f.Name)
+		if !slices.Contains(known, n) {
+			return nil, apiErr("InvalidParameterValue", "The filter '"+n+"' is invalid")
+		}
+		out[n] = append(out[n], f.Values...)
+	}
+	return out, nil
+}
+
+func matches(values []string, v string) bool {
+	if len(values) == 0 {
+		return true
+	}
+	for _, p := range values {
+		if ok, _ := path.Match(p, v); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// fakeSSM is Parameter Store: GetParameter answers ParameterNotFound for a
+// name it does not hold (SSM API reference, GetParameter).
+type fakeSSM struct{ params map[string]string }
+
+func (f *fakeSSM) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+	v, ok := f.params[aws.ToString(in.Name)]
+	if !ok {
+		return nil, apiErr("ParameterNotFound", "")
+	}
+	return &ssm.GetParameterOutput{Parameter: &ssmtypes.Parameter{Name: in.Name, Value: aws.String(v), Type: ssmtypes.ParameterTypeString}}, nil
+}
 
 func (f *fakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput, _ ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
 	if len(in.ImageIds) > 0 {
@@ -245,7 +333,35 @@ func (f *fakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 		}
 		return nil, apiErr("InvalidAMIID.NotFound", "The image id does not exist")
 	}
-	return &ec2.DescribeImagesOutput{Images: f.images}, nil
+	fs, err := checkFilters(in.Filters, "name", "state", "owner-alias", "owner-id", "image-id", "architecture")
+	if err != nil {
+		return nil, err
+	}
+	var out []ec2types.Image
+	for _, im := range f.images {
+		if matches(fs["name"], aws.ToString(im.Name)) && matches(fs["state"], "available") {
+			out = append(out, im)
+		}
+	}
+	return &ec2.DescribeImagesOutput{Images: out}, nil
+}
+
+func (f *fakeEC2) DescribeInstanceTypeOfferings(_ context.Context, in *ec2.DescribeInstanceTypeOfferingsInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypeOfferingsOutput, error) {
+	f.offers++
+	if in.LocationType != ec2types.LocationTypeAvailabilityZone {
+		return nil, apiErr("InvalidParameterValue", "the fake models LocationType availability-zone only")
+	}
+	fs, err := checkFilters(in.Filters, "instance-type", "location")
+	if err != nil {
+		return nil, err
+	}
+	var out []ec2types.InstanceTypeOffering
+	for _, z := range f.zones {
+		if matches(fs["instance-type"], "dl1.24xlarge") && matches(fs["location"], z) {
+			out = append(out, ec2types.InstanceTypeOffering{InstanceType: "dl1.24xlarge", LocationType: in.LocationType, Location: aws.String(z)})
+		}
+	}
+	return &ec2.DescribeInstanceTypeOfferingsOutput{InstanceTypeOfferings: out}, nil
 }
 
 func (f *fakeEC2) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {

@@ -16,15 +16,30 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/aws/template"
 )
 
-// DefaultAMI is the name pattern of the Habana Deep Learning AMI (Ubuntu
-// 20.04), resolved to the newest Amazon-owned image with DescribeImages: no
-// SSM public parameter publishes it.
-const DefaultAMI = "Deep Learning AMI Habana PyTorch*SynapseAI*Ubuntu 20.04*"
+// DefaultAMI is Canonical's Ubuntu 22.04 LTS (amd64, gp3 root): the SSM public
+// parameter Canonical keeps pointing at the current image of each region, so
+// it works in any account with no Marketplace subscription. The Habana driver
+// of the container's release goes on it in the spec's prepare-host step. The
+// "resolve:ssm:" form is EC2's own for an AMI held in a parameter.
+//
+// Not the "Deep Learning AMI Habana ... (Ubuntu 20.04)" images gpipe used to
+// search for: their drivers are 1.13 or older, and a container runs only on a
+// driver of its own release (the 1.21.0 container needs Ubuntu 22.04 or 24.04
+// with the 1.21 driver).
+const DefaultAMI = "resolve:ssm:/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+
+// DefaultAMIOwner owns the images a name pattern in with.ami matches unless
+// with.ami_owner says otherwise ("aws-marketplace" for Habana's base AMI).
+const DefaultAMIOwner = "amazon"
+
+// ssmPrefix marks an AMI given as an SSM parameter name.
+const ssmPrefix = "resolve:ssm:"
 
 // Resume keys provision-stack saves.
 const (
@@ -80,10 +95,14 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 		return partial, err
 	}
 
-	for try := 0; try < 5; try++ {
+	zones, err := newZones(sr.With)
+	if err != nil {
+		return partial, err
+	}
+	for try := 0; try < maxCreates; try++ {
 		st, err := describe(ctx, cl.CFN, clock, name)
 		if errors.Is(err, ErrStackNotFound) {
-			if err := p.create(ctx, sr, cl, name, try); err != nil {
+			if err := p.create(ctx, sr, cl, name, try, zones); err != nil {
 				return partial, err
 			}
 			continue
@@ -124,6 +143,16 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 				ev.poll(ctx) // settled before we watched: read what happened
 			}
 			fail := ev.failure(st)
+			if next, err := zones.afterFailure(ctx, cl, st, fail); err != nil {
+				return partial, err
+			} else if next != "" {
+				fmt.Fprintf(sr.Log, "zone %s has no capacity for the instance type now (%s); deleting stack %s and trying zone %s\n",
+					stackParam(st, template.ParamAvailabilityZone), fail.Reason, name, next)
+				if err := deleteAndWait(ctx, cl, clock, aws.ToString(st.StackId), sr.Log); err != nil {
+					return partial, err
+				}
+				continue
+			}
 			if try > 0 || watched {
 				// We created it in this attempt, or saw it fail (a resumed
 				// run attaching to its creation): report, and let the step's
@@ -141,7 +170,7 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 			return partial, &StackInProgressError{Stack: name, Status: string(st.StackStatus)}
 		}
 	}
-	return partial, fmt.Errorf("stack %s: gave up after 5 tries to create it", name)
+	return partial, fmt.Errorf("stack %s: gave up after %d tries to create it", name, maxCreates)
 }
 
 // OutputLaunchTime is the provision output that says when the stack's
@@ -187,6 +216,10 @@ func launchTime(ctx context.Context, api CloudFormation, stackID string) (t time
 	return time.Time{}, false
 }
 
+// maxCreates bounds the creations of one Run: a few for stacks that vanish
+// under us, plus one per zone tried after a capacity failure.
+const maxCreates = 10
+
 func tag(st *types.Stack, key string) string {
 	for _, t := range st.Tags {
 		if aws.ToString(t.Key) == key {
@@ -198,7 +231,7 @@ func tag(st *types.Stack, key string) string {
 
 // create sends CreateStack and saves the stack name and id for resume as soon
 // as it exists.
-func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, name string, try int) error {
+func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, name string, try int, zones *zones) error {
 	body, params, err := p.templateAndParams(ctx, sr, cl)
 	if err != nil {
 		return err
@@ -210,6 +243,14 @@ func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Client
 	declared := map[string]bool{}
 	for _, d := range sum.Parameters {
 		declared[aws.ToString(d.ParameterKey)] = true
+	}
+	if zones.auto && declared[template.ParamAvailabilityZone] && params[template.ParamAvailabilityZone] == "" {
+		zone, err := zones.pick(ctx, cl, params[template.ParamInstanceType])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(sr.Log, "zone %s (offers %s)\n", zone, params[template.ParamInstanceType])
+		params[template.ParamAvailabilityZone] = zone
 	}
 	var cfParams []types.Parameter
 	keys := make([]string, 0, len(params))
@@ -311,12 +352,15 @@ func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun,
 		template.ParamMaxLifetimeMinutes: strconv.Itoa(max(10, int(math.Ceil(life.Minutes())))),
 	}
 	for key, param := range map[string]string{"subnet_id": template.ParamSubnetID, "availability_zone": template.ParamAvailabilityZone,
-		"data_bucket": template.ParamDataBucket, "results_bucket": template.ParamResultsBucket} {
+		"data_bucket": template.ParamDataBucket, "results_bucket": template.ParamResultsBucket, "results_kms_key": template.ParamResultsKmsKey} {
 		v, err := str(w, key)
 		if err != nil {
 			return "", nil, err
 		}
 		params[param] = v
+	}
+	if params[template.ParamDataBucket], err = bucketOf(params[template.ParamDataBucket]); err != nil {
+		return "", nil, fmt.Errorf("with.data_bucket: %w", err)
 	}
 	if params[template.ParamSubnetID] != "" {
 		vpc, err := subnetVPC(ctx, cl.EC2, params[template.ParamSubnetID])
@@ -334,13 +378,20 @@ func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun,
 		if err != nil {
 			return "", nil, err
 		}
-		id, root, err := resolveAMI(ctx, cl.EC2, ami)
+		owner, err := str(w, "ami_owner")
 		if err != nil {
 			return "", nil, err
 		}
-		fmt.Fprintf(sr.Log, "AMI %s (root device %s)\n", id, root)
-		params[template.ParamImageID] = id
-		params[template.ParamRootDeviceName] = root
+		img, err := resolveAMI(ctx, cl, ami, owner)
+		if err != nil {
+			return "", nil, err
+		}
+		fmt.Fprintf(sr.Log, "AMI %s (root device %s)\n", img.id, img.root)
+		if img.name != "" || img.via != "" {
+			fmt.Fprintf(sr.Log, "AMI %s is %q%s\n", img.id, img.name, img.via)
+		}
+		params[template.ParamImageID] = img.id
+		params[template.ParamRootDeviceName] = img.root
 	}
 	for _, k := range keys {
 		params[k] = extra[k]
@@ -348,36 +399,64 @@ func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun,
 	return body, params, nil
 }
 
-// resolveAMI turns an AMI id or a name pattern into an image id and its root
-// device name (the template sizes that device).
-func resolveAMI(ctx context.Context, api EC2, ami string) (id, root string, err error) {
+// image is a resolved AMI.
+type image struct {
+	id, root, name string
+	via            string // how it was found, for the log: " (SSM parameter /aws/...)"
+}
+
+// resolveAMI turns with.ami — an AMI id, "resolve:ssm:<parameter>" or a name
+// pattern of owner's images — into an image id and its root device name (the
+// template sizes that device).
+func resolveAMI(ctx context.Context, cl *Clients, ami, owner string) (image, error) {
 	if ami == "" {
 		ami = DefaultAMI
 	}
+	if owner == "" {
+		owner = DefaultAMIOwner
+	}
+	var via string
+	if name, ok := strings.CutPrefix(ami, ssmPrefix); ok {
+		if cl.SSM == nil {
+			return image{}, fmt.Errorf("AMI %s: no SSM client", ami)
+		}
+		out, err := cl.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+		if err != nil {
+			return image{}, fmt.Errorf("read AMI id from SSM parameter %s: %w", name, err)
+		}
+		if out.Parameter == nil || !strings.HasPrefix(aws.ToString(out.Parameter.Value), "ami-") {
+			return image{}, fmt.Errorf("SSM parameter %s holds no AMI id", name)
+		}
+		ami, via = aws.ToString(out.Parameter.Value), " (SSM parameter "+name+")"
+	}
 	in := &ec2.DescribeImagesInput{}
-	if strings.HasPrefix(ami, "ami-") && !strings.ContainsAny(ami, "*? ") {
+	byID := strings.HasPrefix(ami, "ami-") && !strings.ContainsAny(ami, "*? ")
+	if byID {
 		in.ImageIds = []string{ami}
 	} else {
-		in.Owners = []string{"amazon"}
+		in.Owners = []string{owner}
 		in.Filters = []ec2types.Filter{
 			{Name: aws.String("name"), Values: []string{ami}},
 			{Name: aws.String("state"), Values: []string{"available"}},
 		}
 	}
-	out, err := api.DescribeImages(ctx, in)
+	out, err := cl.EC2.DescribeImages(ctx, in)
 	if err != nil {
-		return "", "", fmt.Errorf("describe images %q: %w", ami, err)
+		return image{}, fmt.Errorf("describe images %q: %w", ami, err)
 	}
 	if len(out.Images) == 0 {
-		return "", "", fmt.Errorf("no available Amazon-owned AMI matches %q in this region: set with.ami to an AMI id or another name pattern", ami)
+		if byID {
+			return image{}, fmt.Errorf("AMI %s%s does not exist in this region (or is not shared with this account)", ami, via)
+		}
+		return image{}, fmt.Errorf("no available AMI owned by %s matches %q in this region: set with.ami to an AMI id or another name pattern (with.ami_owner names the owner)", owner, ami)
 	}
 	imgs := out.Images
 	sort.Slice(imgs, func(i, j int) bool { return aws.ToString(imgs[i].CreationDate) > aws.ToString(imgs[j].CreationDate) })
-	root = aws.ToString(imgs[0].RootDeviceName)
-	if root == "" {
-		root = "/dev/sda1"
+	img := image{id: aws.ToString(imgs[0].ImageId), root: aws.ToString(imgs[0].RootDeviceName), name: aws.ToString(imgs[0].Name), via: via}
+	if img.root == "" {
+		img.root = "/dev/sda1"
 	}
-	return aws.ToString(imgs[0].ImageId), root, nil
+	return img, nil
 }
 
 func subnetVPC(ctx context.Context, api EC2, subnet string) (string, error) {

@@ -42,6 +42,7 @@ const (
 	ParamAvailabilityZone   = "AvailabilityZone"
 	ParamDataBucket         = "DataBucket"
 	ParamResultsBucket      = "ResultsBucket"
+	ParamResultsKmsKey      = "ResultsKmsKeyArn"
 	ParamSsmLogGroup        = "SsmLogGroup"
 	ParamMaxLifetimeMinutes = "MaxLifetimeMinutes"
 	ParamIdleTimeoutMinutes = "IdleTimeoutMinutes"

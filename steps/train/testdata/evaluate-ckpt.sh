@@ -39,15 +39,17 @@ runtime="${GPIPE_CONTAINER_RUNTIME:-docker}"
 base_image='vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest'
 model_references='1.21.0'
 model_references_url='https://github.com/HabanaAI/Model-References'
-unet_image='gpipe-unet:1.21.0-53e11dc8e924'
+unet_image='gpipe-unet:1.21.0-57ecc949c02c'
+image_release_line='1.21'
 
 # The image and the host driver must be of the same Gaudi software release.
-driver_version=$(cat /sys/module/habanalabs/version 2>/dev/null || true)
-if [ -n "$driver_version" ]; then
-  case "$base_image" in
-    */"${driver_version%%-*}"/*) ;;
-    *) echo "gpipe: warning: habanalabs driver $driver_version does not match image $base_image" >&2 ;;
-  esac
+# prepare-host checks it before the image is pulled; this guards specs without
+# that step (an image named without its release is not checked here).
+driver_version=$(cat "${GPIPE_SYS_MODULE:-/sys/module}/habanalabs/version" 2>/dev/null || true)
+driver_release=${driver_version%%-*}
+if [ -n "$driver_version" ] && [ -n "$image_release_line" ] && [ "${driver_release%.*}" != "$image_release_line" ]; then
+  echo "gpipe: the host's habanalabs driver $driver_version is not of release $image_release_line of image $base_image: a container runs only on a driver of its own release (run prepare-host first)" >&2
+  exit 1
 fi
 
 if ! "$runtime" image inspect "$unet_image" >/dev/null 2>&1; then
@@ -63,7 +65,7 @@ WORKDIR /Model-References/PyTorch/computer_vision/segmentation/Unet
 RUN . /etc/os-release; req="requirements_u${VERSION_ID%%.*}.txt"; \
     if [ ! -f "$req" ]; then req=requirements.txt; fi; \
     python3 -m pip install --no-cache-dir -r "$req"
-ENV PYTHONPATH=/Model-References
+ENV PYTHONPATH=/Model-References:${PYTHONPATH}
 DOCKERFILE
   "$runtime" build --build-arg BASE_IMAGE="$base_image" \
     --build-arg MODEL_REFERENCES_TAG="$model_references" \
@@ -87,7 +89,7 @@ run_args=(
   --cap-add=sys_nice --net=host --ipc=host
   -v /data/01_2d:/data/01_2d
   -v /data/results/01_2d/fold_0:/data/results/01_2d/fold_0
-  -v /models:/models
+  -v /models/best.ckpt:/models/best.ckpt
   "$unet_image"
   python3
   -u

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,8 +15,6 @@ const (
 	cfnVersion = "2010-05-15"
 	cfnNS      = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
 )
-
-var stackNameRE = regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`)
 
 // CloudFormation is the fake's CloudFormation state for one account and
 // region.
@@ -32,16 +29,53 @@ type CloudFormation struct {
 	// PageSize bounds DescribeStackEvents and DescribeStacks pages (default 3),
 	// so that pagination is exercised.
 	PageSize int
-	// CreateWaits adds DescribeStacks polls during which a creation makes no
-	// progress, for tests that act while a stack is CREATE_IN_PROGRESS.
+	// PhaseTime is how long each phase of a stack operation takes on the
+	// fake's clock (Options.Now): a stack advances with time, not with the
+	// number of polls, so polling faster never makes it finish sooner. A
+	// creation takes two PhaseTimes, a deletion one. Default 1s, so that runs on
+	// the real clock stay fast; tests on a fake clock may take minutes, as
+	// CloudFormation does.
+	PhaseTime time.Duration
+	// CreateWaits adds phases during which a creation makes no progress, for
+	// tests that act while a stack is CREATE_IN_PROGRESS.
 	CreateWaits int
 	// RollbackWaits does the same for rollbacks.
 	RollbackWaits int
+	at            time.Time // while a phase runs: its due time, which stamps its events
 }
 
-func newCloudFormation(s *Server) *CloudFormation { return &CloudFormation{s: s, PageSize: 3} }
+func newCloudFormation(s *Server) *CloudFormation {
+	return &CloudFormation{s: s, PageSize: 3, PhaseTime: time.Second}
+}
 
-func (c *CloudFormation) now() time.Time { return c.s.now().UTC().Truncate(time.Millisecond) }
+func (c *CloudFormation) now() time.Time {
+	if !c.at.IsZero() {
+		return c.at
+	}
+	return c.s.now().UTC().Truncate(time.Millisecond)
+}
+
+// settle performs, in order, every phase of every stack's operation that is
+// due by the fake's clock, each stamped with its due time.
+func (c *CloudFormation) settle() {
+	now := c.now()
+	for _, st := range c.stacks {
+		for len(st.phases) > 0 {
+			// The first phase starts with the operation (CloudFormation
+			// begins on the resources at once); each later one takes PhaseTime.
+			due := st.opStart.Add(time.Duration(st.phasesDone) * c.PhaseTime)
+			if due.After(now) {
+				break
+			}
+			next := st.phases[0]
+			st.phases = st.phases[1:]
+			st.phasesDone++
+			c.at = due
+			next()
+			c.at = time.Time{}
+		}
+	}
+}
 
 // FailNextCreate makes the next created stack fail on a resource and roll back.
 func (c *CloudFormation) FailNextCreate(f Failure) {
@@ -75,6 +109,7 @@ type StackInfo struct {
 func (c *CloudFormation) Stacks() []StackInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.settle()
 	var out []StackInfo
 	for _, st := range c.stacks {
 		tags := map[string]string{}
@@ -125,6 +160,7 @@ func (c *CloudFormation) serve(w http.ResponseWriter, form url.Values) {
 		return
 	}
 	c.mu.Lock()
+	c.settle()
 	result, err := c.do(action, form)
 	c.mu.Unlock()
 	if err != nil {
@@ -187,14 +223,15 @@ func members(form url.Values, name, field string) []string {
 }
 
 func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
-	name, body := form.Get("StackName"), form.Get("TemplateBody")
-	if !stackNameRE.MatchString(name) {
-		return nil, validation("1 validation error detected: Value '%s' at 'stackName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*", name)
+	name, body, token := form.Get("StackName"), form.Get("TemplateBody"), form.Get("ClientRequestToken")
+	tk, tv := members(form, "Tags", "Key"), members(form, "Tags", "Value")
+	var tags [][2]string
+	for i := range tk {
+		tags = append(tags, [2]string{tk[i], tv[i]})
 	}
-	if body == "" {
-		return nil, validation("Either Template URL or Template Body must be specified.")
+	if msg := CheckCreateStack(name, token, body, tags); msg != "" {
+		return nil, validation("%s", msg)
 	}
-	token := form.Get("ClientRequestToken")
 	if st := c.find(name); st != nil {
 		if token != "" && token == st.token {
 			return struct{ StackId string }{st.id}, nil // a retried request: same stack
@@ -217,6 +254,7 @@ func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
 	need, _ := t.capabilities()
 	have := members(form, "Capabilities", "")
 	for _, n := range need {
+		// CAPABILITY_NAMED_IAM covers CAPABILITY_IAM, not the other way round.
 		if !contains(have, n) && !contains(have, "CAPABILITY_NAMED_IAM") {
 			return nil, &cfnError{http.StatusBadRequest, "Sender", "InsufficientCapabilitiesException", "Requires capabilities : [" + n + "]"}
 		}
@@ -229,9 +267,15 @@ func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
 	st := &stack{name: name, token: token, created: c.now(), params: params, caps: have, tmpl: t, fail: c.nextFail,
 		id: fmt.Sprintf("arn:aws:cloudformation:%s:%s:stack/%s/%08x-0000-4000-8000-%012x", Region, Account, name, len(c.stacks)+1, len(c.stacks)+1)}
 	c.nextFail = nil
-	tk, tv := members(form, "Tags", "Key"), members(form, "Tags", "Value")
-	for i := range tk {
-		st.tags = append(st.tags, [2]string{tk[i], tv[i]})
+	st.tags = tags
+	for _, r := range t.Resources {
+		// EC2 decides whether an instance launches: the type must be offered
+		// in its zone, and the zone must have capacity.
+		if typ := st.eval(r.Props["InstanceType"]); st.fail == nil && r.Type == "AWS::EC2::Instance" && typ != "" {
+			if reason := c.s.EC2.launchFailure(typ, st.zone(), len(c.stacks)+1); reason != "" {
+				st.fail = &Failure{Resource: r.Logical, Reason: reason}
+			}
+		}
 	}
 	for _, r := range t.Resources {
 		st.resources = append(st.resources, &resource{logical: r.Logical, typ: r.Type})

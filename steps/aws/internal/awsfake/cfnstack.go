@@ -6,23 +6,26 @@ import (
 	"time"
 )
 
-// stack is one CloudFormation stack and what is still to happen to it: each
-// DescribeStacks of the stack performs the next phase of its operation.
+// stack is one CloudFormation stack and what is still to happen to it: the
+// phases of its operation: the first at once, each later one PhaseTime
+// after the previous one.
 type stack struct {
-	name, id  string
-	status    string
-	reason    string
-	token     string
-	created   time.Time
-	tags      [][2]string
-	params    map[string]string
-	caps      []string
-	resources []*resource
-	events    []event // newest first, as DescribeStackEvents returns them
-	outputs   [][2]string
-	tmpl      *tmpl
-	phases    []func() // the operation's remaining phases
-	fail      *Failure // creation fails on this resource
+	name, id   string
+	status     string
+	reason     string
+	token      string
+	created    time.Time
+	tags       [][2]string
+	params     map[string]string
+	caps       []string
+	resources  []*resource
+	events     []event // newest first, as DescribeStackEvents returns them
+	outputs    [][2]string
+	tmpl       *tmpl
+	phases     []func() // the operation's remaining phases
+	opStart    time.Time
+	phasesDone int
+	fail       *Failure // creation fails on this resource
 }
 
 type resource struct {
@@ -60,6 +63,7 @@ func (c *CloudFormation) resEvent(st *stack, r *resource, status, reason string)
 // complete, then the rest (or the failure and a rollback).
 func (c *CloudFormation) planCreate(st *stack) {
 	c.stackEvent(st, "CREATE_IN_PROGRESS", "User Initiated")
+	st.opStart, st.phasesDone = c.now(), 0
 	half := len(st.resources) / 2
 	st.phases = []func(){
 		func() {
@@ -67,6 +71,11 @@ func (c *CloudFormation) planCreate(st *stack) {
 				c.resEvent(st, r, "CREATE_IN_PROGRESS", "")
 				r.physical = physicalID(st, r, c.evSeq)
 				c.resEvent(st, r, "CREATE_IN_PROGRESS", "Resource creation Initiated")
+				if r.typ == "AWS::S3::Bucket" && st.fail == nil {
+					if reason := c.createBucket(r.physical); reason != "" {
+						st.fail = &Failure{Resource: r.logical, Reason: reason}
+					}
+				}
 			}
 		},
 		func() {
@@ -103,7 +112,10 @@ func (c *CloudFormation) planCreate(st *stack) {
 			st.phases = append(st.phases, func() {})
 		}
 		st.phases = append(st.phases, func() {
-			c.deleteResources(st)
+			if failed := c.deleteResources(st); failed != "" {
+				c.stackEvent(st, "ROLLBACK_FAILED", "The following resource(s) failed to delete: ["+failed+"]. ")
+				return
+			}
 			c.stackEvent(st, "ROLLBACK_COMPLETE", "")
 		})
 		return
@@ -129,6 +141,7 @@ func (c *CloudFormation) planCreate(st *stack) {
 func (c *CloudFormation) planDelete(st *stack) {
 	wasCreating := st.status == "CREATE_IN_PROGRESS"
 	c.stackEvent(st, "DELETE_IN_PROGRESS", "User Initiated")
+	st.opStart, st.phasesDone = c.now(), 0
 	st.phases = []func(){func() {
 		if wasCreating {
 			for _, r := range st.resources {
@@ -158,30 +171,36 @@ func (c *CloudFormation) planDelete(st *stack) {
 		return
 	}
 	st.phases = append(st.phases, func() {
-		c.deleteResources(st)
+		if failed := c.deleteResources(st); failed != "" {
+			c.stackEvent(st, "DELETE_FAILED", "The following resource(s) failed to delete: ["+failed+"]. ")
+			return
+		}
 		c.stackEvent(st, "DELETE_COMPLETE", "")
 	})
 }
 
-func (c *CloudFormation) deleteResources(st *stack) {
+// deleteResources deletes what the stack created, newest first, and returns
+// the logical ids of those that could not be deleted (comma-separated).
+func (c *CloudFormation) deleteResources(st *stack) string {
+	var failed []string
 	for i := len(st.resources) - 1; i >= 0; i-- {
 		r := st.resources[i]
-		if r.physical != "" && r.status != "DELETE_COMPLETE" {
-			if r.typ == "AWS::EC2::Instance" {
-				c.s.SSM.terminate(r.physical)
-			}
-			c.resEvent(st, r, "DELETE_COMPLETE", "")
+		if r.physical == "" || r.status == "DELETE_COMPLETE" {
+			continue
 		}
+		switch r.typ {
+		case "AWS::EC2::Instance":
+			c.s.SSM.terminate(r.physical)
+		case "AWS::S3::Bucket":
+			if reason := c.deleteBucket(r.physical); reason != "" {
+				c.resEvent(st, r, "DELETE_FAILED", reason)
+				failed = append(failed, r.logical)
+				continue
+			}
+		}
+		c.resEvent(st, r, "DELETE_COMPLETE", "")
 	}
-}
-
-// advance performs the next phase of the stack's operation.
-func (st *stack) advance() {
-	if len(st.phases) > 0 {
-		next := st.phases[0]
-		st.phases = st.phases[1:]
-		next()
-	}
+	return strings.Join(failed, ", ")
 }
 
 func physicalID(st *stack, r *resource, n int) string {
@@ -195,7 +214,14 @@ func physicalID(st *stack, r *resource, n int) string {
 	case "AWS::EC2::SecurityGroup":
 		return fmt.Sprintf("sg-0%016x", n)
 	case "AWS::S3::Bucket":
-		return strings.ToLower(fmt.Sprintf("%s-%s-%x", st.name, r.logical, n))
+		// CloudFormation's generated name: stack name, logical id and a
+		// random suffix, lower case, at most 63 characters (S3's limit).
+		suffix := fmt.Sprintf("-%s-%x", r.logical, n)
+		name := st.name
+		if len(name)+len(suffix) > 63 {
+			name = name[:63-len(suffix)]
+		}
+		return strings.ToLower(name + suffix)
 	}
 	return fmt.Sprintf("%s-%s-%X", st.name, r.logical, n)
 }

@@ -81,7 +81,6 @@ func (c *CloudFormation) describeStacks(form url.Values) (any, *cfnError) {
 		if st == nil {
 			return nil, notExist(name)
 		}
-		st.advance()
 		return describeStacksResult{Stacks: []xmlStack{st.view()}}, nil
 	}
 	var live []*stack

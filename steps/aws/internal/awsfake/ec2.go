@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -19,10 +21,93 @@ const (
 // protocol: ImageId.1, Filter.1.Value.1, lowercase XML without a Result
 // wrapper).
 type EC2 struct {
-	s       *Server
-	mu      sync.Mutex
-	images  []Image
-	subnets map[string]string // subnet id → vpc id
+	s          *Server
+	mu         sync.Mutex
+	images     []Image
+	subnets    map[string]string   // subnet id → vpc id
+	offers     map[string][]string // instance type → zones offering it
+	noCapacity map[string]bool     // zones out of capacity
+}
+
+// Offer sets the zones that offer an instance type (DescribeInstanceTypeOfferings;
+// an instance launched elsewhere fails as "Unsupported"). By default
+// dl1.24xlarge is offered in us-east-1a and us-east-1b.
+func (e *EC2) Offer(instanceType string, zones ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.offers[instanceType] = append([]string(nil), zones...)
+}
+
+// NoCapacity makes instance launches in the zones fail with
+// InsufficientInstanceCapacity until further notice.
+func (e *EC2) NoCapacity(zones ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, z := range zones {
+		e.noCapacity[z] = true
+	}
+}
+
+// launchFailure is what RunInstances answers for an instance type in a zone:
+// "" when it launches. The wording is EC2's (InsufficientInstanceCapacity and
+// Unsupported, EC2 API Reference "Error codes"), as CloudFormation puts it in
+// the instance's CREATE_FAILED event.
+func (e *EC2) launchFailure(typ, zone string, n int) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	offered := e.offers[typ]
+	var others []string
+	for _, z := range offered {
+		if z != zone && !e.noCapacity[z] {
+			others = append(others, z)
+		}
+	}
+	// CloudFormation appends the EC2 error's service, status and code.
+	cause := func(status int, code string) string {
+		return fmt.Sprintf(" (Service: AmazonEC2; Status Code: %d; Error Code: %s; Request ID: %08x-0000-4000-8000-00000000ec2f; Proxy: null)", status, code, n)
+	}
+	switch {
+	case !contains(offered, zone):
+		return fmt.Sprintf("Your requested instance type (%s) is not supported in your requested Availability Zone (%s). Please retry your request by not specifying an Availability Zone or choosing %s.",
+			typ, zone, strings.Join(offered, ", ")) + cause(400, "Unsupported")
+	case e.noCapacity[zone]:
+		return fmt.Sprintf("We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity. You can currently get %s capacity by not specifying an Availability Zone in your request or choosing %s.",
+			typ, zone, typ, strings.Join(others, ", ")) + cause(500, "InsufficientInstanceCapacity")
+	}
+	return ""
+}
+
+// Filter names EC2 documents for the two Describe calls served (EC2 API
+// Reference, DescribeImages and DescribeInstanceTypeOfferings, "Filters");
+// any other name is InvalidParameterValue, as EC2 answers.
+var (
+	imageFilters = []string{"architecture", "block-device-mapping.delete-on-termination", "block-device-mapping.device-name",
+		"block-device-mapping.snapshot-id", "block-device-mapping.volume-size", "block-device-mapping.volume-type",
+		"block-device-mapping.encrypted", "creation-date", "description", "ena-support", "free-tier-eligible", "hypervisor",
+		"image-allowed", "image-id", "image-type", "is-public", "kernel-id", "manifest-location", "name", "owner-alias",
+		"owner-id", "platform", "platform-details", "product-code", "product-code.type", "ramdisk-id", "root-device-name",
+		"root-device-type", "source-image-id", "source-image-region", "source-instance-id", "state", "state-reason-code",
+		"state-reason-message", "sriov-net-support", "tag-key", "usage-operation", "virtualization-type"}
+	offeringFilters = []string{"instance-type", "location"}
+)
+
+// filters reads Filter.N.Name / Filter.N.Value.M. It checks each name
+// against the documented ones, and that the fake models it (modelled).
+func (e *EC2) filters(form url.Values, known, modelled []string) (map[string][]string, string) {
+	out := map[string][]string{}
+	for i := 1; ; i++ {
+		n := form.Get("Filter." + strconv.Itoa(i) + ".Name")
+		if n == "" {
+			return out, ""
+		}
+		if !contains(known, n) && !strings.HasPrefix(n, "tag:") {
+			return nil, fmt.Sprintf("The filter '%s' is invalid", n)
+		}
+		if !contains(modelled, n) {
+			e.s.violation("EC2 filter %q is valid but the fake does not model it", n)
+		}
+		out[n] = append(out[n], indexed(form, "Filter."+strconv.Itoa(i)+".Value")...)
+	}
 }
 
 // Image is an AMI the fake knows.
@@ -79,19 +164,17 @@ func (e *EC2) serve(w http.ResponseWriter, form url.Values) {
 			RootDeviceName string `xml:"rootDeviceName"`
 		}
 		ids, owners := indexed(form, "ImageId"), indexed(form, "Owner")
-		var patterns []string
-		for i := 1; ; i++ {
-			n := form.Get("Filter." + strconv.Itoa(i) + ".Name")
-			if n == "" {
-				break
-			}
-			if n == "name" {
-				patterns = append(patterns, indexed(form, "Filter."+strconv.Itoa(i)+".Value")...)
-			}
+		f, bad := e.filters(form, imageFilters, []string{"name", "state", "image-id", "owner-alias", "owner-id"})
+		if bad != "" {
+			ec2Error(w, rid, http.StatusBadRequest, "InvalidParameterValue", bad)
+			return
 		}
 		var items []item
 		for _, im := range e.images {
-			if len(ids) > 0 && !contains(ids, im.ID) || len(owners) > 0 && !contains(owners, im.Owner) || !matchAny(patterns, im.Name) {
+			// Each filter must match (AND); any of a filter's values may (OR).
+			if len(ids) > 0 && !contains(ids, im.ID) || len(owners) > 0 && !contains(owners, im.Owner) ||
+				!matchAll(f["name"], im.Name) || !matchAll(f["state"], "available") || !matchAll(f["image-id"], im.ID) ||
+				!matchAll(f["owner-alias"], im.Owner) || !matchAll(f["owner-id"], im.Owner) {
 				continue
 			}
 			items = append(items, item{im.ID, im.Name, "available", im.Owner, im.Created, im.RootDevice})
@@ -126,6 +209,52 @@ func (e *EC2) serve(w http.ResponseWriter, form url.Values) {
 			RequestID string   `xml:"requestId"`
 			Items     []item   `xml:"subnetSet>item"`
 		}{NS: ec2NS, RequestID: rid, Items: items}
+	case "DescribeInstanceTypeOfferings":
+		type item struct {
+			InstanceType string `xml:"instanceType"`
+			LocationType string `xml:"locationType"`
+			Location     string `xml:"location"`
+		}
+		lt := form.Get("LocationType")
+		if lt == "" {
+			lt = "region"
+		}
+		if lt != "region" && lt != "availability-zone" {
+			ec2Error(w, rid, http.StatusBadRequest, "InvalidParameterValue", fmt.Sprintf("The location type '%s' is not modelled by the fake", lt))
+			e.s.violation("DescribeInstanceTypeOfferings LocationType %q is not modelled", lt)
+			return
+		}
+		f, bad := e.filters(form, offeringFilters, offeringFilters)
+		if bad != "" {
+			ec2Error(w, rid, http.StatusBadRequest, "InvalidParameterValue", bad)
+			return
+		}
+		var items []item
+		types := make([]string, 0, len(e.offers))
+		for typ := range e.offers {
+			types = append(types, typ)
+		}
+		sort.Strings(types)
+		for _, typ := range types {
+			locs := e.offers[typ]
+			if lt == "region" {
+				if len(locs) == 0 {
+					continue
+				}
+				locs = []string{Region}
+			}
+			for _, loc := range locs {
+				if matchAll(f["instance-type"], typ) && matchAll(f["location"], loc) {
+					items = append(items, item{typ, lt, loc})
+				}
+			}
+		}
+		body = struct {
+			XMLName   xml.Name `xml:"DescribeInstanceTypeOfferingsResponse"`
+			NS        string   `xml:"xmlns,attr"`
+			RequestID string   `xml:"requestId"`
+			Items     []item   `xml:"instanceTypeOfferingSet>item"`
+		}{NS: ec2NS, RequestID: rid, Items: items}
 	default:
 		e.s.violation("EC2 action %q is not served", action)
 		ec2Error(w, rid, http.StatusBadRequest, "InvalidAction", "The action "+action+" is not valid for this web service.")
@@ -137,7 +266,9 @@ func (e *EC2) serve(w http.ResponseWriter, form url.Values) {
 	}
 }
 
-func matchAny(patterns []string, name string) bool {
+// matchAll reports whether a value passes one filter: no values means no
+// filter; otherwise any value may match, with EC2's * and ? wildcards.
+func matchAll(patterns []string, name string) bool {
 	if len(patterns) == 0 {
 		return true
 	}

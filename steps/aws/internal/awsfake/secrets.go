@@ -42,8 +42,12 @@ func (v *Secrets) PutSecret(name, value string) {
 }
 
 // parameterARN is arn:aws:ssm:REGION:ACCOUNT:parameter/NAME, the leading
-// slash of a hierarchical name not doubled.
+// slash of a hierarchical name not doubled; AWS's public parameters
+// (/aws/service/...) have no account in their ARN.
 func parameterARN(name string) string {
+	if strings.HasPrefix(name, "/aws/service/") {
+		return fmt.Sprintf("arn:aws:ssm:%s::parameter%s", Region, name)
+	}
 	return fmt.Sprintf("arn:aws:ssm:%s:%s:parameter/%s", Region, Account, strings.TrimPrefix(name, "/"))
 }
 

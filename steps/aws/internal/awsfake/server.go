@@ -5,12 +5,13 @@
 // SSM and CloudWatch Logs (JSON 1.1 with X-Amz-Target), from one URL: point
 // an aws.Config's BaseEndpoint at it.
 //
-// It is stateful like the services: stacks move through their statuses over
-// DescribeStacks calls and record events; a stack told to fail rolls back
+// It is stateful like the services: stacks move through their statuses as
+// the fake's clock (Options.Now) advances, not per poll, and record events; a stack told to fail rolls back
 // with the failure in its events; SSM runs each command's script with sh on
 // this machine, as the agent would on the instance, and streams its output
 // into a CloudWatch log stream. Throttling can be injected per operation, and
-// every request's SigV4 signature is checked against the test credentials.
+// every request's SigV4 signature and date are checked against the test
+// credentials and clock, and a bad one is refused as AWS refuses it.
 package awsfake
 
 import (
@@ -48,6 +49,15 @@ type Options struct {
 	// AccessKey and SecretKey replace the default credentials (a test that
 	// also talks to a real S3 server signs everything with its keys).
 	AccessKey, SecretKey string
+	// RequestClock is the clock request dates are checked against (and the
+	// Date header of responses); nil uses time.Now. It is not Now: tests
+	// move Now through hours of stack events while the SDK signs with the
+	// real time.
+	RequestClock func() time.Time
+	// S3Endpoint is a real S3 server (versitygw) on which the stacks'
+	// AWS::S3::Bucket resources are created and deleted, signed with the
+	// same keys. Empty: a template with a bucket is a violation.
+	S3Endpoint string
 }
 
 // Server is the fake endpoint. Its exported state is guarded by its own
@@ -55,16 +65,18 @@ type Options struct {
 type Server struct {
 	URL string
 
-	t    testing.TB
-	key  [2]string // access key, secret key
-	srv  *httptest.Server
-	now  func() time.Time
-	mu   sync.Mutex
-	seq  int
-	ops  map[string]int // "Service.Operation" → requests received
-	thr  map[string]int // "Service.Operation" → requests still to throttle
-	lost map[string]int // "Service.Operation" → responses still to lose
-	errs []string       // protocol violations, reported at cleanup
+	t          testing.TB
+	key        [2]string // access key, secret key
+	reqClock   func() time.Time
+	s3Endpoint string
+	srv        *httptest.Server
+	now        func() time.Time
+	mu         sync.Mutex
+	seq        int
+	ops        map[string]int // "Service.Operation" → requests received
+	thr        map[string]int // "Service.Operation" → requests still to throttle
+	lost       map[string]int // "Service.Operation" → responses still to lose
+	errs       []string       // protocol violations, reported at cleanup
 
 	CFN  *CloudFormation
 	SSM  *SSM
@@ -84,10 +96,14 @@ func New(t testing.TB, opt Options) *Server {
 	if opt.AccessKey != "" {
 		s.key = [2]string{opt.AccessKey, opt.SecretKey}
 	}
+	s.reqClock, s.s3Endpoint = opt.RequestClock, opt.S3Endpoint
+	if s.reqClock == nil {
+		s.reqClock = time.Now
+	}
 	s.CFN = newCloudFormation(s)
 	s.Logs = &Logs{s: s, streams: map[string]*stream{}}
 	s.SSM = newSSM(s)
-	s.EC2 = &EC2{s: s}
+	s.EC2 = &EC2{s: s, offers: map[string][]string{"dl1.24xlarge": {Region + "a", Region + "b"}}, noCapacity: map[string]bool{}}
 	s.Secrets = &Secrets{s: s, params: map[string]parameter{}, secrets: map[string]string{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -169,7 +185,10 @@ func (s *Server) count(op string) (throttle bool) {
 	return false
 }
 
+func (s *Server) requestNow() time.Time { return s.reqClock() }
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Date", s.requestNow().UTC().Format(http.TimeFormat))
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -230,14 +249,17 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 		svc, op, _ := strings.Cut(target, ".")
 		switch svc {
 		case "AmazonSSM":
-			s.checkSignature(r, body, "ssm")
-			s.SSM.serve(w, op, body)
+			if s.authorize(w, r, body, "ssm", protoJSON) {
+				s.SSM.serve(w, op, body)
+			}
 		case "Logs_20140328":
-			s.checkSignature(r, body, "logs")
-			s.Logs.serve(w, op, body)
+			if s.authorize(w, r, body, "logs", protoJSON) {
+				s.Logs.serve(w, op, body)
+			}
 		case "secretsmanager":
-			s.checkSignature(r, body, "secretsmanager")
-			s.Secrets.serve(w, op, body)
+			if s.authorize(w, r, body, "secretsmanager", protoJSON) {
+				s.Secrets.serve(w, op, body)
+			}
 		default:
 			s.violation("unknown X-Amz-Target %q", target)
 			jsonError(w, http.StatusBadRequest, "UnknownOperationException", "")
@@ -255,11 +277,13 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	switch v := form.Get("Version"); v {
 	case cfnVersion:
-		s.checkSignature(r, body, "cloudformation")
-		s.CFN.serve(w, form)
+		if s.authorize(w, r, body, "cloudformation", protoQuery) {
+			s.CFN.serve(w, form)
+		}
 	case ec2Version:
-		s.checkSignature(r, body, "ec2")
-		s.EC2.serve(w, form)
+		if s.authorize(w, r, body, "ec2", protoEC2) {
+			s.EC2.serve(w, form)
+		}
 	default:
 		s.violation("query request %s with unknown Version %q", form.Get("Action"), v)
 		http.Error(w, "unknown version", http.StatusBadRequest)

@@ -51,6 +51,12 @@ func newSSM(s *Server) *SSM {
 	return &SSM{s: s, instances: map[string]int{}, commands: map[string]*command{}, HiddenPolls: 1, BootPolls: 2}
 }
 
+// SetParameter puts a String parameter in the fake's Parameter Store, such as
+// a public one (/aws/service/canonical/...) that GetParameter then serves.
+func (m *SSM) SetParameter(name, value string) {
+	m.s.Secrets.PutParameter(name, value, false)
+}
+
 // AddInstance registers an instance whose agent comes online after
 // offlinePolls DescribeInstanceInformation calls.
 func (m *SSM) AddInstance(id string, offlinePolls int) {

@@ -27,7 +27,10 @@ type tmplParam struct {
 	Allowed                []string
 }
 
-type tmplResource struct{ Logical, Type string }
+type tmplResource struct {
+	Logical, Type string
+	Props         map[string]any
+}
 
 type tmplOutput struct {
 	Key   string
@@ -76,7 +79,9 @@ func parseTemplate(body string) (*tmpl, error) {
 			}
 		case "Resources":
 			for _, r := range slice(top.Value) {
-				t.Resources = append(t.Resources, tmplResource{Logical: fmt.Sprint(r.Key), Type: str(mapOf(r.Value)["Type"])})
+				def := mapOf(r.Value)
+				props, _ := def["Properties"].(map[string]any)
+				t.Resources = append(t.Resources, tmplResource{Logical: fmt.Sprint(r.Key), Type: str(def["Type"]), Props: props})
 			}
 		case "Outputs":
 			for _, o := range slice(top.Value) {
@@ -130,18 +135,42 @@ func scalar(v any) string {
 	return fmt.Sprint(v)
 }
 
-// capabilities returns what CreateStack must acknowledge for the template.
+// capabilities returns what CreateStack must acknowledge for the template:
+// CAPABILITY_IAM for IAM resources, CAPABILITY_NAMED_IAM when one of them
+// has a custom name (see iamTypes).
 func (t *tmpl) capabilities() (caps []string, reason string) {
 	var iam []string
+	named := false
 	for _, r := range t.Resources {
-		if strings.HasPrefix(r.Type, "AWS::IAM::") {
-			iam = append(iam, r.Logical)
+		nameProp, ok := iamTypes[r.Type]
+		if !ok {
+			continue
+		}
+		iam = append(iam, r.Type)
+		if _, has := r.Props[nameProp]; nameProp != "" && has {
+			named = true
 		}
 	}
 	if len(iam) == 0 {
 		return nil, ""
 	}
-	return []string{"CAPABILITY_IAM"}, "The following resource(s) require capabilities: [" + strings.Join(iam, ", ") + "]"
+	sort.Strings(iam)
+	iam = compactStrings(iam)
+	reason = "The following resource(s) require capabilities: [" + strings.Join(iam, ", ") + "]"
+	if named {
+		return []string{"CAPABILITY_NAMED_IAM"}, reason
+	}
+	return []string{"CAPABILITY_IAM"}, reason
+}
+
+func compactStrings(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // checkParams validates CreateStack's parameters as CloudFormation does and
@@ -237,10 +266,7 @@ func (st *stack) eval(v any) string {
 		if ga, ok := v["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
 			switch scalar(ga[1]) {
 			case "AvailabilityZone":
-				if z := st.params["AvailabilityZone"]; z != "" {
-					return z
-				}
-				return Region + "a"
+				return st.zone()
 			case "PrivateIp":
 				return "10.0.1.23"
 			}
@@ -268,4 +294,13 @@ func (st *stack) ref(name string) string {
 		}
 	}
 	return name
+}
+
+// zone is where the stack's instance runs: the AvailabilityZone parameter,
+// else the region's first zone (the built-in template's Fn::GetAZs choice).
+func (st *stack) zone() string {
+	if z := st.params["AvailabilityZone"]; z != "" {
+		return z
+	}
+	return Region + "a"
 }
