@@ -98,24 +98,6 @@ func EvalDice(recs []Record) (EvalResult, error) {
 	return EvalResult{}, fmt.Errorf("no \"Mean dice\" record in %d dllogger records", len(recs))
 }
 
-// BestEpochDice returns the highest per-epoch "mean dice" of a training log
-// and the number of epochs that reported one.
-func BestEpochDice(recs []Record) (best float64, epochs int, ok bool) {
-	seen := map[string]bool{}
-	for _, r := range recs {
-		v, has := lookupFold(r.Data, "mean dice")
-		if !has {
-			continue
-		}
-		if !ok || v > best {
-			best = v
-		}
-		ok = true
-		seen[string(r.Step)] = true
-	}
-	return best, len(seen), ok
-}
-
 func lookupFold(m map[string]float64, key string) (float64, bool) {
 	if v, ok := m[key]; ok {
 		return v, true

@@ -64,12 +64,15 @@ func TestUNetFlow(t *testing.T) {
 	}
 	foldDir := filepath.Join(root, "w", "01_2d", "fold_2")
 	wantOut := map[string]string{
-		"ckpt":           filepath.Join(foldDir, "checkpoints", "epoch=1-dice_sum=1.4.ckpt"),
+		"ckpt":           filepath.Join(foldDir, "checkpoints", "epoch=2-step=30.ckpt"),
 		"last_ckpt":      filepath.Join(foldDir, "checkpoints", "last.ckpt"),
 		"workdir":        foldDir,
 		"results":        "s3://bucket/run1/01_2d/fold_2",
 		"best_mean_dice": "63.5",
-		"epochs":         "2",
+		"best_epoch":     "2",
+		"best_dice_l1":   "70",
+		"best_dice_l3":   "43.5",
+		"epochs":         "3",
 	}
 	for k, v := range wantOut {
 		if tr.Outputs[k] != v {
@@ -84,7 +87,8 @@ func TestUNetFlow(t *testing.T) {
 	if err := os.RemoveAll(foldDir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := steps[TypeTrainUNet].Run(t.Context(), sr); err != nil {
+	tr, err = steps[TypeTrainUNet].Run(t.Context(), sr)
+	if err != nil {
 		t.Fatalf("train rerun: %v\n%s", err, log)
 	}
 	runs = f.runs(t)
@@ -92,11 +96,27 @@ func TestUNetFlow(t *testing.T) {
 	if argAfter(argv, "--ckpt_path") != filepath.Join(foldDir, "checkpoints", "last.ckpt") || !hasArg(argv, "--resume_training") {
 		t.Errorf("rerun did not resume from the restored checkpoint: %q", argv)
 	}
-	// The epoch log came back with the checkpoints: the resumed training
-	// appended to the first one's epochs rather than starting a new history.
-	if b, err := os.ReadFile(filepath.Join(foldDir, "logs.json")); err != nil || strings.Count(string(b), `"step": 0`) != 2 {
-		t.Errorf("logs.json after the resume on a new disk holds %d records of epoch 0 (%v), want the first run's and the rerun's",
-			strings.Count(string(b), `"step": 0`), err)
+	// The resumed main.py truncated logs.json and logged epoch 4 only (worse
+	// than epoch 2): the outputs come from both attempts' logs, the first
+	// one's back from S3 with the checkpoints.
+	for k, v := range map[string]string{"epochs": "5", "best_mean_dice": "63.5", "best_epoch": "2", "best_dice_l1": "70"} {
+		if tr.Outputs[k] != v {
+			t.Errorf("train output %s after the resume = %q, want %q", k, tr.Outputs[k], v)
+		}
+	}
+	s3Fold := filepath.Join(f.S3, "bucket/run1/01_2d/fold_2")
+	for name, epochs := range map[string][]string{"logs-attempt-1.json": {`"step": 0`, `"step": 2`}, "logs-attempt-2.json": {`"step": 4`}} {
+		for _, dir := range []string{foldDir, s3Fold} {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			for _, e := range epochs {
+				if err != nil || !strings.Contains(string(b), e) {
+					t.Errorf("%s/%s lacks %s (%v):\n%s", dir, name, e, err, b)
+				}
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s3Fold, "logs.json")); err == nil {
+		t.Error("logs.json, the link to the current attempt's log, was synced to S3")
 	}
 
 	evalWith := map[string]any{"task": "01", "dim": 2, "fold": 2, "data": data,
@@ -119,6 +139,11 @@ func TestUNetFlow(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.S3, "bucket/run1/01_2d/fold_2/eval/eval_log.json")); err != nil {
 		t.Errorf("evaluation not synced: %v", err)
+	}
+	// Evaluate's main.py truncates the training's logs.json: not through
+	// the link into the last attempt's history.
+	if b, err := os.ReadFile(filepath.Join(foldDir, "logs-attempt-2.json")); err != nil || !strings.Contains(string(b), `"step": 4`) {
+		t.Errorf("the last training attempt's log after evaluate: %q, %v", b, err)
 	}
 
 	// Below min_dice: a typed failure, outputs still reported.

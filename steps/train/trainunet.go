@@ -15,17 +15,24 @@ import (
 // fold_<f>/checkpoints, copied to the `results` S3 URL every
 // checkpoint_sync_minutes while training and synced with the whole fold
 // directory when the script ends, successfully or not. A rerun (retry,
-// resume, or a new instance) first restores the checkpoints and the epoch log
-// (logs.json) from S3 when the local disk has no checkpoint, then continues
-// with --ckpt_path <last.ckpt> --resume_training.
+// resume, or a new instance) first restores the checkpoints from S3 when the
+// local disk has none, then continues with --ckpt_path <last.ckpt>
+// --resume_training.
+//
+// main.py truncates its epoch log (logs.json) whenever it starts, so each
+// attempt logs into logs-attempt-<n>.json of its own (logs.json links to
+// it), synced with the checkpoints and never written again; a rerun brings
+// the earlier attempts' files back from S3 (see history.go).
 //
 // The container's output goes to the step log unchanged, so the known early
 // Gaudi failure ("Expected status == synStatus::synSuccess") is there for a
 // spec's retry.on: ["synStatus"] to match.
 //
 // Outputs: ckpt (best checkpoint, else last), last_ckpt, workdir (the fold
-// directory), results (the fold's S3 URL, empty without results), and
-// best_mean_dice / epochs when logs.json has per-epoch dice.
+// directory), results (the fold's S3 URL, empty without results), and, when
+// the attempts logged per-epoch Dice, from their merged history: epochs,
+// best_epoch, best_mean_dice and best_dice_l1..best_dice_lN (the labels'
+// Dice at the best epoch).
 type TrainUNet struct {
 	Exec Executors
 }
@@ -139,7 +146,7 @@ fi
 mkdir -p "$fold_dir/checkpoints"
 `)
 	b.WriteString(restoreCheckpoints)
-	b.WriteString(restoreEpochLog)
+	b.WriteString(attemptLog)
 	b.WriteString(`
 resume_args=()
 if [ -f "$fold_dir/checkpoints/last.ckpt" ]; then
@@ -174,6 +181,8 @@ if [ -n "$results_url" ]; then
       wait "$sleep_pid"
       "$aws" s3 sync --only-show-errors "$fold_dir/checkpoints" "$results_url/checkpoints" ||
         echo "gpipe: warning: checkpoint sync failed" >&2
+      "$aws" s3 sync --only-show-errors --exclude '*' --include "$attempt_log" "$fold_dir" "$results_url" ||
+        echo "gpipe: warning: epoch log sync failed" >&2
     done
   ) &
   sync_pid=$!
@@ -187,7 +196,8 @@ finish() {
   stop_container
   if [ -n "$results_url" ]; then
     echo "gpipe: syncing $fold_dir to $results_url"
-    "$aws" s3 sync --only-show-errors "$fold_dir" "$results_url" ||
+    # logs.json is only the link to this attempt's file.
+    "$aws" s3 sync --only-show-errors --exclude logs.json "$fold_dir" "$results_url" ||
       echo "gpipe: warning: results sync failed" >&2
   fi
   exit "$rc"
@@ -214,13 +224,13 @@ trap finish EXIT
 		Cmd:    cmd,
 	})
 	b.WriteString(`
-attempt_log="$fold_dir/train-$(date -u +%Y%m%dT%H%M%SZ).log"
+console_log="$fold_dir/train-$(date -u +%Y%m%dT%H%M%SZ).log"
 set +e
-"$runtime" "${run_args[@]}" "${resume_args[@]}" 2>&1 | tee "$attempt_log"
+"$runtime" "${run_args[@]}" "${resume_args[@]}" 2>&1 | tee "$console_log"
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" -ne 0 ]; then
-  if grep -q 'synStatus' "$attempt_log"; then
+  if grep -q 'synStatus' "$console_log"; then
     echo "gpipe: training hit the known early Gaudi failure (synStatus); a retry usually succeeds" >&2
   fi
   exit "$rc"
@@ -233,7 +243,15 @@ fi
   echo "workdir=$fold_dir"
   echo "results=$results_url"
   echo "dllogger<<GPIPE_DLLOGGER_EOF"
-  cat "$fold_dir/logs.json" 2>/dev/null || true
+  for ((n = 1; n <= attempt; n++)); do
+    f="$fold_dir/logs-attempt-$n.json"
+    if [ -f "$f" ]; then
+      echo "gpipe-attempt $n"
+      cat "$f"
+      # A killed attempt may have left its last line unfinished.
+      if [ -n "$(tail -c 1 "$f")" ]; then echo; fi
+    fi
+  done
   echo "GPIPE_DLLOGGER_EOF"
 } >>"$GPIPE_OUTPUT"
 `)
@@ -248,14 +266,25 @@ const restoreCheckpoints = `if [ -n "$results_url" ] && [ ! -f "$fold_dir/checkp
 fi
 `
 
-// restoreEpochLog brings back the fold's logs.json with its checkpoints. A
-// resumed main.py appends the epochs after the checkpoint's to logs.json;
-// without the earlier ones, best_mean_dice and epochs would describe the
-// resumed part only, and the final sync would replace the history in S3
-// with it.
-const restoreEpochLog = `if [ -n "$results_url" ] && [ -f "$fold_dir/checkpoints/last.ckpt" ] && [ ! -f "$fold_dir/logs.json" ]; then
-  "$aws" s3 sync --only-show-errors --exclude '*' --include logs.json "$results_url" "$fold_dir"
+// attemptLog numbers this attempt after every earlier one (those of other
+// instances come back from S3) and points logs.json, which main.py truncates
+// when it starts (utils/utils.py get_dllogger: dllogger's JSONStreamBackend
+// opens it with mode "w", following the link), at a new file of its own. The
+// link is relative: the fold directory is mounted at the same path.
+const attemptLog = `if [ -n "$results_url" ]; then
+  "$aws" s3 sync --only-show-errors --exclude '*' --include 'logs-attempt-*.json' "$results_url" "$fold_dir"
 fi
+attempt=1
+for f in "$fold_dir"/logs-attempt-*.json; do
+  n=${f##*/logs-attempt-}
+  n=${n%.json}
+  case "$n" in '' | *[!0-9]*) continue ;; esac
+  if [ "$((10#$n))" -ge "$attempt" ]; then attempt=$((10#$n + 1)); fi
+done
+attempt_log="logs-attempt-$attempt.json"
+: >"$fold_dir/$attempt_log"
+ln -sfn "$attempt_log" "$fold_dir/logs.json"
+echo "gpipe: training attempt $attempt logs to $fold_dir/$attempt_log"
 `
 
 // pickCheckpoint sets ckpt to the best checkpoint ModelCheckpoint kept (the
@@ -278,14 +307,16 @@ func (s *TrainUNet) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 	}
 	logs := out["dllogger"]
 	delete(out, "dllogger")
-	if logs != "" {
-		recs, err := ParseDLLogger(strings.NewReader(logs))
-		if err != nil {
-			return pipeline.Result{}, fmt.Errorf("%s: logs.json: %w", sr.StepID, err)
-		}
-		if best, epochs, ok := BestEpochDice(recs); ok {
-			out["best_mean_dice"] = formatFloat(best)
-			out["epochs"] = fmt.Sprint(epochs)
+	atts, err := ParseAttempts(strings.NewReader(logs))
+	if err != nil {
+		return pipeline.Result{}, fmt.Errorf("%s: epoch logs: %w", sr.StepID, err)
+	}
+	if sum, ok := Summarize(History(atts)); ok {
+		out["epochs"] = fmt.Sprint(sum.Epochs)
+		out["best_epoch"] = fmt.Sprint(sum.BestEpoch)
+		out["best_mean_dice"] = formatFloat(sum.BestMeanDice)
+		for i, d := range sum.BestLabels {
+			out[fmt.Sprintf("best_dice_l%d", i+1)] = formatFloat(d)
 		}
 	}
 	return pipeline.Result{Outputs: out}, nil

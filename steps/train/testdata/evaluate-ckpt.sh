@@ -31,9 +31,18 @@ elif [ ! -f "$ckpt" ]; then
   exit 1
 fi
 echo "gpipe: evaluating $ckpt"
-# dllogger appends: start from an empty log so only this evaluation counts.
+# A failed evaluation must not leave the previous one's result to be read.
 mkdir -p "$eval_dir"
 rm -f "$eval_dir/eval_log.json"
+# main.py --exec_mode evaluate rebuilds the model from the checkpoint
+# (NNUnet.load_from_checkpoint), with the training's saved arguments, and its
+# __init__ opens the dllogger of the training's --results, the directory that
+# holds checkpoints/: <that>/logs.json, mode "w" (Model-References 1.21.0
+# models/nn_unet.py, utils/utils.py get_dllogger). There logs.json links to
+# the last training attempt's epoch log: drop the link, so the evaluation
+# truncates a file of its own instead of the training's history.
+train_results=$(dirname "$(dirname "$ckpt")")
+if [ -L "$train_results/logs.json" ]; then rm -f "$train_results/logs.json"; fi
 
 runtime="${GPIPE_CONTAINER_RUNTIME:-docker}"
 base_image='vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs/pytorch-installer-2.6.0:latest'

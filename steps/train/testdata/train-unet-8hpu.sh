@@ -17,9 +17,20 @@ if [ -n "$results_url" ] && [ ! -f "$fold_dir/checkpoints/last.ckpt" ]; then
   echo "gpipe: looking for checkpoints in $results_url/checkpoints"
   "$aws" s3 sync --only-show-errors "$results_url/checkpoints" "$fold_dir/checkpoints"
 fi
-if [ -n "$results_url" ] && [ -f "$fold_dir/checkpoints/last.ckpt" ] && [ ! -f "$fold_dir/logs.json" ]; then
-  "$aws" s3 sync --only-show-errors --exclude '*' --include logs.json "$results_url" "$fold_dir"
+if [ -n "$results_url" ]; then
+  "$aws" s3 sync --only-show-errors --exclude '*' --include 'logs-attempt-*.json' "$results_url" "$fold_dir"
 fi
+attempt=1
+for f in "$fold_dir"/logs-attempt-*.json; do
+  n=${f##*/logs-attempt-}
+  n=${n%.json}
+  case "$n" in '' | *[!0-9]*) continue ;; esac
+  if [ "$((10#$n))" -ge "$attempt" ]; then attempt=$((10#$n + 1)); fi
+done
+attempt_log="logs-attempt-$attempt.json"
+: >"$fold_dir/$attempt_log"
+ln -sfn "$attempt_log" "$fold_dir/logs.json"
+echo "gpipe: training attempt $attempt logs to $fold_dir/$attempt_log"
 
 resume_args=()
 if [ -f "$fold_dir/checkpoints/last.ckpt" ]; then
@@ -93,6 +104,8 @@ if [ -n "$results_url" ]; then
       wait "$sleep_pid"
       "$aws" s3 sync --only-show-errors "$fold_dir/checkpoints" "$results_url/checkpoints" ||
         echo "gpipe: warning: checkpoint sync failed" >&2
+      "$aws" s3 sync --only-show-errors --exclude '*' --include "$attempt_log" "$fold_dir" "$results_url" ||
+        echo "gpipe: warning: epoch log sync failed" >&2
     done
   ) &
   sync_pid=$!
@@ -106,7 +119,8 @@ finish() {
   stop_container
   if [ -n "$results_url" ]; then
     echo "gpipe: syncing $fold_dir to $results_url"
-    "$aws" s3 sync --only-show-errors "$fold_dir" "$results_url" ||
+    # logs.json is only the link to this attempt's file.
+    "$aws" s3 sync --only-show-errors --exclude logs.json "$fold_dir" "$results_url" ||
       echo "gpipe: warning: results sync failed" >&2
   fi
   exit "$rc"
@@ -173,13 +187,13 @@ run_args=(
   --autocast
 )
 
-attempt_log="$fold_dir/train-$(date -u +%Y%m%dT%H%M%SZ).log"
+console_log="$fold_dir/train-$(date -u +%Y%m%dT%H%M%SZ).log"
 set +e
-"$runtime" "${run_args[@]}" "${resume_args[@]}" 2>&1 | tee "$attempt_log"
+"$runtime" "${run_args[@]}" "${resume_args[@]}" 2>&1 | tee "$console_log"
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" -ne 0 ]; then
-  if grep -q 'synStatus' "$attempt_log"; then
+  if grep -q 'synStatus' "$console_log"; then
     echo "gpipe: training hit the known early Gaudi failure (synStatus); a retry usually succeeds" >&2
   fi
   exit "$rc"
@@ -197,6 +211,14 @@ fi
   echo "workdir=$fold_dir"
   echo "results=$results_url"
   echo "dllogger<<GPIPE_DLLOGGER_EOF"
-  cat "$fold_dir/logs.json" 2>/dev/null || true
+  for ((n = 1; n <= attempt; n++)); do
+    f="$fold_dir/logs-attempt-$n.json"
+    if [ -f "$f" ]; then
+      echo "gpipe-attempt $n"
+      cat "$f"
+      # A killed attempt may have left its last line unfinished.
+      if [ -n "$(tail -c 1 "$f")" ]; then echo; fi
+    fi
+  done
   echo "GPIPE_DLLOGGER_EOF"
 } >>"$GPIPE_OUTPUT"
