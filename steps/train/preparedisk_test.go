@@ -7,6 +7,30 @@ import (
 	"testing"
 )
 
+// fakeSystemctl keeps each unit's state: $STATE/units/<unit> exists while it
+// is active. From systemctl(1): a name without a suffix is NAME.service;
+// `is-active` exits 0 when any unit is active, else 3; start and stop change
+// the state, and starting docker.service starts docker.socket, which it
+// Requires= (moby, contrib/init/systemd/docker.service).
+const fakeSystemctl = `echo "systemctl $*" >>"$STATE/calls"
+mkdir -p "$STATE/units"
+cmd=$1
+shift
+units=()
+for u in "$@"; do
+  case "$u" in -*) ;; *.*) units+=("$u") ;; *) units+=("$u.service") ;; esac
+done
+case "$cmd" in
+  is-active)
+    for u in "${units[@]}"; do [ ! -e "$STATE/units/$u" ] || exit 0; done
+    exit 3 ;;
+  start)
+    for u in "${units[@]}"; do touch "$STATE/units/$u"; done
+    if [ -e "$STATE/units/docker.service" ]; then touch "$STATE/units/docker.socket"; fi ;;
+  stop) for u in "${units[@]}"; do rm -f "$STATE/units/$u"; done ;;
+  *) echo "fake systemctl: unexpected $cmd" >&2; exit 2 ;;
+esac`
+
 // fakeTools writes stand-ins for the disk tools: each records its call, and
 // mount/mountpoint/df agree on what is mounted.
 func fakeTools(t *testing.T) string {
@@ -19,7 +43,7 @@ func fakeTools(t *testing.T) string {
 		"mkfs.ext4":  `echo "mkfs.ext4 $*" >>"$STATE/calls"; echo ext4 >"$STATE/fs"`,
 		"mkfs.xfs":   `echo "mkfs.xfs $*" >>"$STATE/calls"; echo xfs >"$STATE/fs"`,
 		"mount":      `echo "mount $*" >>"$STATE/calls"; printf %s "$4" >"$STATE/mounted"`,
-		"systemctl":  `echo "systemctl $*" >>"$STATE/calls"; [ "$1" != is-active ]`,
+		"systemctl":  fakeSystemctl,
 		"df":         `printf 'Filesystem 1073741824-blocks Used Available Capacity Mounted on\n/dev/md/gpipe-data 3540G 1G %sG 1%% %s\n' "$AVAIL" "$4"`,
 	}
 	for name, body := range tools {
@@ -153,5 +177,53 @@ func TestPrepareDiskNoInstanceStore(t *testing.T) {
 		map[string]any{"mount": filepath.Join(t.TempDir(), "d"), "move": []any{}}, env, log))
 	if err == nil || !strings.Contains(log.String(), "no NVMe instance-store devices") {
 		t.Errorf("err %v\n%s", err, log)
+	}
+}
+
+// TestPrepareDiskRestartsDocker moves docker's data-root: a running docker is
+// stopped (with its socket, which would start it again) for the move and
+// runs again afterwards; a stopped one is left stopped.
+func TestPrepareDiskRestartsDocker(t *testing.T) {
+	for _, running := range []bool{true, false} {
+		state := t.TempDir()
+		moveRoot := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(moveRoot, "var/lib/docker/image"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if running {
+			for _, u := range []string{"docker.service", "docker.socket"} {
+				if err := os.MkdirAll(filepath.Join(state, "units"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(state, "units", u), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		env := map[string]string{
+			"PATH":            fakeTools(t) + ":" + os.Getenv("PATH"),
+			"STATE":           state,
+			"AVAIL":           "3300",
+			"GPIPE_SYS_BLOCK": fakeSys(t, map[string]string{"nvme1n1": "Amazon EC2 NVMe Instance Storage"}),
+			"GPIPE_DEV_DIR":   t.TempDir(),
+			"GPIPE_MOVE_ROOT": moveRoot,
+		}
+		mnt := filepath.Join(t.TempDir(), "data")
+		log := &syncBuf{}
+		if _, err := (&PrepareDisk{Exec: localExecutors{}}).Run(t.Context(), stepRun(TypePrepareDisk, "disk",
+			map[string]any{"mount": mnt, "move": []any{"/var/lib/docker"}}, env, log)); err != nil {
+			t.Fatalf("docker running %v: %v\n%s", running, err, log)
+		}
+		calls, _ := os.ReadFile(filepath.Join(state, "calls"))
+		_, err := os.Stat(filepath.Join(state, "units", "docker.service"))
+		if active := err == nil; active != running {
+			t.Errorf("docker running before: %v; active after: %v, want the same\n%s", running, active, calls)
+		}
+		if stopped := strings.Contains(string(calls), "systemctl stop docker docker.socket"); stopped != running {
+			t.Errorf("docker running %v: stopped with its socket: %v\n%s", running, stopped, calls)
+		}
+		if target, err := os.Readlink(filepath.Join(moveRoot, "var/lib/docker")); err != nil || target != mnt+"/moved/var/lib/docker" {
+			t.Errorf("/var/lib/docker link: %q, %v", target, err)
+		}
 	}
 }
