@@ -147,6 +147,7 @@ func (e *unetE2E) newRun(t *testing.T, id string, fakeEnv ...string) *unetRun {
 			t.Fatal(err)
 		}
 	}
+	r.bootDocker(t)
 	r.env = []string{
 		"PATH=" + e.bin + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"HOME=" + r.home,
@@ -175,6 +176,21 @@ func (e *unetE2E) newRun(t *testing.T, id string, fakeEnv ...string) *unetRun {
 	}
 	r.env = append(r.env, fakeEnv...)
 	return r
+}
+
+// bootDocker starts the fake systemctl's docker.service and docker.socket,
+// as on a host that has just booted.
+func (r *unetRun) bootDocker(t *testing.T) {
+	t.Helper()
+	for _, u := range []string{"docker.service", "docker.socket"} {
+		writeFile(t, filepath.Join(r.disk, "units", u), "")
+	}
+}
+
+// unitActive says whether the fake systemctl has the unit active.
+func (r *unetRun) unitActive(unit string) bool {
+	_, err := os.Stat(filepath.Join(r.disk, "units", unit))
+	return err == nil
 }
 
 func writeFile(t *testing.T, name, content string) {

@@ -221,7 +221,7 @@ func TestUnetBrainE2E(t *testing.T) {
 				t.Errorf("%s mean_dice %q, want %s", id, got, want)
 			}
 			key := fmt.Sprintf("unet-brain-5fold/%s/01_2d/fold_%d/checkpoints/last.ckpt", r.id, f)
-			if got, err := r.e.getObject(t, key); err != nil || got != fmt.Sprintf("ckpt fold %d\n", f) {
+			if got, err := r.e.getObject(t, key); err != nil || got != fmt.Sprintf("ckpt fold %d epoch 2\n", f) {
 				t.Errorf("s3://%s/%s: %q, %v", e2eResultsBucket, key, got, err)
 			}
 		}
@@ -260,6 +260,14 @@ func (r *unetRun) wantSuccess(t *testing.T, run *state.Run) {
 			t.Errorf("disk tools were not called with %q:\n%s", want, calls)
 		}
 	}
+	// Docker was stopped to move its data-root and must run again after:
+	// the later steps need the daemon (the fake docker fails without it).
+	if !strings.Contains(string(calls), "systemctl stop docker docker.socket") {
+		t.Errorf("prepare-disk did not stop docker before moving /var/lib/docker:\n%s", calls)
+	}
+	if !r.unitActive("docker.service") {
+		t.Errorf("docker.service is not active after the run:\n%s", calls)
+	}
 	if got := run.Steps["disk"].Outputs["mount"]; got != r.data {
 		t.Errorf("disk output mount %q, want %q", got, r.data)
 	}
@@ -289,7 +297,7 @@ func (r *unetRun) wantSuccess(t *testing.T, run *state.Run) {
 					slices.Contains(argv, "--save_ckpt"), argv)
 			}
 		case "evaluate":
-			ckpt := filepath.Join(r.data, "results/01_2d/fold_0/checkpoints/epoch=1-dice_sum=1.4.ckpt")
+			ckpt := filepath.Join(r.data, "results/01_2d/fold_0/checkpoints/epoch=2-step=30.ckpt")
 			if got := argAfter(argv, "--ckpt_path"); got != ckpt {
 				t.Errorf("evaluate --ckpt_path %q, want train's best %q", got, ckpt)
 			}
@@ -307,13 +315,17 @@ func (r *unetRun) wantSuccess(t *testing.T, run *state.Run) {
 			t.Errorf("evaluate output %s = %q, want %q", k, ev[k], v)
 		}
 	}
-	if got := run.Steps["train"].Outputs["best_mean_dice"]; got != "63.5" {
-		t.Errorf("train best_mean_dice %q, want 63.5", got)
+	// The fake trains epochs 0..2 and, as main.py, logs 0 and 2.
+	tr := run.Steps["train"].Outputs
+	for k, v := range map[string]string{"best_mean_dice": "63.5", "best_epoch": "2", "epochs": "3", "best_dice_l1": "70", "best_dice_l3": "65"} {
+		if tr[k] != v {
+			t.Errorf("train output %s = %q, want %q", k, tr[k], v)
+		}
 	}
 
 	// Checkpoints and the evaluation reached the results bucket.
 	prefix := "unet-brain/" + r.id + "/01_2d/fold_0/"
-	if got, err := r.e.getObject(t, prefix+"checkpoints/last.ckpt"); err != nil || got != "ckpt fold 0\n" {
+	if got, err := r.e.getObject(t, prefix+"checkpoints/last.ckpt"); err != nil || got != "ckpt fold 0 epoch 2\n" {
 		t.Errorf("s3://%s/%scheckpoints/last.ckpt: %q, %v", e2eResultsBucket, prefix, got, err)
 	}
 	if got, err := r.e.getObject(t, prefix+"eval/eval_log.json"); err != nil || !strings.Contains(got, `"Mean dice": 0.71`) {

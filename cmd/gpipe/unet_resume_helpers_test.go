@@ -203,6 +203,7 @@ func (r *resumeRun) freshInstance(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(r.moveRoot, "var/lib/docker/image/db"), "docker data")
 	writeFile(t, filepath.Join(r.moveRoot, r.home, ".cache/pip/wheel"), "wheel")
+	r.bootDocker(t)
 }
 
 // wantResumePlan checks the plan `gpipe resume` printed.
@@ -264,7 +265,7 @@ func (r *resumeRun) wantResumedFrom(t *testing.T, runs [][]string, fold, content
 // finished training, not the one the stopped training had left.
 func (r *resumeRun) wantEvaluatedBest(t *testing.T, runs [][]string, fold string) {
 	t.Helper()
-	best := filepath.Join(fold, "checkpoints", "epoch=1-dice_sum=1.4.ckpt")
+	best := filepath.Join(fold, "checkpoints", "epoch=2-step=30.ckpt")
 	for _, argv := range runs {
 		if mode(argv) == "evaluate" {
 			if got := argAfter(argv, "--ckpt_path"); got != best {
@@ -274,20 +275,27 @@ func (r *resumeRun) wantEvaluatedBest(t *testing.T, runs [][]string, fold string
 	}
 }
 
-// wantHistory checks that the training's history survived the resume: the
-// per-epoch log (epoch 0 from the stopped training, epoch 1 from the resumed
-// one) in train's outputs and in S3.
+// wantHistory checks that the training's history survived the resume. The
+// stopped attempt logged epoch 0; the resumed main.py truncated logs.json and
+// logged epoch 2 (it logs every second epoch): the outputs cover both, and
+// each attempt's log is in S3 under its own name.
 func (r *resumeRun) wantHistory(t *testing.T, run *state.Run) {
 	t.Helper()
 	out := run.Steps["train"].Outputs
-	if out["epochs"] != "2" || out["best_mean_dice"] != "63.5" {
-		t.Errorf("train outputs epochs %q, best_mean_dice %q; want 2 epochs (one before the stop, one after), best 63.5",
-			out["epochs"], out["best_mean_dice"])
+	for k, v := range map[string]string{"epochs": "3", "best_mean_dice": "63.5", "best_epoch": "2", "best_dice_l1": "70"} {
+		if out[k] != v {
+			t.Errorf("train output %s = %q, want %q", k, out[k], v)
+		}
 	}
-	key := "unet-brain/" + r.id + "/01_2d/fold_0/logs.json"
-	got, err := r.e.getObject(t, key)
-	if err != nil || !strings.Contains(got, `"step": 0`) || !strings.Contains(got, `"step": 1`) {
-		t.Errorf("s3://%s/%s lacks an epoch (%v):\n%s", e2eResultsBucket, key, err, got)
+	prefix := "unet-brain/" + r.id + "/01_2d/fold_0/"
+	for name, want := range map[string]string{"logs-attempt-1.json": `"step": 0`, "logs-attempt-2.json": `"step": 2`} {
+		got, err := r.e.getObject(t, prefix+name)
+		if err != nil || strings.Count(got, "DLLL ") != 1 || !strings.Contains(got, want) {
+			t.Errorf("s3://%s/%s%s (%v), want the one record %s:\n%s", e2eResultsBucket, prefix, name, err, want, got)
+		}
+	}
+	if got, err := r.e.getObject(t, prefix+"logs.json"); err == nil {
+		t.Errorf("s3://%s/%slogs.json exists (%q): only the attempts' logs are kept", e2eResultsBucket, prefix, got)
 	}
 }
 
