@@ -10,8 +10,8 @@ import (
 	"strings"
 )
 
-// The training's epoch history. Model-References' main.py (1.21.0,
-// PyTorch/computer_vision/segmentation/Unet) logs per-epoch validation Dice
+// The training's epoch history. Model-References' main.py (branch 1.21.0 at
+// da5f246c, PyTorch/computer_vision/segmentation/Unet) logs per-epoch validation Dice
 // with dllogger to <results>/logs.json, which it opens with mode "w" each
 // time it starts (utils/utils.py get_dllogger → NVIDIA dllogger
 // JSONStreamBackend, append=False): a resumed training starts that file
