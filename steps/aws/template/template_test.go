@@ -15,9 +15,10 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 )
 
-// schemaDir is the AWS resource-provider schemas, relative to this package
-// (steps/aws/template → repo root → ../shared/reference).
-const schemaDir = "../../../../shared/reference/cfn-resource-schemas"
+// schemaDir is the AWS resource-provider schemas, relative to this package:
+// the repository's copy (source, snapshot and licence in
+// testdata/reference/README.md).
+const schemaDir = "../../../testdata/reference/cfn-resource-schemas"
 
 func loadTemplate(t *testing.T, src []byte) map[string]any {
 	t.Helper()
