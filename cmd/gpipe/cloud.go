@@ -75,7 +75,20 @@ func (a *App) setupIAMPolicy(fs *flag.FlagSet) handler {
 	stateURL := stateFlag(fs)
 	var params multiFlag
 	fs.Var(&params, "p", "set a parameter, name=value (repeatable); buckets given as params are scoped in the policy")
+	trust := fs.String("trust", "", "instead, print the trust policy of the role GitHub Actions assumes: github:OWNER/REPO[:SUBJECT]")
+	account := fs.String("account", "", "with --trust: the AWS account id whose GitHub OIDC provider the role trusts")
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
+		if *trust != "" {
+			if err := wantArgs(fs, args, 0, 0); err != nil {
+				return err
+			}
+			policy, err := aws.TrustPolicy(*trust, *account)
+			if err != nil {
+				return fmt.Errorf("--trust: %w", err)
+			}
+			_, err = fmt.Fprint(a.Stdout, string(policy))
+			return err
+		}
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/gpipe/gpipe/pipeline/engine"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps/aws"
 )
 
 // Exit codes, documented in the README.
@@ -83,7 +84,7 @@ func exitCode(err error) int {
 	case errors.As(err, &held), errors.Is(err, state.ErrConflict):
 		return exitHeld
 	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param), errors.As(err, &drift),
-		errors.As(err, &readErr):
+		errors.As(err, &readErr), errors.Is(err, aws.ErrUnresolved), errors.Is(err, aws.ErrBadTrust):
 		return exitUsage
 	case errors.As(err, &newer):
 		return exitFailed

@@ -15,7 +15,7 @@ import (
 
 func TestIAMPolicy(t *testing.T) {
 	s := &spec.Spec{Name: "unet", Steps: []spec.Step{
-		{ID: "provision", Type: "provision-stack", With: map[string]any{"results_bucket": "my-results", "data_bucket": "${{ params.b }}"}},
+		{ID: "provision", Type: "provision-stack", With: map[string]any{"results_bucket": "my-results"}},
 		{ID: "train", Type: "train-unet", Host: "${{ steps.provision.outputs.host }}"},
 		{ID: "teardown", Type: "teardown"},
 	}}

@@ -2,8 +2,11 @@ package aws
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -12,114 +15,219 @@ import (
 	"github.com/gpipe/gpipe/steps/aws/template"
 )
 
+// ErrUnresolved marks a policy input (a bucket, a stack name, a template)
+// that is still an expression: printing a policy without it would silently
+// grant too little, so the caller must give the param.
+var ErrUnresolved = errors.New("unresolved value")
+
+// RunTag is the tag gpipe puts on every stack it creates; CloudFormation
+// propagates stack tags to the resources it creates, so the policy scopes
+// destructive actions to resources carrying it.
+const RunTag = "gpipe:run-id"
+
 type statement struct {
-	Sid      string   `json:"Sid"`
-	Effect   string   `json:"Effect"`
-	Action   []string `json:"Action"`
-	Resource []string `json:"Resource"`
+	Sid       string                       `json:"Sid"`
+	Effect    string                       `json:"Effect"`
+	Action    []string                     `json:"Action"`
+	Resource  []string                     `json:"Resource"`
+	Condition map[string]map[string]string `json:"Condition,omitempty"`
 }
 
-// IAMPolicy computes the least-privilege IAM policy (JSON) the runner needs
-// for a spec: no wildcard actions; resources scoped to gpipe's stacks
-// (stack/gpipe-*), the roles and instance profiles CloudFormation names after
-// them, the state bucket (stateURL, "s3://bucket/prefix"; other stores need
-// nothing), and the buckets the spec names literally. Describe* and SSM
-// polling actions do not support resource scoping and get "*".
-//
-// CloudFormation creates the template's resources with the runner's
-// credentials (no service role), so the policy also lists what the built-in
-// template's resources need.
-func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
-	var sts []statement
-	add := func(sid string, res []string, actions ...string) {
-		sort.Strings(actions)
-		sts = append(sts, statement{Sid: sid, Effect: "Allow", Action: actions, Resource: res})
+// feature is a part of gpipe a spec uses; each needs its own API calls.
+type feature int
+
+const (
+	featStacks    feature = iota // provision-stack or teardown: find, watch and delete stacks
+	featProvision                // provision-stack: create stacks
+	featSSM                      // commands on ssm: hosts
+	featState                    // an s3:// state store
+	featBuckets                  // buckets the spec names
+	featSecrets                  // secret params read from SSM Parameter Store or Secrets Manager (from:)
+)
+
+// scope is where an action is granted: which resources, under which
+// condition.
+type scope int
+
+const (
+	anyResource   scope = iota // actions without resource-level permissions (Describe*, List*, command polling)
+	stacks                     // the stacks gpipe creates
+	taggedStacks               // creating a stack: only with the run tag in the request
+	runDocument                // the SSM document commands run with
+	runInstances               // instances carrying the run tag
+	hostInstances              // the spec's literal ssm: hosts
+	commandLogs                // the log group SSM writes command output to
+	stateObjects               // the state store's prefix
+	stateBucket                // the state store's bucket
+	namedBuckets               // buckets the spec names
+	namedObjects               // their objects
+	stackBuckets               // buckets a stack owns (teardown empties them)
+	stackObjects               // their objects
+	stackRoles                 // roles and instance profiles CloudFormation names after gpipe's stacks
+	publicParams               // AWS's public SSM parameters (/aws/service/...)
+	secretParams               // the SSM parameters secret params come from
+	secretValues               // the Secrets Manager secrets they come from
+	taggedByRun                // any resource carrying the run tag
+)
+
+// apiCall is one API operation gpipe's own code calls, as the IAM action it
+// needs. Adding a call to the code is adding a line here; a test checks that
+// every method of the SDK interfaces the code declares has its line.
+type apiCall struct {
+	when   feature
+	action string
+	scope  scope
+}
+
+func runnerCalls() []apiCall {
+	return []apiCall{
+		// steps/aws/cfn: provision-stack, teardown, `gpipe teardown` and `gpipe gc`.
+		{featStacks, "cloudformation:DescribeStacks", stacks},
+		{featStacks, "cloudformation:DescribeStacks", anyResource}, // gc lists every stack to find gpipe's
+		{featStacks, "cloudformation:DescribeStackEvents", stacks},
+		{featStacks, "cloudformation:ListStackResources", stacks},
+		{featStacks, "cloudformation:DeleteStack", stacks},
+		{featStacks, "s3:ListBucketVersions", stackBuckets}, // ListObjectVersions
+		{featStacks, "s3:DeleteObject", stackObjects},       // DeleteObjects
+		{featStacks, "s3:DeleteObjectVersion", stackObjects},
+		{featProvision, "cloudformation:CreateStack", taggedStacks},
+		{featProvision, "cloudformation:GetTemplateSummary", anyResource},
+		{featProvision, "ec2:DescribeImages", anyResource},
+		{featProvision, "ec2:DescribeSubnets", anyResource},
+		{featProvision, "ec2:DescribeInstanceTypeOfferings", anyResource}, // zones that offer the instance type
+		{featProvision, "ssm:GetParameter", publicParams},                 // the default AMI id (Canonical's public parameter)
+		// steps/aws/ssmhost.
+		{featSSM, "ssm:SendCommand", runDocument},
+		{featSSM, "ssm:SendCommand", runInstances},
+		{featSSM, "ssm:SendCommand", hostInstances},
+		{featSSM, "ssm:GetCommandInvocation", anyResource},
+		{featSSM, "ssm:CancelCommand", anyResource},
+		{featSSM, "ssm:ListCommands", anyResource},
+		{featSSM, "ssm:DescribeInstanceInformation", anyResource},
+		{featSSM, "logs:GetLogEvents", commandLogs},
+		// pipeline/store/s3.
+		{featState, "s3:GetObject", stateObjects},
+		{featState, "s3:PutObject", stateObjects},
+		{featState, "s3:DeleteObject", stateObjects},
+		{featState, "s3:ListBucket", stateBucket}, // ListObjectsV2
+		// steps/aws/secrets.go: secret params' from: references.
+		{featSecrets, "ssm:GetParameter", secretParams},
+		{featSecrets, "secretsmanager:GetSecretValue", secretValues},
+		// Buckets the spec names (results): the runner reads what the host wrote.
+		{featBuckets, "s3:ListBucket", namedBuckets},
+		{featBuckets, "s3:GetBucketLocation", namedBuckets},
+		{featBuckets, "s3:GetObject", namedObjects},
+		{featBuckets, "s3:PutObject", namedObjects},
 	}
-	types := map[string]bool{}
-	usesSSM := false
-	stacks := []string{"arn:aws:cloudformation:*:*:stack/gpipe-*/*"}
-	var buckets []string
-	for _, h := range s.Hosts {
-		usesSSM = usesSSM || !strings.HasPrefix(h.Address, "local")
+}
+
+// handlerScope scopes an action a CloudFormation resource handler calls with
+// the runner's credentials. IAM actions name the role or instance profile
+// (CloudFormation names them after the stack); EC2's destructive actions
+// need the run tag, which CloudFormation propagates from the stack; the rest
+// (Describe*, creates whose resources do not exist yet, associations) get
+// "*" because they have no resource-level permissions or act on resources
+// gpipe cannot name in advance.
+func handlerScope(action string) scope {
+	svc, op, _ := strings.Cut(action, ":")
+	switch {
+	case svc == "iam":
+		return stackRoles
+	case svc == "ec2" && hasAnyPrefix(op, "Delete", "Terminate", "Detach", "Disassociate", "Revoke"):
+		return taggedByRun
 	}
-	for _, st := range s.Steps {
-		types[st.Type] = true
-		usesSSM = usesSSM || strings.HasPrefix(st.Host, "ssm:") || strings.Contains(st.Host, "${{")
-		if name, ok := st.With["stack_name"].(string); ok && name != "" && !strings.Contains(name, "${{") {
-			stacks = append(stacks, "arn:aws:cloudformation:*:*:stack/"+name+"/*")
+	return anyResource
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
 		}
-		for _, k := range []string{"data_bucket", "results_bucket"} {
-			if b, ok := st.With[k].(string); ok && b != "" && !strings.Contains(b, "${{") {
-				buckets = append(buckets, cfn.BucketName(b)) // data_bucket may be an s3:// URL in the bucket
+	}
+	return false
+}
+
+// policyInputs is what IAMPolicy learns from a spec.
+type policyInputs struct {
+	features   map[feature]bool
+	stackNames []string // literal stack_name values
+	buckets    []string
+	instances  []string // literal ssm: hosts
+	templates  [][]byte // the templates provision-stack deploys
+	stateHost  string
+	statePfx   string
+	// secretParams and secretValues are the ARNs of secret params' sources.
+	secretParams, secretValues []string
+}
+
+// IAMPolicy derives the least-privilege IAM policy (JSON) the runner needs
+// for a spec from two sources: the API calls gpipe's code makes
+// (runnerCalls), and, because CloudFormation creates and deletes a stack's
+// resources with the caller's credentials (gpipe passes no service role),
+// every action the create, read and delete handlers of each resource type
+// in the deployed template call (the embedded registry-schema table; gpipe
+// never updates a stack, so update handlers are left out). stateURL is the
+// state store ("s3://bucket/prefix"; other stores need nothing).
+//
+// A bucket, stack name or template that is still an expression is an error
+// wrapping ErrUnresolved: a policy without it would fail mid-run.
+func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
+	in, err := inputs(s, stateURL)
+	if err != nil {
+		return nil, err
+	}
+	grants := map[scope][]string{}
+	add := func(sc scope, action string) {
+		if !slices.Contains(grants[sc], action) {
+			grants[sc] = append(grants[sc], action)
+		}
+	}
+	for _, c := range runnerCalls() {
+		if in.features[c.when] {
+			add(c.scope, c.action)
+		}
+	}
+	if in.features[featStacks] {
+		table, err := template.Handlers()
+		if err != nil {
+			return nil, err
+		}
+		handlers := []string{template.HandlerRead, template.HandlerDelete}
+		if in.features[featProvision] {
+			handlers = append(handlers, template.HandlerCreate)
+		}
+		for _, body := range in.templates {
+			types, err := template.ResourceTypes(body)
+			if err != nil {
+				return nil, err
+			}
+			for _, typ := range types {
+				perms, ok := table[typ]
+				if !ok {
+					return nil, fmt.Errorf("resource type %s: no handler permissions known (the table covers the built-in template's types; source %s)",
+						typ, template.HandlersSource())
+				}
+				for _, h := range handlers {
+					for _, a := range perms[h] {
+						add(handlerScope(a), a)
+					}
+				}
 			}
 		}
 	}
-	provision, teardown := types["provision-stack"], types["teardown"]
-	if provision || teardown {
-		add("GpipeStacks", stacks, "cloudformation:CreateStack", "cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents",
-			"cloudformation:DeleteStack", "cloudformation:ListStackResources")
-		add("ListStacks", []string{"*"}, "cloudformation:DescribeStacks", "cloudformation:GetTemplateSummary")
-		add("StackBuckets", []string{"arn:aws:s3:::gpipe-*", "arn:aws:s3:::gpipe-*/*"}, "s3:ListBucketVersions", "s3:DeleteObjectVersion",
-			"s3:DeleteObject", "s3:DeleteBucket", "s3:ListBucket")
-	}
-	if provision {
-		usesSSM = true
-		add("Describe", []string{"*"}, "ec2:DescribeImages", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeInternetGateways",
-			"ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions",
-			"ec2:DescribeInstances", "ec2:DescribeAvailabilityZones", "ec2:DescribeAccountAttributes", "ec2:DescribeInstanceTypes",
-			"ec2:DescribeInstanceTypeOfferings")
-		// provision-stack reads the default AMI id from Canonical's public SSM
-		// parameter (public parameters' ARNs have no account).
-		add("ImageParameters", []string{"arn:aws:ssm:*::parameter/aws/service/*"}, "ssm:GetParameter")
-		add("TemplateResources", []string{"*"}, "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:ModifyVpcAttribute",
-			"ec2:CreateInternetGateway", "ec2:DeleteInternetGateway", "ec2:AttachInternetGateway", "ec2:DetachInternetGateway",
-			"ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:ModifySubnetAttribute", "ec2:CreateRouteTable", "ec2:DeleteRouteTable",
-			"ec2:CreateRoute", "ec2:DeleteRoute", "ec2:AssociateRouteTable", "ec2:DisassociateRouteTable",
-			"ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress",
-			"ec2:CreateLaunchTemplate", "ec2:DeleteLaunchTemplate", "ec2:RunInstances", "ec2:TerminateInstances",
-			"ec2:CreateTags", "ec2:DeleteTags")
-		add("InstanceRole", []string{"arn:aws:iam::*:role/gpipe-*", "arn:aws:iam::*:instance-profile/gpipe-*"},
-			"iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:TagRole", "iam:UntagRole", "iam:PutRolePolicy",
-			"iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:PassRole",
-			"iam:CreateInstanceProfile", "iam:DeleteInstanceProfile", "iam:GetInstanceProfile",
-			"iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile")
-	}
-	if usesSSM {
-		add("RunCommand", []string{"arn:aws:ssm:*::document/AWS-RunShellScript", "arn:aws:ec2:*:*:instance/*"}, "ssm:SendCommand")
-		add("PollCommand", []string{"*"}, "ssm:GetCommandInvocation", "ssm:CancelCommand", "ssm:DescribeInstanceInformation", "ssm:ListCommands")
-		add("CommandOutput", []string{"arn:aws:logs:*:*:log-group:" + template.DefaultSsmLogGroup + ":*"}, "logs:GetLogEvents")
-	}
-	if params, secrets := secretRefs(s); len(params)+len(secrets) > 0 {
-		if len(params) > 0 {
-			add("SecretParameters", params, "ssm:GetParameter")
+	var sts []statement
+	for sc := anyResource; sc <= taggedByRun; sc++ {
+		if len(grants[sc]) == 0 {
+			continue
 		}
-		if len(secrets) > 0 {
-			add("SecretValues", secrets, "secretsmanager:GetSecretValue")
+		st := in.statement(sc)
+		if len(st.Resource) == 0 {
+			continue // e.g. no literal buckets
 		}
-	}
-	if strings.HasPrefix(stateURL, "s3://") {
-		u, err := url.Parse(stateURL)
-		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("state URL %q: want s3://bucket/prefix", stateURL)
-		}
-		prefix := strings.Trim(u.Path, "/")
-		objs := "arn:aws:s3:::" + u.Host + "/*"
-		if prefix != "" {
-			objs = "arn:aws:s3:::" + u.Host + "/" + prefix + "/*"
-		}
-		add("StateObjects", []string{objs}, "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
-		add("StateBucket", []string{"arn:aws:s3:::" + u.Host}, "s3:ListBucket")
-	}
-	if len(buckets) > 0 {
-		sort.Strings(buckets)
-		buckets = compact(buckets)
-		var bs, objs []string
-		for _, b := range buckets {
-			bs = append(bs, "arn:aws:s3:::"+b)
-			objs = append(objs, "arn:aws:s3:::"+b+"/*")
-		}
-		add("NamedBuckets", bs, "s3:ListBucket", "s3:GetBucketLocation")
-		add("NamedBucketObjects", objs, "s3:GetObject", "s3:PutObject")
+		sort.Strings(grants[sc])
+		st.Effect, st.Action = "Allow", grants[sc]
+		sts = append(sts, st)
 	}
 	if len(sts) == 0 {
 		return nil, fmt.Errorf("spec %s uses no AWS: it needs no IAM permissions", s.Name)
@@ -132,14 +240,168 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-func compact(s []string) []string {
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
+// statement returns a scope's Sid, resources and condition.
+func (in *policyInputs) statement(sc scope) statement {
+	hasRunTag := map[string]map[string]string{"StringLike": {"aws:ResourceTag/" + RunTag: "?*"}}
+	switch sc {
+	case anyResource:
+		return statement{Sid: "NoResourceLevelPermissions", Resource: []string{"*"}}
+	case stacks:
+		return statement{Sid: "GpipeStacks", Resource: in.stackARNs()}
+	case taggedStacks:
+		return statement{Sid: "CreateTaggedStacks", Resource: in.stackARNs(),
+			Condition: map[string]map[string]string{"StringLike": {"aws:RequestTag/" + RunTag: "?*"}}}
+	case runDocument:
+		return statement{Sid: "RunShellScript", Resource: []string{"arn:aws:ssm:*::document/AWS-RunShellScript"}}
+	case runInstances:
+		return statement{Sid: "CommandsOnRunInstances", Resource: []string{"arn:aws:ec2:*:*:instance/*"}, Condition: hasRunTag}
+	case hostInstances:
+		st := statement{Sid: "CommandsOnSpecHosts"}
+		for _, id := range in.instances {
+			st.Resource = append(st.Resource, "arn:aws:ec2:*:*:instance/"+id)
 		}
+		return st
+	case commandLogs:
+		return statement{Sid: "CommandOutput", Resource: []string{"arn:aws:logs:*:*:log-group:" + template.DefaultSsmLogGroup + ":*"}}
+	case stateObjects:
+		objs := "arn:aws:s3:::" + in.stateHost + "/*"
+		if in.statePfx != "" {
+			objs = "arn:aws:s3:::" + in.stateHost + "/" + in.statePfx + "/*"
+		}
+		return statement{Sid: "StateObjects", Resource: []string{objs}}
+	case stateBucket:
+		return statement{Sid: "StateBucket", Resource: []string{"arn:aws:s3:::" + in.stateHost}}
+	case namedBuckets, namedObjects:
+		st := statement{Sid: "NamedBuckets"}
+		if sc == namedObjects {
+			st.Sid = "NamedBucketObjects"
+		}
+		for _, b := range in.buckets {
+			if sc == namedObjects {
+				b += "/*"
+			}
+			st.Resource = append(st.Resource, "arn:aws:s3:::"+b)
+		}
+		return st
+	case stackBuckets, stackObjects:
+		// CloudFormation names a stack's buckets after the stack, lower-cased.
+		st := statement{Sid: "StackBuckets"}
+		suffix := ""
+		if sc == stackObjects {
+			st.Sid, suffix = "StackBucketObjects", "/*"
+		}
+		for _, n := range in.stackPatterns() {
+			st.Resource = append(st.Resource, "arn:aws:s3:::"+strings.ToLower(n)+"-*"+suffix)
+		}
+		return st
+	case stackRoles:
+		st := statement{Sid: "StackRolesAndProfiles"}
+		for _, n := range in.stackPatterns() {
+			st.Resource = append(st.Resource, "arn:aws:iam::*:role/"+n+"-*", "arn:aws:iam::*:instance-profile/"+n+"-*")
+		}
+		return st
+	case publicParams:
+		// Public parameters' ARNs have no account.
+		return statement{Sid: "PublicParameters", Resource: []string{"arn:aws:ssm:*::parameter/aws/service/*"}}
+	case secretParams:
+		return statement{Sid: "SecretParameters", Resource: in.secretParams}
+	case secretValues:
+		return statement{Sid: "SecretValues", Resource: in.secretValues}
+	case taggedByRun:
+		return statement{Sid: "DestroyOnlyRunResources", Resource: []string{"*"}, Condition: hasRunTag}
+	}
+	panic(fmt.Sprintf("scope %d has no statement", sc))
+}
+
+// stackPatterns are the names of gpipe's stacks: its default "gpipe-<run
+// id>" and the literal stack_name values.
+func (in *policyInputs) stackPatterns() []string {
+	return append([]string{"gpipe"}, in.stackNames...)
+}
+
+func (in *policyInputs) stackARNs() []string {
+	out := []string{"arn:aws:cloudformation:*:*:stack/gpipe-*/*"}
+	for _, n := range in.stackNames {
+		out = append(out, "arn:aws:cloudformation:*:*:stack/"+n+"/*")
 	}
 	return out
+}
+
+func inputs(s *spec.Spec, stateURL string) (*policyInputs, error) {
+	in := &policyInputs{features: map[feature]bool{}}
+	literal := func(step, key string, v any) (string, error) {
+		str, _ := v.(string)
+		if strings.Contains(str, "${{") {
+			return "", fmt.Errorf("step %s: %s is %q, which is only known at run time: give its param (-p) so the policy can name it: %w",
+				step, key, str, ErrUnresolved)
+		}
+		return str, nil
+	}
+	for _, h := range s.Hosts {
+		if id, ok := strings.CutPrefix(h.Address, "ssm:"); ok && !strings.Contains(id, "${{") {
+			in.instances = append(in.instances, id)
+		}
+		if !strings.HasPrefix(h.Address, "local") {
+			in.features[featSSM] = true
+		}
+	}
+	for _, st := range s.Steps {
+		if strings.HasPrefix(st.Host, "ssm:") || strings.Contains(st.Host, "${{") {
+			in.features[featSSM] = true
+		}
+		for _, k := range []string{"data_bucket", "results_bucket"} {
+			b, err := literal(st.ID, k, st.With[k])
+			if err != nil {
+				return nil, err
+			}
+			b = cfn.BucketName(b) // data_bucket may be an s3:// URL in the bucket
+			if b != "" && !slices.Contains(in.buckets, b) {
+				in.buckets = append(in.buckets, b)
+			}
+		}
+		switch st.Type {
+		case "provision-stack":
+			in.features[featProvision], in.features[featStacks], in.features[featSSM] = true, true, true
+			path, err := literal(st.ID, "template", st.With["template"])
+			if err != nil {
+				return nil, err
+			}
+			body := template.Template()
+			if path != "" {
+				if body, err = os.ReadFile(path); err != nil {
+					return nil, fmt.Errorf("step %s: read template: %w", st.ID, err)
+				}
+			}
+			in.templates = append(in.templates, body)
+		case "teardown":
+			in.features[featStacks] = true
+		default:
+			continue
+		}
+		name, err := literal(st.ID, "stack_name", st.With["stack_name"])
+		if err != nil {
+			return nil, err
+		}
+		if name != "" && !slices.Contains(in.stackNames, name) {
+			in.stackNames = append(in.stackNames, name)
+		}
+	}
+	if in.features[featStacks] && len(in.templates) == 0 {
+		in.templates = append(in.templates, template.Template()) // teardown alone deletes built-in stacks
+	}
+	sort.Strings(in.buckets)
+	in.features[featBuckets] = len(in.buckets) > 0
+	in.secretParams, in.secretValues = secretRefs(s)
+	in.features[featSecrets] = len(in.secretParams)+len(in.secretValues) > 0
+	if strings.HasPrefix(stateURL, "s3://") {
+		u, err := url.Parse(stateURL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("state URL %q: want s3://bucket/prefix", stateURL)
+		}
+		in.features[featState] = true
+		in.stateHost, in.statePfx = u.Host, strings.Trim(u.Path, "/")
+	}
+	return in, nil
 }
 
 // secretRefs returns the resources of the secret params' from: references:
