@@ -282,6 +282,7 @@ func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
 	}
 	c.stacks = append(c.stacks, st)
 	c.creates = append(c.creates, form)
+	c.checkCreateHandlers(st)
 	c.planCreate(st)
 	return struct{ StackId string }{st.id}, nil
 }

@@ -156,8 +156,8 @@ func (c *CloudFormation) planDelete(st *stack) {
 			}
 		}
 	}}
-	if c.deleteFail != nil {
-		f := *c.deleteFail
+	if fp := c.deleteFailure(st); fp != nil {
+		f := *fp
 		st.phases = append(st.phases, func() {
 			for _, r := range st.resources {
 				if r.logical == f.Resource {

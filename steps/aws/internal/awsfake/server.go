@@ -77,6 +77,10 @@ type Server struct {
 	thr        map[string]int // "Service.Operation" → requests still to throttle
 	lost       map[string]int // "Service.Operation" → responses still to lose
 	errs       []string       // protocol violations, reported at cleanup
+	// policy, when set, is enforced on every call (iam.go); denied records
+	// what it refused.
+	policy *Policy
+	denied []string
 
 	CFN  *CloudFormation
 	SSM  *SSM
@@ -249,15 +253,15 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 		svc, op, _ := strings.Cut(target, ".")
 		switch svc {
 		case "AmazonSSM":
-			if s.authorize(w, r, body, "ssm", protoJSON) {
+			if s.authorize(w, r, body, "ssm", protoJSON) && !s.denyJSON(w, "ssm", op, body) {
 				s.SSM.serve(w, op, body)
 			}
 		case "Logs_20140328":
-			if s.authorize(w, r, body, "logs", protoJSON) {
+			if s.authorize(w, r, body, "logs", protoJSON) && !s.denyJSON(w, "logs", op, body) {
 				s.Logs.serve(w, op, body)
 			}
 		case "secretsmanager":
-			if s.authorize(w, r, body, "secretsmanager", protoJSON) {
+			if s.authorize(w, r, body, "secretsmanager", protoJSON) && !s.denyJSON(w, "secretsmanager", op, body) {
 				s.Secrets.serve(w, op, body)
 			}
 		default:
@@ -277,11 +281,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	switch v := form.Get("Version"); v {
 	case cfnVersion:
-		if s.authorize(w, r, body, "cloudformation", protoQuery) {
+		if s.authorize(w, r, body, "cloudformation", protoQuery) && !s.denyQuery(w, form) {
 			s.CFN.serve(w, form)
 		}
 	case ec2Version:
-		if s.authorize(w, r, body, "ec2", protoEC2) {
+		if s.authorize(w, r, body, "ec2", protoEC2) && !s.denyQuery(w, form) {
 			s.EC2.serve(w, form)
 		}
 	default:
