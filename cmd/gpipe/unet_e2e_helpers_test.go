@@ -249,7 +249,34 @@ func (r *unetRun) start(t *testing.T, spec, source, md5 string, params ...string
 	for _, p := range params {
 		args = append(args, "-p", p)
 	}
+	r.underPolicy(t, args, filepath.Join(r.e.repo, "specs", spec))
 	return r.startGpipe(t, append(args, filepath.Join(r.e.repo, "specs", spec))...)
+}
+
+// underPolicy makes the AWS fake enforce the policy `gpipe iam-policy`
+// prints for the spec with the run's params (runArgs: the run command's
+// arguments), as a real runner's role would, and fails the test if anything
+// was refused: the printed policy must be enough for the whole run.
+func (r *unetRun) underPolicy(t *testing.T, runArgs []string, spec string) {
+	t.Helper()
+	args := []string{"iam-policy"}
+	for i := 0; i+1 < len(runArgs); i++ {
+		if runArgs[i] == "-p" {
+			args = append(args, "-p", runArgs[i+1])
+		}
+	}
+	code, out := r.gpipe(t, append(args, spec)...)
+	if code != 0 {
+		t.Fatalf("gpipe iam-policy: exit %d\n%s", code, out)
+	}
+	if err := r.e.aws.SetPolicy([]byte(out)); err != nil {
+		t.Fatalf("the fake cannot evaluate the printed policy: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if d := r.e.aws.Denied(); len(d) > 0 {
+			t.Errorf("the policy iam-policy printed refused %v", d)
+		}
+	})
 }
 
 // status is `gpipe status --json`.

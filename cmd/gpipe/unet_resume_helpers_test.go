@@ -57,9 +57,12 @@ type proc struct {
 
 func (r *resumeRun) startRun(t *testing.T) *proc {
 	t.Helper()
-	cmd := exec.Command(r.e.gpipe, "run", "--state", r.stateURL, "--run-id", r.id,
-		"-p", "results_bucket="+e2eResultsBucket, "-p", "host=local", "-p", "data_dir="+r.data,
-		"-p", "msd_source="+r.source, "-p", "msd_md5="+r.md5, filepath.Join(r.e.repo, "specs", "unet-brain.yaml"))
+	args := []string{"run", "--state", r.stateURL, "--run-id", r.id,
+		"-p", "results_bucket=" + e2eResultsBucket, "-p", "host=local", "-p", "data_dir=" + r.data,
+		"-p", "msd_source=" + r.source, "-p", "msd_md5=" + r.md5}
+	spec := filepath.Join(r.e.repo, "specs", "unet-brain.yaml")
+	r.underPolicy(t, args, spec)
+	cmd := exec.Command(r.e.gpipe, append(args, spec)...)
 	cmd.Dir, cmd.Env = r.dir, r.env
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.out, &p.out
