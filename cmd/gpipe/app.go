@@ -57,7 +57,7 @@ func (a *App) commands() map[string]subcommand {
 		"template":   {"", "Print the built-in CloudFormation template of provision-stack.", setupPrint(aws.Template)},
 		"teardown":   {"RUN_ID", "Delete the CloudFormation stacks a run provisioned.", (*App).setupTeardown},
 		"gc":         {"", "List (and with --yes delete) stacks of finished or abandoned runs.", (*App).setupGC},
-		"iam-policy": {"SPEC", "Print the least-privilege IAM policy a runner needs for a spec.", (*App).setupIAMPolicy},
+		"iam-policy": {"SPEC", "Print the IAM policy a runner needs for a spec (or, with --trust, the GitHub role's trust policy).", (*App).setupIAMPolicy},
 		"version":    {"", "Print gpipe's version.", (*App).setupVersion},
 	}
 }
