@@ -43,6 +43,7 @@ const (
 	featState                    // an s3:// state store
 	featBuckets                  // buckets the spec names
 	featSecrets                  // secret params read from SSM Parameter Store or Secrets Manager (from:)
+	featKMS                      // a results bucket encrypted with a customer-managed key
 )
 
 // scope is where an action is granted: which resources, under which
@@ -67,6 +68,7 @@ const (
 	publicParams               // AWS's public SSM parameters (/aws/service/...)
 	secretParams               // the SSM parameters secret params come from
 	secretValues               // the Secrets Manager secrets they come from
+	bucketKeys                 // the customer-managed KMS keys of the named buckets
 	taggedByRun                // any resource carrying the run tag
 )
 
@@ -118,6 +120,8 @@ func runnerCalls() []apiCall {
 		{featBuckets, "s3:GetBucketLocation", namedBuckets},
 		{featBuckets, "s3:GetObject", namedObjects},
 		{featBuckets, "s3:PutObject", namedObjects},
+		{featKMS, "kms:Decrypt", bucketKeys}, // S3 calls KMS with the caller's credentials for SSE-KMS objects
+		{featKMS, "kms:GenerateDataKey", bucketKeys},
 	}
 }
 
@@ -157,6 +161,7 @@ type policyInputs struct {
 	templates  [][]byte // the templates provision-stack deploys
 	stateHost  string
 	statePfx   string
+	kmsKeys    []string // results_kms_key values
 	// secretParams and secretValues are the ARNs of secret params' sources.
 	secretParams, secretValues []string
 }
@@ -307,6 +312,8 @@ func (in *policyInputs) statement(sc scope) statement {
 		return statement{Sid: "SecretParameters", Resource: in.secretParams}
 	case secretValues:
 		return statement{Sid: "SecretValues", Resource: in.secretValues}
+	case bucketKeys:
+		return statement{Sid: "BucketKeys", Resource: in.kmsKeys}
 	case taggedByRun:
 		return statement{Sid: "DestroyOnlyRunResources", Resource: []string{"*"}, Condition: hasRunTag}
 	}
@@ -359,6 +366,13 @@ func inputs(s *spec.Spec, stateURL string) (*policyInputs, error) {
 				in.buckets = append(in.buckets, b)
 			}
 		}
+		key, err := literal(st.ID, "results_kms_key", st.With["results_kms_key"])
+		if err != nil {
+			return nil, err
+		}
+		if key != "" && !slices.Contains(in.kmsKeys, key) {
+			in.kmsKeys = append(in.kmsKeys, key)
+		}
 		switch st.Type {
 		case "provision-stack":
 			in.features[featProvision], in.features[featStacks], in.features[featSSM] = true, true, true
@@ -391,6 +405,7 @@ func inputs(s *spec.Spec, stateURL string) (*policyInputs, error) {
 	}
 	sort.Strings(in.buckets)
 	in.features[featBuckets] = len(in.buckets) > 0
+	in.features[featKMS] = len(in.kmsKeys) > 0
 	in.secretParams, in.secretValues = secretRefs(s)
 	in.features[featSecrets] = len(in.secretParams)+len(in.secretValues) > 0
 	if strings.HasPrefix(stateURL, "s3://") {

@@ -254,6 +254,28 @@ func TestIAMPolicyScopesDestruction(t *testing.T) {
 	}
 }
 
+// TestIAMPolicyResultsKey: a results bucket under a customer-managed key
+// needs the runner to use the key too (S3 calls KMS with the caller's
+// credentials; S3 User Guide, "Using server-side encryption with AWS KMS keys").
+func TestIAMPolicyResultsKey(t *testing.T) {
+	s := iamTestSpec()
+	key := "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	s.Steps[0].With["results_kms_key"] = key
+	doc := policyOf(t, s, "")
+	for _, a := range []string{"kms:Decrypt", "kms:GenerateDataKey"} {
+		ok := false
+		for _, st := range doc.Statement {
+			ok = ok || contains(st.Action, a) && len(st.Resource) == 1 && st.Resource[0] == key
+		}
+		if !ok {
+			t.Errorf("%s not granted on exactly the results key", a)
+		}
+	}
+	if doc := policyOf(t, iamTestSpec(), ""); doc.grants("kms:Decrypt") {
+		t.Error("kms:Decrypt granted without a key")
+	}
+}
+
 func TestIAMPolicyRefusesUnresolvedBuckets(t *testing.T) {
 	s := iamTestSpec()
 	s.Steps[0].With["results_bucket"] = "${{ params.results_bucket }}"
