@@ -308,3 +308,21 @@ func TestTrustPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestIAMPolicyFitsAManagedPolicy: a customer managed policy holds at most
+// 6,144 characters, white space not counted (IAM User Guide, "IAM and AWS
+// STS quotas"); a larger one cannot be created at all.
+func TestIAMPolicyFitsAManagedPolicy(t *testing.T) {
+	s := iamTestSpec()
+	s.Steps[0].With["data_bucket"] = "s3://a-private-dataset-mirror-bucket/Task01_BrainTumour.tar"
+	s.Steps[0].With["results_kms_key"] = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	b, err := IAMPolicy(s, "s3://a-state-bucket-with-a-long-name/gpipe/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(strings.Join(strings.Fields(string(b)), ""))
+	if n > 6144 {
+		t.Errorf("policy has %d characters without white space, over IAM's 6,144 for a managed policy", n)
+	}
+	t.Logf("%d characters without white space", n)
+}
