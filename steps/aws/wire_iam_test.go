@@ -12,6 +12,7 @@ import (
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
+	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
 	"github.com/gpipe/gpipe/steps/aws/ssmhost"
 )
 
@@ -180,5 +181,38 @@ func TestWireSendCommandScopedToRunInstances(t *testing.T) {
 				t.Fatalf("err = %v, want SSM's AccessDeniedException naming the instance", err)
 			}
 		})
+	}
+}
+
+// TestWireRollbackNeedsDeleteHandlers: a creation that fails rolls back by
+// deleting what it made, with the caller's credentials; a delete handler the
+// policy refuses leaves the stack ROLLBACK_FAILED and the resource behind
+// (provision-stack's own attempt to delete it then fails the same way).
+func TestWireRollbackNeedsDeleteHandlers(t *testing.T) {
+	policy, err := IAMPolicy(iamTestSpec(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newWire(t, 0)
+	if err := e.srv.SetPolicy(dropAction(t, policy, "ec2:DeleteSecurityGroup")); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.CFN.FailNextCreate(awsfake.Failure{Resource: "Instance", Reason: "We currently do not have sufficient dl1.24xlarge capacity"})
+	steps := e.runner()
+	ctx, stop := context.WithTimeout(t.Context(), time.Minute)
+	defer stop()
+	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"results_bucket": "my-results"})
+	if _, err := steps.ProvisionStack().Run(ctx, sr); err == nil {
+		t.Fatalf("provision succeeded\n%s", log)
+	}
+	if !strings.Contains(log.String(), "AWS::CloudFormation::Stack ROLLBACK_FAILED") ||
+		!strings.Contains(log.String(), "SecurityGroup AWS::EC2::SecurityGroup DELETE_FAILED: Resource handler returned message") {
+		t.Errorf("no ROLLBACK_FAILED for the security group's delete handler:\n%s", log)
+	}
+	if st := e.srv.CFN.Stacks()[0]; st.Status != "DELETE_FAILED" {
+		t.Errorf("stack %s, want DELETE_FAILED after provision-stack's cleanup", st.Status)
+	}
+	if d := strings.Join(e.srv.Denied(), "\n"); !strings.Contains(d, "ec2:DeleteSecurityGroup") {
+		t.Errorf("refused: %s", d)
 	}
 }

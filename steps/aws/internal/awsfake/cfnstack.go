@@ -156,8 +156,8 @@ func (c *CloudFormation) planDelete(st *stack) {
 			}
 		}
 	}}
-	if fp := c.deleteFailure(st); fp != nil {
-		f := *fp
+	if c.deleteFail != nil {
+		f := *c.deleteFail
 		st.phases = append(st.phases, func() {
 			for _, r := range st.resources {
 				if r.logical == f.Resource {
@@ -186,6 +186,11 @@ func (c *CloudFormation) deleteResources(st *stack) string {
 	for i := len(st.resources) - 1; i >= 0; i-- {
 		r := st.resources[i]
 		if r.physical == "" || r.status == "DELETE_COMPLETE" {
+			continue
+		}
+		if reason := c.deleteRefused(st, r); reason != "" {
+			c.resEvent(st, r, "DELETE_FAILED", reason)
+			failed = append(failed, r.logical)
 			continue
 		}
 		switch r.typ {

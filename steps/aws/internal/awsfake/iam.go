@@ -245,60 +245,56 @@ func handlerResource(st *stack, r *resource, action string) Resource {
 		Tags: resourceTags(st, r.logical)}
 }
 
-// handlerFailure checks the calls the handlers of a stack's resources make
-// for an operation (create, which also reads back what it made, or delete)
-// and returns the first resource whose handler the policy refuses, with
-// CloudFormation's event reason for it. The caller holds c.mu.
-func (c *CloudFormation) handlerFailure(st *stack, deleting bool, handlers ...string) *Failure {
+// refusedHandler checks the calls a resource's handlers make for an
+// operation (create, which also reads back what it made, or delete) and
+// returns CloudFormation's event reason for the first the policy refuses, or
+// "". The caller holds c.mu.
+func (c *CloudFormation) refusedHandler(st *stack, r *resource, handlers ...string) string {
 	c.s.mu.Lock()
 	enforced := c.s.policy != nil
 	c.s.mu.Unlock()
 	if !enforced {
-		return nil
+		return ""
 	}
 	table, err := template.Handlers()
 	if err != nil {
 		c.s.violation("handler permissions: %v", err)
-		return nil
+		return ""
 	}
-	for _, r := range st.resources {
-		if deleting && r.physical == "" {
-			continue // never created: nothing for its handler to delete
-		}
-		perms, ok := table[r.typ]
-		if !ok {
-			c.s.violation("stack %s: resource type %s has no known handler permissions", st.name, r.typ)
-			continue
-		}
-		for _, h := range handlers {
-			for _, action := range perms[h] {
-				res := handlerResource(st, r, action)
-				if arn := c.s.permit(action, res.Tags, res); arn != "" {
-					svc, _, _ := strings.Cut(action, ":")
-					return &Failure{Resource: r.logical, Reason: fmt.Sprintf(
-						"Resource handler returned message: \"%s (Service: %s, Status Code: 403, Request ID: %s)\" (RequestToken: %s, HandlerErrorCode: AccessDenied)",
-						notAuthorized(action, arn), strings.ToUpper(svc[:1])+svc[1:], c.s.requestID(), st.token)}
-				}
+	perms, ok := table[r.typ]
+	if !ok {
+		c.s.violation("stack %s: resource type %s has no known handler permissions", st.name, r.typ)
+		return ""
+	}
+	for _, h := range handlers {
+		for _, action := range perms[h] {
+			res := handlerResource(st, r, action)
+			if arn := c.s.permit(action, res.Tags, res); arn != "" {
+				svc, _, _ := strings.Cut(action, ":")
+				return fmt.Sprintf("Resource handler returned message: \"%s (Service: %s, Status Code: 403, Request ID: %s)\" (RequestToken: %s, HandlerErrorCode: AccessDenied)",
+					notAuthorized(action, arn), strings.ToUpper(svc[:1])+svc[1:], c.s.requestID(), st.token)
 			}
 		}
 	}
-	return nil
+	return ""
 }
 
 // checkCreateHandlers makes a creation fail on the first resource whose
-// handler the policy refuses (unless a test already chose a failure).
+// create or read handler the policy refuses (unless a test already chose a
+// failure).
 func (c *CloudFormation) checkCreateHandlers(st *stack) {
-	if st.fail == nil {
-		st.fail = c.handlerFailure(st, false, template.HandlerCreate, template.HandlerRead)
+	for _, r := range st.resources {
+		if st.fail != nil {
+			return
+		}
+		if reason := c.refusedHandler(st, r, template.HandlerCreate, template.HandlerRead); reason != "" {
+			st.fail = &Failure{Resource: r.logical, Reason: reason}
+		}
 	}
 }
 
-// deleteFailure is the failure a deletion meets: the one a test set with
-// FailDeletes, else the first resource whose delete handler the policy
-// refuses.
-func (c *CloudFormation) deleteFailure(st *stack) *Failure {
-	if c.deleteFail != nil {
-		return c.deleteFail
-	}
-	return c.handlerFailure(st, true, template.HandlerDelete)
+// deleteRefused is the reason a resource's delete handler fails under the
+// policy, or "".
+func (c *CloudFormation) deleteRefused(st *stack, r *resource) string {
+	return c.refusedHandler(st, r, template.HandlerDelete)
 }
