@@ -31,6 +31,10 @@ type Local struct {
 
 	machineOnce sync.Once
 	mach        machine
+
+	leftMu   sync.Mutex
+	snapshot map[string]bool // attempt tokens of the user's processes when first needed (see mayRun)
+	started  map[string]bool // RUNNER/STEP/ prefixes of the tokens of processes this executor started
 }
 
 // workDir is created once per executor. It is left behind by a killed
@@ -60,9 +64,11 @@ func (l *Local) Close() error {
 // deleting three files and a directory per step was most of a short step's
 // cost on ext4.
 //
-// With s.NoteResume set, Exec notes where the script's process group runs; on
-// a resume the engine hands that back (s.Previous, s.Resume) and Exec first stops what
-// the dead runner left of the group (see stopLeftovers).
+// Every process of the script carries s.Token in its environment
+// (GPIPE_ATTEMPT_TOKEN). Before it starts, Exec stops what earlier attempts
+// left running: processes whose token starts with one of s.Leftovers, and the
+// process group noted in s.Previous or s.Resume; with s.NoteResume set, Exec
+// notes where the script's process group runs (see stopLeftovers).
 func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	log := s.Log
 	if log == nil {
@@ -74,9 +80,14 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	if leftover == nil {
 		leftover = s.Resume
 	}
-	l.stopLeftovers(ctx, log, leftover)
-	token := ""
-	if s.NoteResume != nil {
+	if err := l.stopLeftovers(ctx, log, leftover, s.Leftovers, s.Token); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	token := s.Token
+	if token == "" && s.NoteResume != nil {
 		token = newToken()
 	}
 	dir, err := l.workDir()
@@ -116,6 +127,7 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	cmd.Stdout = pw
 	cmd.Stderr = pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	l.noteStarted(token)
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
