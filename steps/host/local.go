@@ -22,6 +22,9 @@ type Local struct {
 	BaseEnv []string
 	// Grace is how long a cancelled script gets between SIGTERM and SIGKILL.
 	Grace time.Duration
+	// Hard, when closed, cuts the grace short: a cancelled script's process
+	// group gets SIGKILL at once (a second Ctrl-C). Nil: never.
+	Hard <-chan struct{}
 	// TempDir is where output files go; "" means os.TempDir().
 	TempDir string
 
@@ -202,12 +205,19 @@ func drainOutput(copied <-chan error, pr *os.File, log io.Writer) error {
 }
 
 // stopOnCancel sends SIGTERM to the script's process group when ctx ends and
-// SIGKILL after the grace period, unless the script exits first.
+// SIGKILL after the grace period or once l.Hard is closed, unless the script
+// exits first.
 func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct{}) {
 	select {
 	case <-exited:
 		return
 	case <-ctx.Done():
+	}
+	select {
+	case <-l.Hard:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		return
+	default:
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	grace := l.Grace
@@ -219,6 +229,8 @@ func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct
 	select {
 	case <-exited:
 	case <-t.C:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	case <-l.Hard:
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 }
