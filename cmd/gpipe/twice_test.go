@@ -82,8 +82,12 @@ func TestKilledRunnerNeverLeavesASecondCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	tag := fmt.Sprintf("GPIPE_TWICE_TEST=%d", os.Getpid())
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir(),
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + tmp,
 		"NO_COLOR=1", "GITHUB_ACTIONS=", "GPIPE_STATE=", "GORACE=atexit_sleep_ms=0", tag,
 	}
 	t.Cleanup(func() { killTagged(t, tag) })
@@ -97,7 +101,7 @@ func TestKilledRunnerNeverLeavesASecondCopy(t *testing.T) {
 		return err == nil
 	}
 
-	kills := 0
+	kills, tmpFiles, workDirs := 0, 0, 0
 	for round := range rounds {
 		args := []string{"resume", runID}
 		if !created() {
@@ -120,6 +124,8 @@ func TestKilledRunnerNeverLeavesASecondCopy(t *testing.T) {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
 		kills++
+		tmpFiles += len(glob(t, filepath.Join(dir, ".gpipe", "runs", runID, ".*.tmp-*")))
+		workDirs = len(glob(t, filepath.Join(tmp, "gpipe-work-*")))
 		if strings.Contains(out.String(), "WARNING: DATA RACE") {
 			t.Errorf("round %d: the race detector found a race in gpipe:\n%s", round, out.String())
 		}
@@ -133,6 +139,16 @@ func TestKilledRunnerNeverLeavesASecondCopy(t *testing.T) {
 		t.Fatalf("final resume: %v\n%s", err, out)
 	}
 	t.Logf("%d runners killed 5-300 ms after they started, then a resume completed the run", kills)
+	// What killed runners leave besides processes: temporary state files
+	// (removed by the next save of the run) and work directories (removed
+	// by the next runner once no process of theirs is left).
+	t.Logf("after the kills: %d temporary state files seen in all, %d work directories after the last", tmpFiles, workDirs)
+	if left := glob(t, filepath.Join(dir, ".gpipe", "runs", runID, ".*.tmp-*")); len(left) > 0 {
+		t.Errorf("temporary state files left after the final resume: %q", left)
+	}
+	if left := glob(t, filepath.Join(tmp, "gpipe-work-*")); len(left) > 0 {
+		t.Errorf("work directories left after the final resume: %q", left)
+	}
 
 	if b, err := os.ReadFile(filepath.Join(dir, "overlaps")); err == nil && len(b) > 0 {
 		t.Errorf("a copy of a step started while another copy of it was alive (step, pid):\n%s", b)
@@ -225,4 +241,13 @@ func killTagged(t *testing.T, tag string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Errorf("processes with %s still running after repeated SIGKILL", tag)
+}
+
+func glob(t *testing.T, pattern string) []string {
+	t.Helper()
+	m, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

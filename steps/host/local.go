@@ -30,6 +30,7 @@ type Local struct {
 
 	dirOnce sync.Once
 	dir     string
+	dirLock *os.File // flocked while the runner lives (see workDir)
 	dirErr  error
 
 	machineOnce sync.Once
@@ -38,26 +39,6 @@ type Local struct {
 	leftMu   sync.Mutex
 	snapshot map[string]bool // attempt tokens of the user's processes when first needed (see mayRun)
 	started  map[string]bool // RUNNER/STEP/ prefixes of the tokens of processes this executor started
-}
-
-// workDir is created once per executor. It is left behind by a killed
-// runner, holding only empty or tiny output files, under the temp directory.
-func (l *Local) workDir() (string, error) {
-	l.dirOnce.Do(func() {
-		l.dir, l.dirErr = os.MkdirTemp(l.TempDir, "gpipe-")
-		if l.dirErr != nil {
-			l.dirErr = fmt.Errorf("make step directory: %w", l.dirErr)
-		}
-	})
-	return l.dir, l.dirErr
-}
-
-// Close removes the executor's directory.
-func (l *Local) Close() error {
-	if l.dir == "" {
-		return nil
-	}
-	return os.RemoveAll(l.dir)
 }
 
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.

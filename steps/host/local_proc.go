@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -156,6 +157,37 @@ func attemptTokens() map[string]bool {
 		}
 	}
 	return tokens
+}
+
+// outputDirsInUse lists the directories of the $GPIPE_OUTPUT files of this
+// user's live processes: where a step, perhaps of a dead runner, may still
+// write its outputs.
+func outputDirsInUse(uid uint32) map[string]bool {
+	dirs := map[string]bool{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return dirs
+	}
+	const key = "GPIPE_OUTPUT="
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !ownedBy(pid, uid) {
+			continue
+		}
+		if st, err := readProcStat(pid); err != nil || !st.live() {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(b, []byte{0}) {
+			if v, ok := bytes.CutPrefix(kv, []byte(key)); ok {
+				dirs[filepath.Dir(string(v))] = true
+			}
+		}
+	}
+	return dirs
 }
 
 // ownedBy reports whether pid's /proc entry belongs to uid, that is, whether
