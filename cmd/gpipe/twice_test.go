@@ -61,19 +61,13 @@ func TestKilledRunnerNeverLeavesASecondCopy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gpipe is not on $PATH (testscript.Main puts it there): %v", err)
 	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("GPIPE_TWICE_SEED"); s != "" {
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("GPIPE_TWICE_SEED: %v", err)
-		}
-	}
+	seed := testtool.Seed(t, "GPIPE_TWICE_SEED")
 	rounds := 30
 	if s := os.Getenv("GPIPE_TWICE_ROUNDS"); s != "" {
 		if rounds, err = strconv.Atoi(s); err != nil {
 			t.Fatalf("GPIPE_TWICE_ROUNDS: %v", err)
 		}
 	}
-	t.Logf("seed %d (rerun with GPIPE_TWICE_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 10))
 
 	dir := t.TempDir()

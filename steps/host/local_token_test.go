@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gpipe/gpipe/internal/testtool"
 )
 
 // startTokened runs script under bash in a process group of its own with
@@ -41,7 +43,7 @@ func startTokened(t *testing.T, token, script string) int {
 // even one whose id starts like this step's.
 func TestLocalStopsLeftoversByToken(t *testing.T) {
 	if _, err := os.Stat("/proc/self/environ"); err != nil {
-		t.Skip("no /proc")
+		testtool.Unavailable(t, "no /proc: Local cannot find processes by token here")
 	}
 	waiting := startTokened(t, "r1/s/1", "sleep 60 & echo $! > \"$PIDFILE\"; wait")
 	leaderless := startTokened(t, "r2/s/1", "sleep 60 & echo $! > \"$PIDFILE\"")
@@ -83,12 +85,17 @@ func TestLocalStopsLeftoversByToken(t *testing.T) {
 // outside its process group (the group itself died with that attempt).
 func TestLocalRetryStopsEscapeeOfEarlierAttempt(t *testing.T) {
 	if _, err := os.Stat("/proc/self/environ"); err != nil {
-		t.Skip("no /proc")
+		testtool.Unavailable(t, "no /proc: Local cannot find processes by token here")
 	}
 	l := &Local{}
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	if _, err := l.Exec(t.Context(), Script{
-		Body:  "setsid sleep 60 </dev/null >/dev/null 2>&1 &\necho $! > " + Quote(pidFile) + "\n",
+		// The pid file is written from inside the new session, so once
+		// it is there the escapee is out of the group that dies with
+		// the attempt.
+		Body: "setsid bash -c 'echo $$ > \"$PIDFILE\"; exec sleep 60' </dev/null >/dev/null 2>&1 &\n" +
+			"while [ ! -s \"$PIDFILE\" ]; do sleep 0.01; done\n",
+		Env:   map[string]string{"PIDFILE": pidFile},
 		Token: "r/s/1", Leftovers: []string{"r/s/"},
 	}); err != nil {
 		t.Fatal(err)
