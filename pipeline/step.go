@@ -99,6 +99,20 @@ type StepRun struct {
 	// reruns after --from, an edit or a cleanup): enough to stop what that
 	// runner's attempt may still have running, never to reattach to it.
 	Previous map[string]string
+	// Token identifies this attempt: RUNNER/STEP/N, where RUNNER was durable
+	// in the run state before any step started. A host that marks the
+	// attempt's processes with it (the local host puts it in their
+	// environment as GPIPE_ATTEMPT_TOKEN) lets a later runner find them even
+	// if this one dies the moment they start, before anything else about
+	// them is saved. Empty when the caller keeps no state.
+	Token string
+	// Leftovers are prefixes of the tokens of the step's earlier attempts,
+	// one RUNNER/STEP/ per runner of the run, this one included. A host that
+	// marks processes with Token stops any carrying a token with one of
+	// these prefixes, and waits until they are gone, before it starts this
+	// attempt: a runner killed with SIGKILL cannot stop what it started, and
+	// a step must never run twice at once.
+	Leftovers []string
 }
 
 // Host says where a host step runs. Name is the spec's host name ("local" when

@@ -385,12 +385,19 @@ func TestTeardownKilledRunner(t *testing.T) {
 
 	killed := c.startKillable(t, "run", "--state", c.stateURL, "--run-id", runID, "spec.yaml")
 	waitForFile(t, filepath.Join(c.dir, "train.started"), 45*time.Second, killed)
-	out := killed.kill(t)
-
 	st, err := store.Open(t.Context(), c.stateURL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The step's start is saved with the runner's next commit, which a
+	// loaded machine may not have made when the script already runs.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if r, err := state.Read(t.Context(), st, runID); err == nil && r.Steps["train"] != nil && r.Steps["train"].Status == state.StepRunning {
+			break
+		}
+	}
+	out := killed.kill(t)
+
 	run, err := state.Read(t.Context(), st, runID)
 	if err != nil {
 		t.Fatalf("read the killed run: %v\n%s", err, out)

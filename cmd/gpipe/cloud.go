@@ -63,6 +63,10 @@ func (a *App) registry() pipeline.Registry {
 	cloud := a.cloud()
 	if a.local == nil {
 		a.local = &host.Local{}
+		if a.Hard != nil {
+			// A second interrupt SIGKILLs running steps' groups at once.
+			a.local.Hard = a.Hard.Done()
+		}
 	}
 	ex := &steps.Executors{
 		Local: a.local,

@@ -88,7 +88,7 @@ func testResumeAfterKill(t *testing.T, r *resumeRun) {
 	if !processGone(orphan) {
 		t.Errorf("the killed runner's training (pid %d) still runs after the resume", orphan)
 	}
-	if _, logs := r.gpipe(t, "logs", "--state", r.stateURL, r.id, "train"); !strings.Contains(logs, "stopped processes left by a previous runner") {
+	if _, logs := r.gpipe(t, "logs", "--state", r.stateURL, r.id, "train"); !strings.Contains(logs, "stopped processes left by an earlier attempt of this step") {
 		t.Errorf("train's log does not say it stopped the previous runner's processes:\n%s", logs)
 	}
 

@@ -32,6 +32,13 @@ type logWriter struct {
 	runID string
 	name  string
 	line  func(string)
+	// ready returns once the attempt is saved; nothing reaches the store
+	// before, so a runner that dies first leaves no log under a number
+	// that the state does not show as used. Called once, by the first
+	// flush with data.
+	ready     func(context.Context) error
+	readyDone bool
+	readyErr  error
 
 	mu      sync.Mutex
 	pending []byte
@@ -44,8 +51,8 @@ type logWriter struct {
 	stopped chan struct{}
 }
 
-func newLogWriter(ctx context.Context, store state.Store, runID, name string, line func(string)) *logWriter {
-	w := &logWriter{ctx: ctx, store: store, runID: runID, name: name, line: line,
+func newLogWriter(ctx context.Context, store state.Store, runID, name string, ready func(context.Context) error, line func(string)) *logWriter {
+	w := &logWriter{ctx: ctx, store: store, runID: runID, name: name, ready: ready, line: line,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	go w.ticker()
 	return w
@@ -110,7 +117,16 @@ func (w *logWriter) flush() {
 	if len(data) == 0 {
 		return
 	}
-	if err := w.store.AppendLog(w.ctx, w.runID, w.name, data); err != nil {
+	// flushMu serializes this: only flushes touch ready's fields.
+	if !w.readyDone && w.ready != nil {
+		w.readyErr = w.ready(w.ctx)
+	}
+	w.readyDone = true
+	err := w.readyErr
+	if err == nil {
+		err = w.store.AppendLog(w.ctx, w.runID, w.name, data)
+	}
+	if err != nil {
 		w.mu.Lock()
 		if w.err == nil {
 			w.err = fmt.Errorf("append log %s of run %s: %w", w.name, w.runID, err)

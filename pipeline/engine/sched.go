@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -33,6 +35,7 @@ type node struct {
 	prevTries  int               // attempts recorded by earlier runs of this run id
 	resume     map[string]string // only for a step that reattaches
 	previous   map[string]string // what an earlier runner saved, for cleaning up after it
+	leftovers  []string          // token prefixes of its attempts by any runner of this run, this one included
 	err        error             // why it failed
 }
 
@@ -63,6 +66,9 @@ type engine struct {
 	// mask hides secret params' values in what steps leave behind: logs,
 	// outputs, errors (see record and attempt).
 	mask *secret.Masker
+	// runnerToken is this runner's entry in state.Run.Runners: the first
+	// part of its attempts' tokens.
+	runnerToken string
 
 	ctx        context.Context // the caller's: cancelled on interrupt
 	runCtx     context.Context // ordinary steps: cancelled by interrupt, fail-fast, Hard, loss
@@ -106,6 +112,7 @@ func newEngine(ctx context.Context, p *plan.Plan, j journal, opt Options) (*engi
 		}
 	}
 	e.mask = secret.NewMasker(vals...)
+	e.runnerToken = rand.Text()
 	for _, h := range p.Spec.Hosts {
 		e.hosts[h.Name] = h
 	}
@@ -134,6 +141,15 @@ func newEngine(ctx context.Context, p *plan.Plan, j journal, opt Options) (*engi
 			}
 			if ps.Reattach {
 				n.resume = maps.Clone(prev.Resume)
+			}
+		}
+		if ps.Action == plan.Run {
+			// Any runner of this run may have left processes of the
+			// step running: one that died (perhaps before it saved the
+			// attempt), or one whose process left its process group.
+			// This runner's own are earlier attempts, before a retry.
+			for _, r := range append(slices.Clone(snap.Runners), e.runnerToken) {
+				n.leftovers = append(n.leftovers, r+"/"+ps.ID+"/")
 			}
 		}
 		e.nodes[i] = n

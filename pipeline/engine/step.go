@@ -115,9 +115,18 @@ type attemptResult struct {
 
 // attempt runs one try. The returned error has a timeout turned into a
 // *TimeoutError; the result carries the log tail for retry.on.
+//
+// The attempt's token (RUNNER/STEP/N) needs no save before the step starts:
+// the runner's part of it was made durable before any step started (see
+// state.Run.Runners), which is what lets a later runner find the attempt's
+// processes even if this one dies before the attempt is saved. Its log is
+// not written before the attempt is saved (see logWriter.ready), so an
+// attempt lost that way leaves nothing under its number to mix with the
+// attempt that reuses it.
 func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int, start time.Time) (attemptResult, error) {
 	id := n.ps.ID
 	logName := id + "." + strconv.Itoa(num)
+	token := e.runnerToken + "/" + id + "/" + strconv.Itoa(num)
 	reattach := a == 1 && n.ps.Reattach
 	e.j.PostStep(id, func(r *state.Run) {
 		st := r.Steps[id]
@@ -128,10 +137,10 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 		if !reattach {
 			st.Resume = nil
 		}
-		st.Attempts = append(st.Attempts, state.Attempt{N: num, Start: start.UTC(), Log: logName})
+		st.Attempts = append(st.Attempts, state.Attempt{N: num, Start: start.UTC(), Log: logName, Token: token})
 	})
 	e.ev.emit(Event{Kind: StepStarted, Time: start, Step: id, Attempt: num})
-	lw := newLogWriter(e.saveCtx, e.j.Store(), e.runID, logName, func(line string) {
+	lw := newLogWriter(e.saveCtx, e.j.Store(), e.runID, logName, e.j.Sync, func(line string) {
 		e.ev.emit(Event{Kind: StepOutput, Time: e.opt.Now(), Step: id, Attempt: num, Line: line})
 	})
 	// Secrets are masked before the log is stored, streamed or searched by
@@ -156,6 +165,7 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 		RunID: e.runID, StepID: id, Type: n.ps.Spec.Type, Attempt: num,
 		With: res.with, Env: res.env, Host: res.host, Timeout: n.ps.Spec.Timeout, Cards: res.cards,
 		Log: log, Resume: resume, SaveResume: e.saveResume(id), NoteResume: e.noteResume(id),
+		Token: token, Leftovers: n.leftovers,
 	}
 	if a == 1 {
 		sr.Previous = n.previous

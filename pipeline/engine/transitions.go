@@ -17,8 +17,13 @@ import (
 // reused steps succeeded with their outputs, steps to run pending (attempts of
 // earlier runs kept for the record and for unique log names), resume data kept
 // only where a step reattaches, and steps the plan no longer has dropped.
+//
+// It also adds this runner's token to the run's runners: it is durable before
+// any step starts (run waits for this update), so every process this runner
+// starts can be found by a later one.
 func (e *engine) initState(r *state.Run) {
 	r.Status = state.RunRunning
+	r.Runners = append(r.Runners, e.runnerToken)
 	if r.Steps == nil {
 		r.Steps = make(map[string]*state.Step, len(e.nodes))
 	}

@@ -27,6 +27,7 @@ func (r *Run) Clone() *Run {
 		}
 	}
 	c.Order = slices.Clone(r.Order)
+	c.Runners = slices.Clone(r.Runners)
 	return &c
 }
 

@@ -271,6 +271,15 @@ func (j *Journal) PostStep(step string, fn func(*Run)) {
 	j.apply(step, fn) //nolint:errcheck // Err() reports a lost journal
 }
 
+// Sync returns once every change applied before the call is durable (as
+// Update would for them).
+func (j *Journal) Sync(ctx context.Context) error {
+	j.mu.Lock()
+	seq := j.seq
+	j.mu.Unlock()
+	return j.waitDurable(ctx, seq)
+}
+
 func (j *Journal) waitDurable(ctx context.Context, seq uint64) error {
 	for {
 		j.mu.Lock()

@@ -142,10 +142,10 @@ func TestCloneCoversAllFields(t *testing.T) {
 		Lease: &state.Lease{Owner: "o", Host: "h", PID: 1, Acquired: t0, Renewed: t0, Expires: t0},
 		Steps: map[string]*state.Step{"s": {
 			ID: "s", Type: "shell", Status: state.StepFailed, DefDigest: "x", Needs: []string{"n"},
-			Attempts: []state.Attempt{{N: 1, Start: t0, End: &t0, ExitCode: &code, Error: "e", Log: "s.1"}},
+			Attempts: []state.Attempt{{N: 1, Start: t0, End: &t0, ExitCode: &code, Error: "e", Log: "s.1", Token: "t"}},
 			Outputs:  map[string]string{"k": "v"}, Resume: map[string]string{"r": "v"}, Reason: "why", Released: &released,
 		}},
-		Order: []string{"s"},
+		Order: []string{"s"}, Runners: []string{"r"},
 	}
 	for _, v := range []any{*r, *r.Lease, *r.Steps["s"], r.Steps["s"].Attempts[0]} {
 		rv := reflect.ValueOf(v)

@@ -26,13 +26,20 @@ type Run struct {
 	// SecretParams names the secret params the run was given a value for.
 	// Their values are not saved: a resume must be given them again (or read
 	// them from the spec's from:), rather than fall back to a default.
-	SecretParams []string         `json:"secret_params,omitempty"`
-	Status       RunStatus        `json:"status"`
-	Created      time.Time        `json:"created"`
-	Updated      time.Time        `json:"updated"`
-	Lease        *Lease           `json:"lease,omitempty"`
-	Steps        map[string]*Step `json:"steps"`
-	Order        []string         `json:"order"` // step ids in plan order, for stable listings
+	SecretParams []string  `json:"secret_params,omitempty"`
+	Status       RunStatus `json:"status"`
+	Created      time.Time `json:"created"`
+	Updated      time.Time `json:"updated"`
+	Lease        *Lease    `json:"lease,omitempty"`
+	// Runners holds a random token of every runner that drove the run, each
+	// durable before its runner starts any step: a process a runner starts
+	// for step S carries RUNNER/S/N in $GPIPE_ATTEMPT_TOKEN (see
+	// pipeline.StepRun.Token), so a later runner finds whatever any of them
+	// left running, even if it died before anything else about the process
+	// was saved.
+	Runners []string         `json:"runners,omitempty"`
+	Steps   map[string]*Step `json:"steps"`
+	Order   []string         `json:"order"` // step ids in plan order, for stable listings
 }
 
 // RunStatus is the status of a whole run.
@@ -86,6 +93,8 @@ type Attempt struct {
 	ExitCode *int       `json:"exit_code,omitempty"`
 	Error    string     `json:"error,omitempty"`
 	Log      string     `json:"log"` // log name for Store.ReadLog, e.g. "train.1"
+	// Token is the attempt's RUNNER/STEP/N token (see Run.Runners).
+	Token string `json:"token,omitempty"`
 }
 
 // Lease says which runner drives a run. It is renewed by heartbeat; a lease

@@ -33,6 +33,11 @@ type Script struct {
 	// Previous is pipeline.StepRun.Previous: resume data of an earlier
 	// runner's attempt, for stopping what it left running.
 	Previous map[string]string
+	// Token and Leftovers are pipeline.StepRun's: this attempt's token, and
+	// the token prefixes of earlier attempts whose processes must be gone
+	// before it starts.
+	Token     string
+	Leftovers []string
 }
 
 // Executor runs scripts on one kind of host. Exec returns the key=value pairs
@@ -94,5 +99,7 @@ func ScriptFor(sr *pipeline.StepRun, body string) Script {
 		SaveResume: sr.SaveResume,
 		NoteResume: sr.NoteResume,
 		Previous:   sr.Previous,
+		Token:      sr.Token,
+		Leftovers:  sr.Leftovers,
 	}
 }

@@ -22,35 +22,23 @@ type Local struct {
 	BaseEnv []string
 	// Grace is how long a cancelled script gets between SIGTERM and SIGKILL.
 	Grace time.Duration
+	// Hard, when closed, cuts the grace short: a cancelled script's process
+	// group gets SIGKILL at once (a second Ctrl-C). Nil: never.
+	Hard <-chan struct{}
 	// TempDir is where output files go; "" means os.TempDir().
 	TempDir string
 
 	dirOnce sync.Once
 	dir     string
+	dirLock *os.File // flocked while the runner lives (see workDir)
 	dirErr  error
 
 	machineOnce sync.Once
 	mach        machine
-}
 
-// workDir is created once per executor. It is left behind by a killed
-// runner, holding only empty or tiny output files, under the temp directory.
-func (l *Local) workDir() (string, error) {
-	l.dirOnce.Do(func() {
-		l.dir, l.dirErr = os.MkdirTemp(l.TempDir, "gpipe-")
-		if l.dirErr != nil {
-			l.dirErr = fmt.Errorf("make step directory: %w", l.dirErr)
-		}
-	})
-	return l.dir, l.dirErr
-}
-
-// Close removes the executor's directory.
-func (l *Local) Close() error {
-	if l.dir == "" {
-		return nil
-	}
-	return os.RemoveAll(l.dir)
+	leftMu   sync.Mutex
+	snapshot map[string]bool // attempt tokens of the user's processes when first needed (see mayRun)
+	started  map[string]bool // RUNNER/STEP/ prefixes of the tokens of processes this executor started
 }
 
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
@@ -60,9 +48,11 @@ func (l *Local) Close() error {
 // deleting three files and a directory per step was most of a short step's
 // cost on ext4.
 //
-// With s.NoteResume set, Exec notes where the script's process group runs; on
-// a resume the engine hands that back (s.Previous, s.Resume) and Exec first stops what
-// the dead runner left of the group (see stopLeftovers).
+// Every process of the script carries s.Token in its environment
+// (GPIPE_ATTEMPT_TOKEN). Before it starts, Exec stops what earlier attempts
+// left running: processes whose token starts with one of s.Leftovers, and the
+// process group noted in s.Previous or s.Resume; with s.NoteResume set, Exec
+// notes where the script's process group runs (see stopLeftovers).
 func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	log := s.Log
 	if log == nil {
@@ -74,9 +64,14 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	if leftover == nil {
 		leftover = s.Resume
 	}
-	l.stopLeftovers(ctx, log, leftover)
-	token := ""
-	if s.NoteResume != nil {
+	if err := l.stopLeftovers(ctx, log, leftover, s.Leftovers, s.Token); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	token := s.Token
+	if token == "" && s.NoteResume != nil {
 		token = newToken()
 	}
 	dir, err := l.workDir()
@@ -116,6 +111,7 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	cmd.Stdout = pw
 	cmd.Stderr = pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	l.noteStarted(token)
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
@@ -190,12 +186,19 @@ func drainOutput(copied <-chan error, pr *os.File, log io.Writer) error {
 }
 
 // stopOnCancel sends SIGTERM to the script's process group when ctx ends and
-// SIGKILL after the grace period, unless the script exits first.
+// SIGKILL after the grace period or once l.Hard is closed, unless the script
+// exits first.
 func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct{}) {
 	select {
 	case <-exited:
 		return
 	case <-ctx.Done():
+	}
+	select {
+	case <-l.Hard:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		return
+	default:
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	grace := l.Grace
@@ -207,6 +210,8 @@ func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct
 	select {
 	case <-exited:
 	case <-t.C:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	case <-l.Hard:
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 }

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,18 +15,29 @@ import (
 
 // A runner killed with SIGKILL cannot stop its steps' process groups: they
 // have process groups of their own, so they outlive it and may still be
-// writing a step's files when a resume runs that step again. Local therefore
-// notes, as resume data of the step, where the group is; the next attempt that
-// gets that data back (the engine hands it over only on a resume of a step left
-// running) kills the group first if it is provably the same one.
+// writing a step's files when a resume runs that step again. Two things let
+// the next attempt find them:
+//
+//   - the attempt's token (Script.Token), whose runner part is durable in the
+//     run state before the script starts, is in the environment of every
+//     process of the attempt (children inherit it); the next attempt gets the
+//     token prefixes of all earlier ones (Script.Leftovers) and stops every
+//     process of this user whose token has one. This alone closes the window
+//     between a process starting and anything about it becoming durable.
+//   - where the group is, noted best effort as resume data of the step once it
+//     started; the next attempt kills that group if it is provably the same
+//     one, which also catches members that cleared their environment.
 
 const (
 	// resumeKeyPgroup is the resume key under which Local notes a step's
 	// process group.
 	resumeKeyPgroup = "local_pgroup"
-	// tokenEnv marks every process of a step's group (children inherit it), so
-	// that a resume can recognise survivors whose group leader already exited.
-	tokenEnv = "GPIPE_PGROUP_TOKEN"
+	// tokenEnv marks every process of a step's attempt (children inherit
+	// it) with the attempt's token.
+	tokenEnv = "GPIPE_ATTEMPT_TOKEN"
+	// legacyTokenEnv is what gpipe before attempt tokens put there; a
+	// group it noted is recognised by it.
+	legacyTokenEnv = "GPIPE_PGROUP_TOKEN"
 	// leftoverWait bounds the wait for killed leftovers to be gone.
 	leftoverWait = 5 * time.Second
 )
@@ -96,39 +106,6 @@ func newToken() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
 }
 
-// procStat is what Local needs of /proc/<pid>/stat.
-type procStat struct {
-	state byte
-	pgrp  int
-	start uint64
-}
-
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces and
-	// parentheses itself; the fields after the last ")" are fixed.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 { // f[0] is field 3 (state), f[19] field 22 (starttime)
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	pgrp, err := strconv.Atoi(f[2])
-	if err != nil {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat pgrp: %w", pid, err)
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
-	}
-	return procStat{state: f[0][0], pgrp: pgrp, start: start}, nil
-}
-
 // noteGroup records the group just started; best effort: without /proc or
 // with the note lost to a runner that died before saving it, a resume finds
 // nothing to stop.
@@ -144,44 +121,145 @@ func (l *Local) noteGroup(s Script, pgid int, token string) {
 	s.NoteResume(resumeKeyPgroup, pgroupRecord{Host: m.host, Boot: m.boot, Pgid: pgid, Start: st.start, Token: token}.String())
 }
 
-// stopLeftovers kills the process group a previous runner noted in resume,
-// if it is still running and is provably that group: same host and boot, and
-// either its leader is alive with the noted start time, or (the leader
-// exited) a member carries the group's token. A pid number stays allocated
-// while any process uses it as its group id, so a live group with the noted
-// pgid is either ours or, only after ours ended entirely and the number was
-// reused, someone else's; the start time and the token tell them apart.
-func (l *Local) stopLeftovers(ctx context.Context, log io.Writer, resume map[string]string) {
+// stopLeftovers stops what earlier attempts of the step may have left
+// running, and returns once it is gone: every process of this user whose
+// token starts with one of tokens (with its process group, when the group's
+// leader is such a process too or has exited), and the process group a previous
+// runner noted in resume if it is provably that group (see ours). Zombies
+// count as gone: they can no longer write. When something outlives
+// leftoverWait after SIGKILL (a process stuck in the kernel), it returns an
+// error rather than let the step start beside it.
+func (l *Local) stopLeftovers(ctx context.Context, log io.Writer, resume map[string]string, tokens []string, token string) error {
+	group := l.notedGroup(log, resume)
+	var want []string
+	for _, t := range l.mayRun(tokens, token) {
+		want = append(want, tokenEnv+"="+t)
+	}
+	if group == 0 && len(want) == 0 {
+		return nil
+	}
+	own := syscall.Getpgrp()
+	var stopped []int
+	seen := map[int]bool{}
+	deadline := time.Now().Add(leftoverWait)
+	for first := true; ; first = false {
+		live := findLeftovers(group, want)
+		if first && group != 0 {
+			// Once, after listing its members for the log: a group
+			// signal reaches every member, also one forked meanwhile, and
+			// a second one could hit a new group that reused the number.
+			if err := syscall.Kill(-group, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("stop processes left by a previous runner (process group %d): %w", group, err)
+			}
+		}
+		if len(live) == 0 {
+			break
+		}
+		pids := make([]int, len(live))
+		for i, p := range live {
+			pids[i] = p.pid
+			if !seen[p.pid] {
+				seen[p.pid] = true
+				stopped = append(stopped, p.pid)
+			}
+			if p.killGroup && p.pgrp != own {
+				_ = syscall.Kill(-p.pgrp, syscall.SIGKILL)
+			}
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes left by an earlier attempt of this step still run %v after SIGKILL (pids %s); not starting it beside them", leftoverWait, formatPids(pids))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(stopped) > 0 {
+		how := ""
+		if group != 0 {
+			how = fmt.Sprintf(" (process group %d)", group)
+		}
+		fmt.Fprintf(log, "gpipe: stopped processes left by an earlier attempt of this step: pids %s%s\n", formatPids(stopped), how)
+	}
+	return nil
+}
+
+// mayRun returns those of the token prefixes that processes may carry now,
+// sparing a step the scan of every process of the user (milliseconds) when
+// none can. token is the current attempt's, RUNNER/STEP/N.
+//
+// A prefix of this runner (its RUNNER part) can only be carried by a
+// process this executor started for an earlier attempt. A prefix of another
+// runner can only be carried by a process that carried it when this executor
+// first looked (the snapshot): that runner is dead, since this one holds the
+// run's lease, so it starts nothing any more, and what its processes start
+// inherits their token.
+func (l *Local) mayRun(prefixes []string, token string) []string {
+	own := ""
+	if i := strings.IndexByte(token, '/'); i > 0 {
+		own = token[:i+1]
+	}
+	l.leftMu.Lock()
+	defer l.leftMu.Unlock()
+	var out []string
+	for _, p := range prefixes {
+		switch {
+		case p == "":
+		case own != "" && strings.HasPrefix(p, own):
+			if l.started[p] {
+				out = append(out, p)
+			}
+		default:
+			if l.snapshot == nil {
+				l.snapshot = attemptTokens()
+			}
+			for t := range l.snapshot {
+				if strings.HasPrefix(t, p) {
+					out = append(out, p)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// noteStarted records that this executor started processes with token, so
+// that a later attempt of the step looks for them.
+func (l *Local) noteStarted(token string) {
+	i := strings.LastIndexByte(token, '/')
+	if i < 0 {
+		return
+	}
+	l.leftMu.Lock()
+	defer l.leftMu.Unlock()
+	if l.started == nil {
+		l.started = map[string]bool{}
+	}
+	l.started[token[:i+1]] = true
+}
+
+// notedGroup returns the process group noted in resume when it is still
+// there and provably the one noted, else 0.
+func (l *Local) notedGroup(log io.Writer, resume map[string]string) int {
 	v := resume[resumeKeyPgroup]
 	if v == "" {
-		return
+		return 0
 	}
 	rec, err := parsePgroupRecord(v)
 	if err != nil {
 		fmt.Fprintf(log, "gpipe: ignoring resume data: %v\n", err)
-		return
+		return 0
 	}
 	m := l.machine()
 	if !m.ok || rec.Host != m.host || rec.Boot != m.boot {
-		return // not started on this machine since its boot: nothing of it runs here
+		return 0 // not started on this machine since its boot: nothing of it runs here
 	}
 	if !l.ours(rec) {
-		return
+		return 0
 	}
-	if err := syscall.Kill(-rec.Pgid, syscall.SIGKILL); err != nil {
-		if !errors.Is(err, syscall.ESRCH) {
-			fmt.Fprintf(log, "gpipe: stop processes left by a previous runner (pgid %d): %v\n", rec.Pgid, err)
-		}
-		return
-	}
-	// SIGKILL is delivered asynchronously: wait until nothing of the group
-	// can still write before the step starts over. Zombies count as gone; a
-	// reaper that never reaps must not hold the step.
-	deadline := time.Now().Add(leftoverWait)
-	for len(liveMembers(rec.Pgid)) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-	}
-	fmt.Fprintf(log, "stopped processes left by a previous runner: pgid %d\n", rec.Pgid)
+	return rec.Pgid
 }
 
 // ours reports whether the live group rec.Pgid is the one rec describes.
@@ -195,44 +273,9 @@ func (l *Local) ours(rec pgroupRecord) bool {
 	if rec.Token == "" {
 		return false
 	}
+	want := func(kv string) bool { return kv == tokenEnv+"="+rec.Token || kv == legacyTokenEnv+"="+rec.Token }
 	for _, pid := range liveMembers(rec.Pgid) {
-		if hasEnv(pid, tokenEnv+"="+rec.Token) {
-			return true
-		}
-	}
-	return false
-}
-
-// liveMembers lists the processes, zombies excluded, whose group is pgid.
-func liveMembers(pgid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readProcStat(pid)
-		if err != nil || st.pgrp != pgid || st.state == 'Z' || st.state == 'X' {
-			continue
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
-// hasEnv reports whether pid started with kv in its environment. Processes
-// of other users are unreadable, and so never taken for ours.
-func hasEnv(pid int, kv string) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return false
-	}
-	for _, e := range bytes.Split(b, []byte{0}) {
-		if string(e) == kv {
+		if hasEnv(pid, want) {
 			return true
 		}
 	}

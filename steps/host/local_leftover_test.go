@@ -74,8 +74,9 @@ func TestLocalResumeStopsGroupOfKilledRunner(t *testing.T) {
 		t.Errorf("child %d of the killed runner's step still runs after resume", child)
 	}
 	rec, _ := parsePgroupRecord(value)
-	if want := "stopped processes left by a previous runner: pgid " + strconv.Itoa(rec.Pgid) + "\n"; log.String() != want {
-		t.Errorf("log %q, want %q", log.String(), want)
+	if got := log.String(); !strings.HasPrefix(got, "gpipe: stopped processes left by an earlier attempt of this step: pids ") ||
+		!strings.Contains(got, " "+strconv.Itoa(child)+" ") || !strings.HasSuffix(got, " (process group "+strconv.Itoa(rec.Pgid)+")\n") {
+		t.Errorf("log %q, want it to name child %d and group %d", got, child, rec.Pgid)
 	}
 }
 
@@ -151,7 +152,7 @@ func TestLocalStopsLeftoversOnlyWhenProvablyOurs(t *testing.T) {
 			if gone := !runs(child); gone != tc.stop {
 				t.Errorf("leftover child stopped: %v, want %v", gone, tc.stop)
 			}
-			if said := strings.Contains(log.String(), "stopped processes left by a previous runner"); said != tc.stop {
+			if said := strings.Contains(log.String(), "stopped processes left by an earlier attempt"); said != tc.stop {
 				t.Errorf("log %q", log.String())
 			}
 		})

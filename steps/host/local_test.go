@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -158,5 +159,51 @@ func TestLocalEscapedChildDoesNotHoldStep(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Exec still waiting 10s after its script exited, for a process outside its group")
+	}
+}
+
+// A second interrupt (Local.Hard closed) cuts the grace period short: the
+// script's group gets SIGKILL at once, whether Hard closes during the grace
+// or was closed before the cancel (a cleanup step stopped by it).
+func TestLocalHardKillsAtOnce(t *testing.T) {
+	for _, before := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hard before cancel %v", before), func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "child.pid")
+			hard := make(chan struct{})
+			l := &Local{Grace: time.Minute, Hard: hard}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				// The whole group ignores SIGTERM: only SIGKILL stops it.
+				_, err := l.Exec(ctx, Script{Body: "trap '' TERM\nsleep 60 &\necho $! > " + Quote(pidFile) + "\nwait\n"})
+				done <- err
+			}()
+			pid, err := strconv.Atoi(strings.TrimSpace(waitRead(t, pidFile)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+			if before {
+				close(hard)
+			}
+			cancel()
+			if !before {
+				time.Sleep(100 * time.Millisecond)
+				close(hard)
+			}
+			start := time.Now()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Exec still waits out the grace period after Hard closed")
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("Exec returned %v after Hard closed", d)
+			}
+			if alive(pid) {
+				t.Errorf("child %d still alive", pid)
+			}
+		})
 	}
 }

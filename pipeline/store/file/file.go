@@ -13,7 +13,8 @@
 // exclusive flock on .lock around read-compare-write; the document is replaced
 // by writing a temporary file, fsyncing it, renaming it over state.json and
 // fsyncing the directory, so a kill -9 (or power loss) at any moment leaves
-// either the old or the new document, never a torn one. Logs are appended with
+// either the old or the new document, never a torn one; the temporary file a
+// killed writer leaves (.state.json.tmp-*) goes with the run's next Save. Logs are appended with
 // O_APPEND (one write per AppendLog, so concurrent appenders do not interleave
 // within a chunk) and are not fsynced: they survive a killed process, and
 // losing a log tail on power loss is an accepted trade for speed.
@@ -29,6 +30,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -147,6 +149,7 @@ func (s *Store) Save(ctx context.Context, runID string, doc []byte, v state.Vers
 	if cv := version(cur); cv != v {
 		return "", fmt.Errorf("save run %s to %s: have version %s, stored %s: %w", runID, s, v, cv, state.ErrConflict)
 	}
+	sweep(dir)
 	// A cancelled caller must not see its write land after it gave up.
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -223,6 +226,13 @@ func (s *Store) PutBlob(ctx context.Context, runID, name string, data []byte) er
 	if err := mkdirDurable(dir); err != nil {
 		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
 	}
+	// Under the lock like every write, so that a temporary file is only
+	// ever seen without the lock held when its writer died (see sweep).
+	unlock, err := lock(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
+	}
+	defer unlock()
 	if err := writeAtomic(dir, name, data); err != nil {
 		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
 	}
@@ -319,10 +329,33 @@ func (s *Store) ReadLog(ctx context.Context, runID, name string, offset int64) (
 	return b, nil
 }
 
+// tmpInfix is in the name of every temporary file writeAtomic makes:
+// ".state.json.tmp-123".
+const tmpInfix = ".tmp-"
+
+// sweep removes the temporary files that writers killed in writeAtomic left
+// in a run's directory. The caller holds the run's lock, and every writer
+// makes and removes its temporary file under that lock, so any such file
+// there now is a dead writer's. Save calls it: listing a directory of a few
+// entries costs microseconds next to its fsyncs. Failing to remove a file is
+// not worth failing a save for; the next save tries again.
+func sweep(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		// Stored names never start with a dot (state.CheckName).
+		if n := e.Name(); e.Type().IsRegular() && strings.HasPrefix(n, ".") && strings.Contains(n, tmpInfix) {
+			_ = os.Remove(filepath.Join(dir, n))
+		}
+	}
+}
+
 // writeAtomic replaces dir/name with data so that a crash leaves either the
 // old or the new content: temp file, fsync, rename, fsync of the directory.
 func writeAtomic(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-")
+	f, err := os.CreateTemp(dir, "."+name+tmpInfix)
 	if err != nil {
 		return err
 	}

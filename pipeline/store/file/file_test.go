@@ -155,12 +155,63 @@ func TestKill9(t *testing.T) {
 			}
 		}
 		last = len(n)
+		left := tempFiles(t, s.runDir("crash"))
 		if _, err := s.Save(ctx, "crash", doc, v); err != nil {
 			t.Fatalf("round %d: Save after the crash: %v (lock left behind?)", round, err)
 		}
-		t.Logf("round %d: %s entries survived", round, strconv.Itoa(len(n)))
+		if after := tempFiles(t, s.runDir("crash")); len(after) > 0 {
+			t.Errorf("round %d: temporary files %q of the killed writer are still there after a Save", round, after)
+		}
+		t.Logf("round %d: %s entries survived; the killed writer left %d temporary files", round, strconv.Itoa(len(n)), len(left))
 	}
 	if last == 0 {
 		t.Fatal("the writer never saved anything")
+	}
+}
+
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// A writer killed in the middle of replacing a file leaves its temporary
+// file; the next save of that run (one a resume makes to take the lease)
+// removes it, and only that run's, and not a stored file.
+func TestSaveRemovesTempFilesOfDeadWriters(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := New(dir)
+	for _, id := range []string{"r", "other"} {
+		if _, err := s.Create(ctx, id, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutBlob(ctx, id, "spec.yaml.tmp-1", []byte("a blob with a temp-like name")); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []string{".state.json.tmp-123", ".spec.yaml.tmp-456"} {
+			if err := os.WriteFile(filepath.Join(s.runDir(id), n), []byte("half"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	doc, v, err := New(dir).Load(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(dir).Save(ctx, "r", doc, v); err != nil {
+		t.Fatal(err)
+	}
+	if left := tempFiles(t, s.runDir("r")); len(left) > 0 {
+		t.Errorf("after a save: %q", left)
+	}
+	if left := tempFiles(t, s.runDir("other")); len(left) != 2 {
+		t.Errorf("temporary files of another run: %q, want both kept until that run is saved", left)
+	}
+	if b, err := s.GetBlob(ctx, "r", "spec.yaml.tmp-1"); err != nil || string(b) != "a blob with a temp-like name" {
+		t.Errorf("blob: %q, %v", b, err)
 	}
 }
