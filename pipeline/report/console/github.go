@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/gpipe/gpipe/pipeline/engine"
@@ -22,6 +23,12 @@ type GitHubOptions struct {
 	// Secrets are masked with ::add-mask:: before anything else is written
 	// (gha.SecretValues).
 	Secrets []string
+	// Progress is how often a step whose output is buffered gets a progress
+	// line; 0 means DefaultProgress. Negative: no ticker, progress lines are
+	// written only when Progress is called (tests).
+	Progress time.Duration
+	// Now is the clock progress lines count to; nil: time.Now.
+	Now func() time.Time
 }
 
 // GitHub writes a run's log for GitHub Actions (GITHUB_ACTIONS=true): each
@@ -37,10 +44,24 @@ type GitHubOptions struct {
 // ("train (continued)"). When the owner finishes, the longest-running
 // unfinished step becomes the owner and its buffered lines are written.
 //
+// A buffered step is not silent for hours, though: every Progress interval
+// (a minute) it gets one line saying how long it has run and what it printed
+// last ("[train-fold-1] running 1h02m, last line: epoch 12 ..."), written
+// where the log is at (inside the owner's group when it is open). Progress
+// lines rather than every buffered line with a prefix: five parallel folds
+// interleaved line by line would bury the owner's log and repeat every line
+// (it is written again in the step's own group when it ends), while one line a
+// minute per step shows that each is alive and how far it got, and folds away
+// with the owner's group once the run is over.
+//
 // Every line is written with a time in front: that keeps a step's output from
 // being read as a workflow command (a line starting with "::"), and buffered
 // lines keep the time they were produced.
+//
+// The last lines of each step are kept (LogTail) for the job summary of a
+// failing step.
 type GitHub struct {
+	mu      sync.Mutex // Event, Close and the progress ticker
 	w       *bufio.Writer
 	opt     GitHubOptions
 	steps   map[string]*ghStep
@@ -50,32 +71,59 @@ type GitHub struct {
 	inGroup bool     // a ::group:: is open
 	first   time.Time
 	err     error
+	closed  bool
+	ticker  *ticker
 }
 
 type ghStep struct {
 	lines []string // buffered lines while another step owns the log
+	progressState
+	tail []string // the last tailLines lines, for the job summary
 }
 
-// NewGitHub returns a GitHub reporter writing to w (stdout) and writes the
-// secret masks at once.
+// NewGitHub returns a GitHub reporter writing to w (stdout), writes the
+// secret masks at once and starts the progress ticker; Close stops it.
 func NewGitHub(w io.Writer, opt GitHubOptions) *GitHub {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Progress == 0 {
+		opt.Progress = DefaultProgress
+	}
 	g := &GitHub{w: bufio.NewWriter(w), opt: opt, steps: map[string]*ghStep{}}
 	g.check(gha.Masks(g.w, opt.Secrets))
 	g.flush()
+	if opt.Progress > 0 {
+		// Checking often and writing per step when its interval has passed
+		// keeps each step's lines a Progress apart, give or take a check.
+		g.ticker = startTicker(min(opt.Progress, progressCheck), g.Progress)
+	}
 	return g
 }
 
 // Event writes or buffers ev.
 func (g *GitHub) Event(ev engine.Event) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
 	if g.first.IsZero() {
 		g.first = ev.Time
 	}
 	ts := ev.Time.Format("15:04:05")
 	switch ev.Kind {
 	case engine.StepStarted:
-		if _, ok := g.steps[ev.Step]; !ok {
-			g.steps[ev.Step] = &ghStep{}
+		st, ok := g.steps[ev.Step]
+		if !ok {
+			st = &ghStep{}
+			g.steps[ev.Step] = st
+		}
+		if !ok || !g.isStarted(ev.Step) {
 			g.started = append(g.started, ev.Step)
+		}
+		if ev.Attempt <= 1 || st.start.IsZero() {
+			st.start = ev.Time
 		}
 		if g.owner == "" {
 			g.open(ev.Step, "")
@@ -83,6 +131,9 @@ func (g *GitHub) Event(ev engine.Event) {
 		g.line(ev.Step, ts+" "+describe(ev))
 	case engine.StepOutput:
 		g.line(ev.Step, ts+" "+sanitize(ev.Line, true))
+		if st := g.steps[ev.Step]; st != nil {
+			st.output(ev.Time, sanitize(ev.Line, false))
+		}
 	case engine.StepRetry:
 		g.line(ev.Step, ts+" "+describe(ev))
 	case engine.StepFinished:
@@ -99,6 +150,9 @@ func (g *GitHub) Event(ev engine.Event) {
 
 // line writes a step's line live when the step owns the log, else buffers it.
 func (g *GitHub) line(step, text string) {
+	if st := g.steps[step]; st != nil {
+		st.keepTail(text)
+	}
 	if step == g.owner {
 		g.ownerLine(text)
 		return
@@ -196,6 +250,15 @@ func (g *GitHub) closeOwner() {
 	g.owner, g.inGroup = "", false
 }
 
+func (g *GitHub) isStarted(step string) bool {
+	for _, s := range g.started {
+		if s == step {
+			return true
+		}
+	}
+	return false
+}
+
 func (g *GitHub) forget(step string) {
 	for i, s := range g.started {
 		if s == step {
@@ -205,9 +268,16 @@ func (g *GitHub) forget(step string) {
 	}
 }
 
-// Close ends the open group and writes what unfinished steps buffered (an
-// interrupted run), so no output is lost.
+// Close stops the progress ticker, ends the open group and writes what
+// unfinished steps buffered (an interrupted run), so no output is lost.
 func (g *GitHub) Close() error {
+	g.ticker.stop()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return g.err
+	}
+	g.closed = true
 	g.closeOwner()
 	for _, id := range g.started {
 		if st := g.steps[id]; st != nil && len(st.lines) > 0 {
