@@ -83,12 +83,16 @@ func Markdown(w io.Writer, run *state.Run, opt Options) error {
 	}
 	if len(failed) > 0 {
 		b.WriteString("\n**Failed steps**\n\n")
+		tails := tailBudget{left: maxLogTails}
 		for _, st := range failed {
 			msg := st.Error
 			if msg == "" {
 				msg = st.Reason
 			}
 			fmt.Fprintf(&b, "- `%s`: %s\n", mdCode(st.ID), mdEscape(truncate(oneLine(msg), 300)))
+			if opt.LogTail != nil {
+				b.WriteString(tails.block(opt.LogTail(st.ID)))
+			}
 		}
 	}
 
@@ -98,7 +102,7 @@ func Markdown(w io.Writer, run *state.Run, opt Options) error {
 		b.WriteString("\n")
 	}
 
-	fmt.Fprintf(&b, "\n**Resume** this run from any machine that can reach its state:\n\n```sh\n%s\n```\n", s.ResumeCommand)
+	b.WriteString(nextSteps(s, opt))
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write markdown summary: %w", err)
 	}

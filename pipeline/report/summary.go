@@ -21,6 +21,13 @@ type Options struct {
 	KeyOutputs []string
 	// Now is the time a live run's running steps and instances count to.
 	Now func() time.Time
+	// GitHub marks a GitHub Actions job summary (Markdown): what to do next
+	// speaks of "Re-run failed jobs", and a state on the runner's disk gets
+	// no resume command, since it is gone with the runner.
+	GitHub bool
+	// LogTail returns a failing step's last log lines, which Markdown shows
+	// under the step in a collapsible block; nil shows none.
+	LogTail func(step string) []string
 }
 
 // DefaultKeyOutputs are the step outputs tables show when a step has them.

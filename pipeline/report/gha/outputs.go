@@ -156,30 +156,57 @@ func StepSummary(path string, run *state.Run, opt report.Options) error {
 }
 
 // truncateSummary returns md when it fits in limit bytes, else its longest
-// prefix of whole lines that fits with a note (closing a code block the cut
-// left open, so the note is not shown as code).
+// prefix of whole lines that fits with a note (closing a code block and a
+// <details> block the cut left open, so the note is not shown as code or
+// folded away).
 func truncateSummary(md []byte, limit int64, runID string) []byte {
 	if int64(len(md)) <= limit {
 		return md
 	}
-	const fence = "```\n"
-	// The note's count of shown bytes has at most as many digits as len(md).
-	room := limit - int64(len(cutNote(len(md), len(md), runID))+len(fence))
+	// The note's count of shown bytes has at most as many digits as len(md);
+	// a fence is no longer than the longest line.
+	closers := int64(longestLine(md)) + int64(len(detailsEnd)) + 2
+	room := limit - int64(len(cutNote(len(md), len(md), runID))) - closers
 	if room <= 0 {
 		return nil // the step already used its allowance
 	}
 	kept := md[:bytes.LastIndexByte(md[:room], '\n')+1]
 	out := append([]byte(nil), kept...)
-	open := false
+	fence, details := "", 0
 	for line := range bytes.Lines(kept) {
-		if bytes.HasPrefix(bytes.TrimLeft(line, " "), []byte("```")) {
-			open = !open
+		l := strings.TrimSpace(string(line))
+		switch {
+		case fence != "":
+			// CommonMark: a closing fence is the opening's character, at
+			// least as long, with nothing after it.
+			if strings.HasPrefix(l, fence) && strings.Trim(l, "`") == "" {
+				fence = ""
+			}
+		case strings.HasPrefix(l, "```"):
+			fence = l[:len(l)-len(strings.TrimLeft(l, "`"))]
+		case strings.HasPrefix(l, "<details>"):
+			details++
+		case l == detailsEnd && details > 0:
+			details--
 		}
 	}
-	if open {
-		out = append(out, fence...)
+	if fence != "" {
+		out = append(out, fence+"\n"...)
+	}
+	if details > 0 {
+		out = append(out, "\n"+detailsEnd+"\n"...)
 	}
 	return append(out, cutNote(len(kept), len(md), runID)...)
+}
+
+const detailsEnd = "</details>"
+
+func longestLine(md []byte) int {
+	n := 0
+	for line := range bytes.Lines(md) {
+		n = max(n, len(line))
+	}
+	return n
 }
 
 func cutNote(shown, total int, runID string) string {

@@ -77,3 +77,18 @@ func TestTruncateSummaryClosesCodeBlock(t *testing.T) {
 		t.Error("a summary that fits was changed")
 	}
 }
+
+// A cut inside a failing step's log block closes its longer fence (not at a
+// log line of three backticks) and its <details>, so the note is not folded
+// away or shown as code.
+func TestTruncateSummaryClosesLogBlock(t *testing.T) {
+	md := []byte("- `train`: exit 1\n\n  <details><summary>Last 20 log lines</summary>\n\n  ````text\n  ```\n" +
+		strings.Repeat("  epoch\n", 1000) + "  ````\n\n  </details>\n")
+	got := string(truncateSummary(md, 2000, "r1"))
+	if len(got) > 2000 {
+		t.Fatalf("%d bytes, more than 2000", len(got))
+	}
+	if !strings.Contains(got, "  epoch\n````\n\n</details>\n\n_Summary cut") {
+		t.Errorf("open log block not closed before the note:\n%s", got)
+	}
+}
