@@ -54,6 +54,15 @@ func TestGitHubActionsFiles(t *testing.T) {
 	golden("log.golden", normalise(stdout.Bytes(), dir))
 	golden("github_output.golden", normalise(output, dir))
 	golden("step_summary.golden", normalise(summary, dir))
+	for _, want := range []string{"::warning title=gpipe%3A run state on the runner::The run state is in file://state",
+		"<details><summary>Last 20 log lines</summary>", "loss line 22", "token was ***", "**No resume:**"} {
+		if !bytes.Contains(stdout.Bytes(), []byte(want)) && !bytes.Contains(summary, []byte(want)) {
+			t.Errorf("neither the log nor the summary has %q", want)
+		}
+	}
+	if bytes.Contains(summary, []byte("s3cr3t-value")) || bytes.Contains(summary, []byte("gpipe resume --state file://")) {
+		t.Errorf("the summary shows the secret or a resume command that cannot work:\n%s", summary)
+	}
 	if bytes.Contains(stdout.Bytes(), []byte("token is s3cr3t-value")) &&
 		!bytes.HasPrefix(stdout.Bytes(), []byte("::add-mask::s3cr3t-value\n")) {
 		t.Error("the secret param is printed without being masked first")
@@ -121,5 +130,43 @@ func TestGitHubActionsSpecAnnotations(t *testing.T) {
 	}
 	if !bytes.Contains(stderr.Bytes(), []byte(`bad.yaml:6:5: unknown field "colour" in step "a"`)) {
 		t.Errorf("stderr lacks the plain error:\n%s", stderr.String())
+	}
+}
+
+// TestGitHubActionsDetachedLocalState: a run that detaches inside GitHub
+// Actions with its state on the runner's disk says at the start that the state
+// will be lost, and its summary explains detached and offers no resume
+// command, only that resuming needs an S3 state.
+func TestGitHubActionsDetachedLocalState(t *testing.T) {
+	dir := t.TempDir()
+	sp := "version: 1\nname: detachdemo\nsteps:\n  - id: wait\n    type: shell\n    with: {run: \"echo waiting; sleep 30\"}\n"
+	if err := os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(sp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	sumFile := filepath.Join(dir, "step_summary")
+	env := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": sumFile, "GITHUB_WORKSPACE": dir}
+	var stdout, stderr bytes.Buffer
+	code := runMain([]string{"run", "--run-id", "gh-2", "--detach-after", "500ms", "spec.yaml"},
+		nil, &stdout, &stderr, func(k string) string { return env[k] })
+	if code != exitDetached {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitDetached, stderr.String())
+	}
+	if !bytes.HasPrefix(stdout.Bytes(), []byte("::warning title=gpipe%3A run state on the runner::The run state is in file://.gpipe on this runner")) {
+		t.Errorf("the log does not start with the local-state warning:\n%s", stdout.String())
+	}
+	summary, err := os.ReadFile(sumFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"**Detached", "**No resume:**", "keep their state in S3"} {
+		if !bytes.Contains(summary, []byte(want)) {
+			t.Errorf("summary lacks %q:\n%s", want, summary)
+		}
+	}
+	for _, s := range [][]byte{summary, stderr.Bytes()} {
+		if bytes.Contains(s, []byte("gpipe resume --state")) || bytes.Contains(s, []byte("gpipe resume gh-2")) {
+			t.Errorf("offers a resume command that cannot work:\n%s", s)
+		}
 	}
 }

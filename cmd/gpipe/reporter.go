@@ -23,6 +23,22 @@ type runReporter struct {
 	runID    string
 	storeURL string
 	github   bool
+	gh       *console.GitHub // the console view inside GitHub Actions
+}
+
+// localStateWarning says, at the start of a run inside GitHub Actions, that
+// a state on the runner's disk dies with the runner: a GitHub-hosted runner
+// is a fresh machine per job, and on a self-hosted one actions/checkout
+// cleans the workspace, so neither "Re-run failed jobs" nor a detach can
+// come back to the run.
+func localStateWarning(storeURL string) gha.Annotation {
+	return gha.Annotation{
+		Level: "warning",
+		Title: "gpipe: run state on the runner",
+		Msg: fmt.Sprintf("The run state is in %s on this runner and is lost with it when the job ends: "+
+			"\"Re-run failed jobs\" cannot resume this run, and a detached run's remote steps cannot be reattached. "+
+			"Keep the state in S3 (the action's state: s3://BUCKET/PREFIX input, GPIPE_STATE, or the spec's state:).", storeURL),
+	}
 }
 
 func (a *App) inGitHubActions() bool { return a.Getenv("GITHUB_ACTIONS") == "true" }
@@ -38,7 +54,7 @@ func (a *App) newReporter(p *plan.Plan, runID, storeURL string) *runReporter {
 	r := &runReporter{app: a, runID: runID, storeURL: storeURL, github: a.inGitHubActions()}
 	switch {
 	case r.github:
-		r.console = console.NewGitHub(a.Stdout, console.GitHubOptions{
+		r.gh = console.NewGitHub(a.Stdout, console.GitHubOptions{
 			StepPos: func(id string) (spec.Pos, bool) {
 				if s := p.Step(id); s != nil {
 					return s.Spec.Pos, true
@@ -48,6 +64,13 @@ func (a *App) newReporter(p *plan.Plan, runID, storeURL string) *runReporter {
 			Paths:   a.ghPaths(),
 			Secrets: gha.SecretValues(p.Spec, p.Params),
 		})
+		r.console = r.gh
+		if report.LocalState(storeURL) {
+			// After the masks: nothing may print before them.
+			if err := gha.WriteAnnotation(a.Stdout, localStateWarning(storeURL)); err != nil {
+				fmt.Fprintf(a.Stderr, "gpipe: annotations: %v\n", err)
+			}
+		}
 	case isTerminal(a.Stdout):
 		f := a.Stdout.(*os.File)
 		ids := make([]string, len(p.Steps))
@@ -87,9 +110,18 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 		fmt.Fprintf(a.Stderr, "gpipe: console: %v\n", err)
 	}
 	resume := report.ResumeCommand(r.storeURL, r.runID)
+	// Under GitHub Actions a state on the runner's disk goes with the runner:
+	// no command printed here could resume the run.
+	lost := r.github && report.LocalState(r.storeURL)
 	switch {
 	case runErr == nil:
 		// The console view has said so.
+	case lost && !errors.Is(runErr, state.ErrNotFound) && !errors.Is(runErr, state.ErrConflict):
+		fmt.Fprintf(a.Stderr, "gpipe: run %s stopped: %v\n"+
+			"gpipe: its state (%s) is on this runner and is lost with it, so it cannot be resumed; keep the state in S3 to resume runs (see the job summary)\n",
+			r.runID, runErr, r.storeURL)
+	case errors.As(runErr, new(*engine.DetachedRunError)) && r.github:
+		fmt.Fprintf(a.Stderr, "gpipe: run %s detached; state saved. \"Re-run failed jobs\" reattaches to what still runs, as does:\n  %s\n", r.runID, resume)
 	case errors.As(runErr, new(*engine.DetachedRunError)):
 		fmt.Fprintf(a.Stderr, "gpipe: run %s detached; state saved. Reattach to what still runs with:\n  %s\n", r.runID, resume)
 	case errors.As(runErr, new(*BudgetError)):
@@ -107,6 +139,10 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 		return
 	}
 	opt := reportOptions(r.storeURL)
+	opt.GitHub = true
+	if r.gh != nil {
+		opt.LogTail = r.gh.LogTail
+	}
 	if path := a.Getenv("GITHUB_OUTPUT"); path != "" {
 		if err := gha.Outputs(path, run); err != nil {
 			fmt.Fprintf(a.Stderr, "gpipe: write GITHUB_OUTPUT: %v\n", err)
