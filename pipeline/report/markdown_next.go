@@ -77,7 +77,11 @@ func nextSteps(s *Summary, opt Options) string {
 		// A GitHub-hosted runner is deleted after the job, and a self-hosted
 		// one's checkout cleans the workspace: no command can reach the state.
 		var b strings.Builder
-		if detached {
+		switch {
+		case detached && !anyRunning(s):
+			b.WriteString("\n**Detached:** gpipe stopped driving this run before the job's time limit (`detach-after`); " +
+				"its local steps were stopped and none runs remotely.\n")
+		case detached:
 			b.WriteString("\n> [!WARNING]\n> **Detached** (gpipe stopped driving the run before the job's time limit, " +
 				"`detach-after`, leaving steps on remote instances running), but the run's state was on the runner, " +
 				"so nothing can reattach to those steps: their instances keep running, and costing, until deleted")
@@ -106,6 +110,15 @@ func nextSteps(s *Summary, opt Options) string {
 	}
 	return "\n**Resume** with **Re-run failed jobs** (the re-run resumes this run when it passes the same run id, " +
 		"as the action's default `run-id` does), or from any machine that can reach its state:\n\n" + resume
+}
+
+func anyRunning(s *Summary) bool {
+	for _, st := range s.Steps {
+		if st.Status == state.StepRunning {
+			return true
+		}
+	}
+	return false
 }
 
 // stackNames lists the stack_name outputs of a run's steps, as code spans.
