@@ -107,6 +107,7 @@ func TestMarkdownLogTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := strings.Count(buf.String(), "<details>")
+	t.Logf("200 failing steps with 20 lines of 400 bytes: %d log blocks, summary %d bytes", blocks, buf.Len())
 	if size := blocks * 20 * 400; size > maxLogTails || blocks == 0 {
 		t.Errorf("%d log blocks (%d bytes of lines), want some and at most %d bytes", blocks, size, maxLogTails)
 	}
