@@ -84,20 +84,23 @@ func TestValidateStopsOnSIGINT(t *testing.T) {
 	}
 }
 
-// lineSignal is a writer that sends the first line written to it.
+// lineSignal is a writer that sends the first line written to it. Only
+// the writer's goroutine touches buf and sent; line is never reassigned, as
+// the test reads it concurrently.
 type lineSignal struct {
 	buf  []byte
+	sent bool
 	line chan string
 }
 
 func (w *lineSignal) Write(p []byte) (int, error) {
-	if w.line == nil {
+	if w.sent {
 		return len(p), nil
 	}
 	w.buf = append(w.buf, p...)
 	if i := strings.IndexByte(string(w.buf), '\n'); i >= 0 {
 		w.line <- string(w.buf[:i])
-		w.line = nil
+		w.sent = true
 	}
 	return len(p), nil
 }
