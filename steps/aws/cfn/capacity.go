@@ -243,10 +243,9 @@ func (pl *placer) afterFailure(fail *StackFailedError) (tried, next placement, o
 		return tried, placement{}, false
 	}
 	next, ok = pl.next()
-	if !ok && len(pl.cands) > 1 {
+	if !ok && len(pl.failed) > 1 {
+		// Say what else was tried; a failure on the first try speaks for itself.
 		fail.Reason += "; every placement was tried: " + pl.summary()
-	} else if !ok && pl.auto {
-		fail.Reason += fmt.Sprintf("; every zone that offers %s was tried", tried.typ)
 	}
 	return tried, next, ok
 }
