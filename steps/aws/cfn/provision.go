@@ -61,6 +61,9 @@ type Provision struct {
 	// Prices returns the on-demand price of an instance type in a region,
 	// for Bill; nil knows none.
 	Prices func(instanceType, region string) (float64, bool)
+	// SpotDiscount is the fraction of the on-demand price a spot instance is
+	// assumed to save when the step gives no spot_price (Bill).
+	SpotDiscount float64
 }
 
 // Run creates (or, on resume, finds) the stack and returns its outputs:
