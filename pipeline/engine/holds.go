@@ -22,6 +22,7 @@ type holds struct {
 	cleaner map[int][]int  // cleanup step → holders whose units it releases
 	cleaned map[int]bool   // holders some step in the plan cleans
 	waiting map[string][]int
+	started map[int]bool // holders that took a unit (or were reused holding one)
 }
 
 // holdsOf builds the accounting on first use. A holder reused on resume
@@ -31,7 +32,7 @@ func (e *engine) holdsOf() *holds {
 		return e.res
 	}
 	h := &holds{limit: map[string]int{}, used: map[string]int{}, holding: map[int]string{}, cleaner: map[int][]int{},
-		cleaned: map[int]bool{}, waiting: map[string][]int{}}
+		cleaned: map[int]bool{}, waiting: map[string][]int{}, started: map[int]bool{}}
 	for _, r := range e.p.Spec.Resources {
 		h.limit[r.Name] = r.Limit
 	}
@@ -47,6 +48,7 @@ func (e *engine) holdsOf() *holds {
 				if held := e.nodes[k]; held.ps.Action == plan.Reuse && n.ps.Action == plan.Run && h.holding[k] == "" {
 					h.holding[k] = held.ps.Spec.Holds
 					h.used[held.ps.Spec.Holds]++
+					h.started[k] = true
 				}
 			}
 		}
@@ -71,6 +73,7 @@ func (e *engine) wait(i int) bool {
 	if h.used[r] < h.limit[r] {
 		h.used[r]++
 		h.holding[i] = r
+		h.started[i] = true
 		return false
 	}
 	if !slices.Contains(h.waiting[r], i) {
@@ -82,6 +85,27 @@ func (e *engine) wait(i int) bool {
 			s.Reason = reason
 		}
 	})
+	return true
+}
+
+// nothingToClean reports whether step n cleans only holders that never
+// started (a fold that waited for a stack when the run stopped): they made
+// nothing, and its cleanup could only fail on their missing outputs, or
+// worse, treat a missing name as "everything".
+func (e *engine) nothingToClean(n *node) bool {
+	if len(e.p.Spec.Resources) == 0 {
+		return false
+	}
+	h := e.holdsOf()
+	cleans := h.cleaner[n.idx]
+	if len(cleans) == 0 {
+		return false
+	}
+	for _, k := range cleans {
+		if h.started[k] || e.nodes[k].ps.Spec.Holds != "" && h.limit[e.nodes[k].ps.Spec.Holds] == 0 {
+			return false
+		}
+	}
 	return true
 }
 
@@ -126,6 +150,10 @@ func (e *engine) unstick(ready []int) []int {
 		for _, i := range q {
 			if e.interrupt {
 				ready = e.settle(i, ready, state.StepCancelled, "run interrupted while the step waited for a unit of "+r, nil)
+				continue
+			}
+			if e.failed && !e.p.Spec.KeepGoing {
+				ready = e.settle(i, ready, state.StepSkipped, "not started: "+e.failReason(), nil)
 				continue
 			}
 			ready = e.settle(i, ready, state.StepFailed, "", fmt.Errorf(

@@ -170,3 +170,26 @@ func TestHoldsDeadlockFails(t *testing.T) {
 }
 
 func itoa(i int) string { return string(rune('0' + i)) }
+
+// TestHoldsWaitersSkippedAfterFailure: with fail-fast, a fold waiting for a
+// unit when another fold fails never starts; it is skipped for that failure
+// (not reported as a deadlock), every started fold's cleanup runs, and the
+// cleanups of folds that never started are skipped: they made nothing.
+func TestHoldsWaitersSkippedAfterFailure(t *testing.T) {
+	h := newHarness(t, nil)
+	h.reg["fake"] = byPrefix(map[string]fn{
+		"work": func(context.Context, *pipeline.StepRun) (pipeline.Result, error) {
+			return pipeline.Result{}, errors.New("diverged")
+		},
+	})
+	err := h.run(t.Context(), h.plan(fleet(3, 1)), Options{})
+	var fe *FailedError
+	if !errors.As(err, &fe) || len(fe.Steps) != 1 || fe.Steps[0] != "work-fold-0" {
+		t.Fatalf("err = %v, want work-fold-0 alone failed", err)
+	}
+	h.wantStatus(map[string]state.StepStatus{"down-fold-0": state.StepSucceeded, "up-fold-1": state.StepSkipped,
+		"up-fold-2": state.StepSkipped, "down-fold-1": state.StepSkipped, "down-fold-2": state.StepSkipped})
+	if r := h.stepState("down-fold-1").Reason; r != "nothing to clean: the steps it cleans never started" {
+		t.Errorf("down-fold-1 reason %q", r)
+	}
+}

@@ -113,6 +113,9 @@ func (e *engine) decide(i int, ready []int) []int {
 		}
 		return e.settle(i, ready, state.StepSkipped, fmt.Sprintf("if: %s is false", cond), nil)
 	}
+	if e.nothingToClean(n) {
+		return e.settle(i, ready, state.StepSkipped, "nothing to clean: the steps it cleans never started", nil)
+	}
 	if e.wait(i) {
 		return ready // until a unit of its resource is free (see release)
 	}
