@@ -51,9 +51,11 @@ func (a *App) charges(p *plan.Plan) ([]plan.Charge, error) {
 		c := plan.Charge{Step: ps.ID, InstanceType: bill.InstanceType, Region: bill.Region,
 			MaxLifetime: bill.MaxLifetime, IdleTimeout: bill.IdleTimeout,
 			Timeout: ps.Spec.Timeout, ChainTimeout: p.ChainTimeout(ps.ID)}
+		c.Market, c.SpotBasis, c.Fallback = bill.Market, bill.SpotBasis, bill.Fallback
 		if bill.Priced {
-			price, worst := bill.PricePerHour, bill.PricePerHour*bill.MaxLifetime.Hours()
-			c.PricePerHour, c.WorstCaseUSD = &price, &worst
+			price, od, perHour := bill.PricePerHour, bill.OnDemandPerHour, max(bill.WorstPerHour, bill.PricePerHour)
+			worst := perHour * bill.MaxLifetime.Hours()
+			c.PricePerHour, c.OnDemandPerHour, c.WorstPerHour, c.WorstCaseUSD = &price, &od, &perHour, &worst
 		}
 		out = append(out, c)
 	}

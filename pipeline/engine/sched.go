@@ -85,6 +85,7 @@ type engine struct {
 	interrupt  bool
 	detached   bool
 	failedStep string
+	res        *holds // see holds.go; nil until a step holds a resource
 }
 
 // errFailFast is the cancellation cause of siblings of a failed step.
@@ -288,6 +289,12 @@ func (e *engine) run() error {
 			i := ready[0]
 			ready = ready[1:]
 			ready = e.decide(i, ready)
+		}
+		if e.active == 0 && fatal == nil && len(ready) == 0 {
+			// Steps waiting for a resource no running step will free.
+			if ready = e.unstick(ready); len(ready) > 0 {
+				continue
+			}
 		}
 		if e.active == 0 {
 			break

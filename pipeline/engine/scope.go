@@ -141,7 +141,10 @@ func (e *engine) resolveHost(raw string, sc *expr.Scope) (pipeline.Host, string,
 		if addr == "" {
 			addr = "local"
 		}
-		return pipeline.Host{Name: d.Name, Address: addr, Cards: d.Cards}, "host:" + d.Name, nil
+		// Cards are counted per machine: a host whose address is an
+		// expression may be a different machine in each matrix copy (a
+		// stack per fold).
+		return pipeline.Host{Name: d.Name, Address: addr, Cards: d.Cards}, "host:" + d.Name + "@" + addr, nil
 	}
 	if name == "local" {
 		return pipeline.Host{Name: "local", Address: "local"}, "host:local", nil

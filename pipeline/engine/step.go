@@ -328,7 +328,7 @@ func (e *engine) record(n *node, num int, start, end time.Time, st state.StepSta
 	// dependents passes here, so here is where secrets are masked: an output
 	// holding a secret reaches dependents as *** too, as in GitHub Actions.
 	outputs, err = e.mask.Map(outputs), e.mask.Error(err)
-	if st == state.StepFailed {
+	if st == state.StepFailed && !e.p.Spec.KeepGoing {
 		// Cancel siblings now rather than after the save below.
 		e.cancelRun(&errFailFast{step: id})
 	}

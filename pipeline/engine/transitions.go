@@ -98,12 +98,13 @@ func (e *engine) decide(i int, ready []int) []int {
 		e.failed = true
 	}
 	sc := e.scope(n)
-	ok, err := n.cond.Eval(sc, expr.Status{Failed: e.failed, Cancelled: e.interrupt})
+	failed := e.failedFor(n)
+	ok, err := n.cond.Eval(sc, expr.Status{Failed: failed, Cancelled: e.interrupt})
 	if err != nil {
 		return e.settle(i, ready, state.StepFailed, "", err)
 	}
 	if !ok {
-		if e.failed && !always {
+		if failed && !always {
 			return e.settle(i, ready, state.StepSkipped, "not started: "+e.failReason(), nil)
 		}
 		cond := n.ps.Spec.If
@@ -111,6 +112,12 @@ func (e *engine) decide(i int, ready []int) []int {
 			cond = "success()"
 		}
 		return e.settle(i, ready, state.StepSkipped, fmt.Sprintf("if: %s is false", cond), nil)
+	}
+	if e.nothingToClean(n) {
+		return e.settle(i, ready, state.StepSkipped, "nothing to clean: the steps it cleans never started", nil)
+	}
+	if e.wait(i) {
+		return ready // until a unit of its resource is free (see release)
 	}
 	ctx := e.runCtx
 	if always {
@@ -150,7 +157,11 @@ func (e *engine) failReason() string {
 func (e *engine) scope(n *node) *expr.Scope {
 	sc := &expr.Scope{Params: e.params, Matrix: kvMap(n.ps.Matrix), Run: e.runVars, Env: e.baseEnv}
 	for _, ref := range n.refs {
-		if k, ok := e.byID[ref]; ok && e.nodes[k].outputs != nil {
+		k, ok := e.byID[ref]
+		if !ok {
+			k, ok = e.pairedRef(n, ref)
+		}
+		if ok && e.nodes[k].outputs != nil {
 			if sc.Steps == nil {
 				sc.Steps = make(map[string]map[string]string, len(n.refs))
 			}
@@ -190,8 +201,11 @@ func (e *engine) finish(d done, ready []int) []int {
 			e.failedStep = n.ps.ID
 		}
 		e.failed = true
-		e.cancelRun(&errFailFast{step: n.ps.ID})
+		if !e.p.Spec.KeepGoing {
+			e.cancelRun(&errFailFast{step: n.ps.ID})
+		}
 	}
+	ready = e.release(d.i, ready)
 	for _, k := range n.dependents {
 		dn := e.nodes[k]
 		if dn.ps.Action == plan.Reuse {

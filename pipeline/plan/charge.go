@@ -14,8 +14,17 @@ type Charge struct {
 	Step         string `json:"step"`
 	InstanceType string `json:"instance_type"`
 	Region       string `json:"region,omitempty"`
-	// PricePerHour is nil when no price is known.
-	PricePerHour *float64 `json:"price_per_hour_usd"`
+	// PricePerHour is the expected price, nil when no price is known. For a
+	// spot market it is an estimate (SpotBasis says how it was made) and
+	// OnDemandPerHour is the on-demand price it saves against.
+	PricePerHour    *float64 `json:"price_per_hour_usd"`
+	Market          string   `json:"market,omitempty"`
+	OnDemandPerHour *float64 `json:"on_demand_price_per_hour_usd,omitempty"`
+	SpotBasis       string   `json:"spot_price_basis,omitempty"`
+	// Fallback is the market the step may fall back to; WorstPerHour the
+	// most an hour may cost whatever it falls back to.
+	Fallback     string   `json:"fallback,omitempty"`
+	WorstPerHour *float64 `json:"worst_case_price_per_hour_usd,omitempty"`
 	// MaxLifetime bounds the instance's life whatever happens: it shuts
 	// itself down then. IdleTimeout: it shuts down once no step has run on
 	// it this long (0: off).
@@ -26,7 +35,8 @@ type Charge struct {
 	// that chain has none (unbounded).
 	Timeout      time.Duration `json:"-"`
 	ChainTimeout time.Duration `json:"-"`
-	// WorstCaseUSD is the price of MaxLifetime hours; nil without a price.
+	// WorstCaseUSD is MaxLifetime hours at WorstPerHour (else at
+	// PricePerHour); nil without a price.
 	WorstCaseUSD *float64 `json:"worst_case_usd"`
 
 	// The durations in JSON, in seconds.
@@ -85,16 +95,26 @@ func WriteCharges(w io.Writer, cs []Charge) error {
 		return nil
 	}
 	var b strings.Builder
-	b.WriteString("\nBillable steps (on-demand list prices, estimates):\n")
+	b.WriteString("\nBillable steps (list prices, estimates):\n")
 	for _, c := range cs {
 		fmt.Fprintf(&b, "  %s: %s", c.Step, c.InstanceType)
 		if c.Region != "" {
 			fmt.Fprintf(&b, " in %s", c.Region)
 		}
-		if c.PricePerHour != nil {
-			fmt.Fprintf(&b, " at $%.2f/h", *c.PricePerHour)
-		} else {
+		switch {
+		case c.PricePerHour == nil:
 			b.WriteString(" (no price known)")
+		case c.Market == "spot":
+			fmt.Fprintf(&b, " spot at ~$%.2f/h (%s", *c.PricePerHour, c.SpotBasis)
+			if c.OnDemandPerHour != nil {
+				fmt.Fprintf(&b, "; on-demand $%.2f/h", *c.OnDemandPerHour)
+			}
+			b.WriteString(")")
+			if c.Fallback != "" {
+				fmt.Fprintf(&b, ", falls back to %s", c.Fallback)
+			}
+		default:
+			fmt.Fprintf(&b, " at $%.2f/h", *c.PricePerHour)
 		}
 		fmt.Fprintf(&b, "; max_lifetime %s", c.MaxLifetime)
 		if c.IdleTimeout > 0 {
@@ -113,7 +133,11 @@ func WriteCharges(w io.Writer, cs []Charge) error {
 			b.WriteString(", a step after it has no timeout")
 		}
 		if c.WorstCaseUSD != nil {
-			fmt.Fprintf(&b, "\n    worst case $%.2f (the instance runs its whole max_lifetime)", *c.WorstCaseUSD)
+			fmt.Fprintf(&b, "\n    worst case $%.2f (the instance runs its whole max_lifetime", *c.WorstCaseUSD)
+			if c.WorstPerHour != nil && (c.PricePerHour == nil || *c.WorstPerHour != *c.PricePerHour) {
+				fmt.Fprintf(&b, " at $%.2f/h, the most it may be charged", *c.WorstPerHour)
+			}
+			b.WriteString(")")
 		}
 		b.WriteString("\n")
 	}

@@ -79,7 +79,9 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 			continue
 		}
 		for _, target := range s.Spec.Cleans {
-			for _, id := range p.instances[target] {
+			// A matrix cleanup cleans its paired copies, as needs pair up:
+			// teardown-fold-2 deleted provision-fold-2's stack, no other.
+			for _, id := range p.PairedCopies(s, target) {
 				cleaned[id] = s.ID
 			}
 		}
@@ -87,7 +89,24 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 
 	// A cleaned step reruns on demand: start with none, and add the cleaned
 	// steps that a rerun step (other than their own cleanup) depends on,
-	// until nothing changes.
+	// until nothing changes. Only steps the cleanup comes after use what it
+	// destroyed: a step that does not lead to the cleanup (a summary over
+	// the folds' outputs, beside each fold's teardown) reruns from the
+	// outputs saved, without re-provisioning. `gpipe teardown` has no place
+	// in the graph: everything is in its scope.
+	scopes := map[string]map[string]bool{}
+	inScope := func(id, by string) bool {
+		if p.byID[by] == nil {
+			return true
+		}
+		if scopes[by] == nil {
+			scopes[by] = map[string]bool{}
+			for _, a := range p.graph.Ancestors(by) {
+				scopes[by][a] = true
+			}
+		}
+		return scopes[by][id]
+	}
 	active := map[string]string{}
 	for {
 		p.decide(prev, from, forced, active)
@@ -98,7 +117,7 @@ func (p *Plan) ForResume(prev *state.Run, from string) error {
 			}
 			for _, up := range p.graph.Ancestors(s.ID) {
 				by, ok := cleaned[up]
-				if !ok || by == s.ID {
+				if !ok || by == s.ID || !inScope(s.ID, by) {
 					continue
 				}
 				if _, done := active[up]; !done {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,7 +45,7 @@ func check(ctx context.Context, root *ynode, s *Spec, errs *errList) error {
 	for i, h := range s.Hosts {
 		c.hosts[h.Name] = i
 	}
-	for _, f := range []func(){c.checkParams, c.checkIDs, c.checkNeeds, c.checkCycles, c.checkCleans, c.checkMatrix, c.checkGraphSize, c.checkTopLevelExprs} {
+	for _, f := range []func(){c.checkParams, c.checkIDs, c.checkNeeds, c.checkCycles, c.checkCleans, c.checkHolds, c.checkMatrix, c.checkGraphSize, c.checkTopLevelExprs} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -197,6 +198,19 @@ func (c *checker) checkCleans() {
 			case !c.upstream(i, t):
 				c.errs.add(p, "step %s cleans %q, which is not upstream of it (add %q to needs)", c.stepName(i), target, target)
 			}
+		}
+	}
+}
+
+// checkHolds requires every held resource to be declared.
+func (c *checker) checkHolds() {
+	var names []string
+	for _, r := range c.spec.Resources {
+		names = append(names, r.Name)
+	}
+	for i, st := range c.spec.Steps {
+		if st.Holds != "" && !slices.Contains(names, st.Holds) {
+			c.errs.add(c.fieldPos(i, "holds"), "step %s holds %q, which is not declared under resources%s", c.stepName(i), st.Holds, suggestFrom(st.Holds, names))
 		}
 	}
 }

@@ -37,6 +37,16 @@ func decode(root *ynode) *Spec {
 	case float64:
 		s.Budget = v
 	}
+	if v, ok := root.get("fail_fast").scalar().(bool); ok {
+		s.KeepGoing = !v
+	}
+	if rs := root.get("resources"); rs != nil && rs.kind == mapNode {
+		for _, k := range rs.keys {
+			if n, ok := k.val.scalar().(int); ok {
+				s.Resources = append(s.Resources, Resource{Name: k.name, Limit: n, Pos: k.pos})
+			}
+		}
+	}
 	if ps := root.get("params"); ps != nil && ps.kind == mapNode {
 		for _, k := range ps.keys {
 			s.Params = append(s.Params, decodeParam(k))
@@ -87,6 +97,7 @@ func decodeStep(n *ynode) Step {
 		Type:     str(n.get("type")),
 		If:       str(n.get("if")),
 		Host:     str(n.get("host")),
+		Holds:    str(n.get("holds")),
 		Pos:      n.pos,
 		FieldPos: make(map[string]Pos, len(n.keys)+4),
 		Retry:    Retry{Attempts: defaultAttempts, Backoff: defaultBackoff, MaxBackoff: defaultMaxBackoff},

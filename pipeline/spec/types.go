@@ -25,8 +25,13 @@ type Spec struct {
 	// Budget in US dollars: the run stops (and cleans up) before its
 	// estimated instance cost would exceed it; 0 means none.
 	Budget float64
-	Hosts  []HostDecl
-	Steps  []Step
+	// Resources are the limited resources steps hold (spec resources:), in
+	// the order written. KeepGoing (fail_fast: false) lets steps that do
+	// not need a failed step go on.
+	Resources []Resource
+	KeepGoing bool
+	Hosts     []HostDecl
+	Steps     []Step
 	// Warnings are what is valid but unsafe (an expression pasted into a
 	// shell script), sorted by position; the spec loads regardless.
 	Warnings Errors
@@ -69,7 +74,10 @@ type Step struct {
 	// Cleans names upstream steps whose products this step destroys (a
 	// teardown cleans its provision step). When it has succeeded, a resume
 	// reruns those steps and what follows them instead of reusing them.
-	Cleans  []string
+	Cleans []string
+	// Holds names a resource the step takes a unit of until the step that
+	// cleans it has ended ("" for none).
+	Holds   string
 	With    map[string]any // the type's own parameters; strings may hold ${{ }}
 	If      string         // "" means success()
 	Retry   Retry
@@ -91,6 +99,14 @@ type Retry struct {
 	// On, when set, retries only when the failed attempt's log matches one of
 	// these regular expressions (the synStatus flake).
 	On []string
+}
+
+// Resource is a limited resource and the units of it that may be in use at
+// once.
+type Resource struct {
+	Name  string
+	Limit int
+	Pos   Pos
 }
 
 // MatrixAxis is one matrix variable and its values, in the order written.

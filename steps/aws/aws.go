@@ -108,7 +108,8 @@ func (s *Steps) Clients(ctx context.Context, region string) (*cfn.Clients, error
 
 // ProvisionStack is the provision-stack step type.
 func (s *Steps) ProvisionStack() pipeline.Runner {
-	return &cfn.Provision{Clients: s.Clients, Clock: s.opt.Clock, Prices: DefaultPrices().HourlyPrice}
+	return &cfn.Provision{Clients: s.Clients, Clock: s.opt.Clock, Prices: DefaultPrices().HourlyPrice,
+		SpotDiscount: TypicalSpotDiscount}
 }
 
 // Teardown is the teardown step type.

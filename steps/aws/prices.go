@@ -34,3 +34,11 @@ func DefaultPrices() Prices {
 		{"g4dn.xlarge", "us-east-1"}:   0.526,
 	}
 }
+
+// TypicalSpotDiscount is what the cost estimate assumes a spot instance saves
+// against on demand when a step gives no spot_price. Spot prices move with
+// supply and demand, hourly and per zone; AWS documents savings of "up to
+// 90%" (EC2 User Guide, "Spot Instances") and publishes per-type averages in
+// its Spot Instance Advisor. gpipe assumes half, a conservative middle:
+// estimates only, and the plan's worst case never relies on it.
+const TypicalSpotDiscount = 0.5

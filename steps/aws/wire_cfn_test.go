@@ -321,7 +321,7 @@ func TestWireZoneWithoutCapacity(t *testing.T) {
 		t.Errorf("zone %q, want us-east-1f", res.Outputs["availability_zone"])
 	}
 	for _, want := range []string{"Instance AWS::EC2::Instance CREATE_FAILED: We currently do not have sufficient dl1.24xlarge capacity in the Availability Zone you requested (us-east-1c)",
-		"ROLLBACK_COMPLETE", "zone us-east-1c has no capacity for the instance type now", "trying zone us-east-1f"} {
+		"ROLLBACK_COMPLETE", "on-demand dl1.24xlarge in us-east-1c: no capacity for it there now", "trying on-demand dl1.24xlarge in us-east-1f"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}

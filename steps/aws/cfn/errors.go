@@ -18,6 +18,9 @@ var (
 	ErrQuotaExceeded = errors.New("instance vCPU quota exceeded")
 	// ErrInsufficientCapacity: the zone has no capacity for the instance type now.
 	ErrInsufficientCapacity = errors.New("insufficient instance capacity")
+	// ErrSpotUnavailable: no spot instance of the type in the zone at the
+	// maximum price.
+	ErrSpotUnavailable = errors.New("spot instance unavailable")
 )
 
 // StackInProgressError: an operation cannot start because the stack is busy.
@@ -39,7 +42,7 @@ type StackFailedError struct {
 	Resource     string // logical id
 	ResourceType string
 	Reason       string
-	Kind         error // ErrQuotaExceeded, ErrInsufficientCapacity or nil
+	Kind         error // ErrQuotaExceeded, ErrInsufficientCapacity, ErrSpotUnavailable or nil
 }
 
 func (e *StackFailedError) Error() string {
@@ -54,24 +57,39 @@ func (e *StackFailedError) Error() string {
 	case ErrQuotaExceeded:
 		b.WriteString(" — the account's vCPU quota for this instance family is too low: request an increase of " +
 			"\"Running On-Demand DL instances\" (dl1) in Service Quotas → Amazon EC2 to at least the instance's vCPUs " +
-			"(96 for dl1.24xlarge), then resume the run")
+			"(96 for dl1.24xlarge; for spot, \"All DL Spot Instance Requests\"), then resume the run")
 	case ErrInsufficientCapacity:
 		b.WriteString(" — AWS has no capacity for this instance type in that zone right now: set availability_zone " +
 			"to another zone that offers it (aws ec2 describe-instance-type-offerings --location-type availability-zone " +
 			"--filters Name=instance-type,Values=<type>) or retry later")
+	case ErrSpotUnavailable:
+		b.WriteString(" — no spot instance of this type in that zone at the maximum price now: list more " +
+			"availability_zones or instance_types, raise max_price, set fallback: on-demand, or retry later")
 	}
 	return b.String()
 }
 
 func (e *StackFailedError) Unwrap() error { return e.Kind }
 
-// classify maps a failure reason from a stack event to a failure kind.
+// classify maps a failure reason from a stack event to a failure kind. The
+// codes are EC2's (EC2 API Reference, "Error codes for the Amazon EC2 API":
+// VcpuLimitExceeded, InstanceLimitExceeded, MaxSpotInstanceCountExceeded,
+// InsufficientInstanceCapacity, SpotMaxPriceTooLow, UnfulfillableCapacity;
+// and the spot request status capacity-not-available, EC2 User Guide "Spot
+// request status"), which CloudFormation quotes in the instance's
+// CREATE_FAILED event.
 func classify(reason string) error {
 	switch {
 	case strings.Contains(reason, "You have requested more vCPU capacity"),
 		strings.Contains(reason, "VcpuLimitExceeded"),
-		strings.Contains(reason, "InstanceLimitExceeded"):
+		strings.Contains(reason, "InstanceLimitExceeded"),
+		strings.Contains(reason, "MaxSpotInstanceCountExceeded"):
 		return ErrQuotaExceeded
+	case strings.Contains(reason, "SpotMaxPriceTooLow"),
+		strings.Contains(reason, "UnfulfillableCapacity"),
+		strings.Contains(reason, "capacity-not-available"),
+		strings.Contains(reason, "There is no Spot capacity available"):
+		return ErrSpotUnavailable
 	case strings.Contains(reason, "InsufficientInstanceCapacity"),
 		strings.Contains(reason, "insufficient capacity"),
 		strings.Contains(reason, "We currently do not have sufficient"),

@@ -61,6 +61,9 @@ type Provision struct {
 	// Prices returns the on-demand price of an instance type in a region,
 	// for Bill; nil knows none.
 	Prices func(instanceType, region string) (float64, bool)
+	// SpotDiscount is the fraction of the on-demand price a spot instance is
+	// assumed to save when the step gives no spot_price (Bill).
+	SpotDiscount float64
 }
 
 // Run creates (or, on resume, finds) the stack and returns its outputs:
@@ -95,14 +98,14 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 		return partial, err
 	}
 
-	zones, err := newZones(sr.With)
+	pl, err := newPlacer(sr.With)
 	if err != nil {
 		return partial, err
 	}
 	for try := 0; try < maxCreates; try++ {
 		st, err := describe(ctx, cl.CFN, clock, name)
 		if errors.Is(err, ErrStackNotFound) {
-			if err := p.create(ctx, sr, cl, name, try, zones); err != nil {
+			if err := p.create(ctx, sr, cl, name, try, pl); err != nil {
 				return partial, err
 			}
 			continue
@@ -143,11 +146,8 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 				ev.poll(ctx) // settled before we watched: read what happened
 			}
 			fail := ev.failure(st)
-			if next, err := zones.afterFailure(ctx, cl, st, fail); err != nil {
-				return partial, err
-			} else if next != "" {
-				fmt.Fprintf(sr.Log, "zone %s has no capacity for the instance type now (%s); deleting stack %s and trying zone %s\n",
-					stackParam(st, template.ParamAvailabilityZone), fail.Reason, name, next)
+			if tried, next, ok := pl.afterFailure(fail); ok {
+				fmt.Fprintf(sr.Log, "%s: %s (%s); deleting stack %s and trying %s\n", tried, why(fail), fail.Reason, name, next)
 				if err := deleteAndWait(ctx, cl, clock, aws.ToString(st.StackId), sr.Log); err != nil {
 					return partial, err
 				}
@@ -231,7 +231,7 @@ func tag(st *types.Stack, key string) string {
 
 // create sends CreateStack and saves the stack name and id for resume as soon
 // as it exists.
-func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, name string, try int, zones *zones) error {
+func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, name string, try int, pl *placer) error {
 	body, params, err := p.templateAndParams(ctx, sr, cl)
 	if err != nil {
 		return err
@@ -244,14 +244,18 @@ func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Client
 	for _, d := range sum.Parameters {
 		declared[aws.ToString(d.ParameterKey)] = true
 	}
-	if zones.auto && declared[template.ParamAvailabilityZone] && params[template.ParamAvailabilityZone] == "" {
-		zone, err := zones.pick(ctx, cl, params[template.ParamInstanceType])
-		if err != nil {
+	if pl.cands == nil {
+		if err := pl.plan(ctx, cl, declared, sr.Log); err != nil {
 			return err
 		}
-		fmt.Fprintf(sr.Log, "zone %s (offers %s)\n", zone, params[template.ParamInstanceType])
-		params[template.ParamAvailabilityZone] = zone
 	}
+	at, ok := pl.next()
+	if !ok {
+		return fmt.Errorf("stack %s: no placement left to try: %s", name, pl.summary())
+	}
+	pl.params(at, params, declared)
+	pl.cur = &at
+	fmt.Fprintf(sr.Log, "launching %s\n", at)
 	var cfParams []types.Parameter
 	keys := make([]string, 0, len(params))
 	for k := range params {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -99,4 +100,42 @@ func strMap(with map[string]any, key string) (map[string]string, []string, error
 	}
 	sort.Strings(keys)
 	return out, keys, nil
+}
+
+// strList reads a list of strings: a YAML list, or one string of
+// comma-separated items (what an expression yields).
+func strList(with map[string]any, key string) ([]string, error) {
+	v, ok := with[key]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	var out []string
+	switch v := v.(type) {
+	case string:
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	case []string:
+		out = append(out, v...)
+	case []any:
+		for i, x := range v {
+			s, ok := x.(string)
+			if !ok || s == "" {
+				return nil, fmt.Errorf("with.%s[%d]: want a non-empty string, got %v", key, i, x)
+			}
+			out = append(out, s)
+		}
+	default:
+		return nil, fmt.Errorf("with.%s: want a list of strings, got %T", key, v)
+	}
+	seen := map[string]bool{}
+	for _, s := range out {
+		if seen[s] {
+			return nil, fmt.Errorf("with.%s: %q is listed twice", key, s)
+		}
+		seen[s] = true
+	}
+	return out, nil
 }

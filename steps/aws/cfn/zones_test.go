@@ -46,8 +46,8 @@ func TestProvisionPicksOfferedZoneAndMovesOnWithoutCapacity(t *testing.T) {
 	if e.cfn.deletes != 1 || e.ec2.offers != 1 {
 		t.Errorf("%d deletes, %d offering queries; want 1 and 1", e.cfn.deletes, e.ec2.offers)
 	}
-	if !strings.Contains(log.String(), "zone us-east-1a has no capacity for the instance type now") ||
-		!strings.Contains(log.String(), "trying zone us-east-1b") {
+	if !strings.Contains(log.String(), "on-demand dl1.24xlarge in us-east-1a: no capacity for it there now") ||
+		!strings.Contains(log.String(), "trying on-demand dl1.24xlarge in us-east-1b") {
 		t.Errorf("log does not say why the zone changed:\n%s", log)
 	}
 	if res.Outputs["stack_name"] == "" {
@@ -67,7 +67,7 @@ func TestProvisionAllZonesWithoutCapacity(t *testing.T) {
 	if len(e.cfn.creates) != 3 {
 		t.Errorf("%d creates, want one per offered zone", len(e.cfn.creates))
 	}
-	if !strings.Contains(err.Error(), "every zone of region us-east-1 that offers dl1.24xlarge (us-east-1a, us-east-1b, us-east-1d) had no capacity") {
+	if !strings.Contains(err.Error(), "every placement was tried: on-demand dl1.24xlarge in us-east-1a (no capacity), on-demand dl1.24xlarge in us-east-1b (no capacity), on-demand dl1.24xlarge in us-east-1d (no capacity)") {
 		t.Errorf("error does not say which zones were tried: %v", err)
 	}
 }

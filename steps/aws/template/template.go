@@ -46,6 +46,8 @@ const (
 	ParamSsmLogGroup        = "SsmLogGroup"
 	ParamMaxLifetimeMinutes = "MaxLifetimeMinutes"
 	ParamIdleTimeoutMinutes = "IdleTimeoutMinutes"
+	ParamMarketType         = "MarketType"
+	ParamSpotMaxPrice       = "SpotMaxPrice"
 )
 
 // DefaultSsmLogGroup is the CloudWatch Logs group the built-in template lets

@@ -208,6 +208,23 @@ func (c *CloudFormation) do(action string, form url.Values) (any, *cfnError) {
 
 // members reads a query-protocol list: Name.member.1, Name.member.2, ...
 // (or, with field set, Name.member.1.Field).
+// live counts the stacks whose instance of a type and market exists or is
+// being created: what EC2's quotas count.
+func (c *CloudFormation) live(typ, market string) int {
+	n := 0
+	for _, st := range c.stacks {
+		if st.fail != nil || st.instType != typ || st.instMarket != market || st.status == "DELETE_COMPLETE" {
+			continue
+		}
+		for _, r := range st.resources {
+			if r.typ == "AWS::EC2::Instance" && r.status != "DELETE_COMPLETE" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func members(form url.Values, name, field string) []string {
 	var out []string
 	for i := 1; ; i++ {
@@ -270,9 +287,13 @@ func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
 	st.tags = tags
 	for _, r := range t.Resources {
 		// EC2 decides whether an instance launches: the type must be offered
-		// in its zone, and the zone must have capacity.
+		// in its zone, the account's quota allow one more, and the zone have
+		// capacity (for spot: spot capacity, at the maximum price).
 		if typ := st.eval(r.Props["InstanceType"]); st.fail == nil && r.Type == "AWS::EC2::Instance" && typ != "" {
-			if reason := c.s.EC2.launchFailure(typ, st.zone(), len(c.stacks)+1); reason != "" {
+			st.instType = typ
+			st.instMarket, st.maxPrice = st.market(r)
+			l := launch{typ: typ, zone: st.zone(), market: st.instMarket, maxPrice: st.maxPrice, live: c.live(typ, st.instMarket)}
+			if reason := c.s.EC2.launchFailure(l, len(c.stacks)+1); reason != "" {
 				st.fail = &Failure{Resource: r.Logical, Reason: reason}
 			}
 		}

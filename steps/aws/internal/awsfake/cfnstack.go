@@ -26,6 +26,8 @@ type stack struct {
 	opStart    time.Time
 	phasesDone int
 	fail       *Failure // creation fails on this resource
+	// The instance's type and market, as EC2 was asked to launch it.
+	instType, instMarket, maxPrice string
 }
 
 type resource struct {

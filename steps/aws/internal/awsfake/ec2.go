@@ -27,6 +27,9 @@ type EC2 struct {
 	subnets    map[string]string   // subnet id → vpc id
 	offers     map[string][]string // instance type → zones offering it
 	noCapacity map[string]bool     // zones out of capacity
+	noSpot     map[[2]string]bool  // instance type, zone: no spot capacity
+	spotPrice  map[string]float64  // instance type → current spot price
+	quota      map[[2]string]int   // market, instance type → instances allowed at once
 }
 
 // Offer sets the zones that offer an instance type (DescribeInstanceTypeOfferings;
@@ -48,13 +51,65 @@ func (e *EC2) NoCapacity(zones ...string) {
 	}
 }
 
-// launchFailure is what RunInstances answers for an instance type in a zone:
-// "" when it launches. The wording is EC2's (InsufficientInstanceCapacity and
-// Unsupported, EC2 API Reference "Error codes"), as CloudFormation puts it in
-// the instance's CREATE_FAILED event.
-func (e *EC2) launchFailure(typ, zone string, n int) string {
+// NoSpotCapacity makes spot launches of an instance type in the zones fail
+// (on-demand ones still launch) until further notice.
+func (e *EC2) NoSpotCapacity(instanceType string, zones ...string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.noSpot == nil {
+		e.noSpot = map[[2]string]bool{}
+	}
+	for _, z := range zones {
+		e.noSpot[[2]string{instanceType, z}] = true
+	}
+}
+
+// SpotPrice sets the current spot price of an instance type (every zone); a
+// spot launch whose maximum price is below it fails with SpotMaxPriceTooLow.
+// Unset, no maximum price is too low.
+func (e *EC2) SpotPrice(instanceType string, usdPerHour float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.spotPrice == nil {
+		e.spotPrice = map[string]float64{}
+	}
+	e.spotPrice[instanceType] = usdPerHour
+}
+
+// Quota allows at most n instances of a type in a market ("on-demand",
+// "spot") at once; the launch of one more fails as EC2's vCPU quotas make it
+// fail. (EC2 counts vCPUs per instance family, "Running On-Demand DL
+// instances"; with one type of the family that is n times its vCPUs.)
+func (e *EC2) Quota(market, instanceType string, n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.quota == nil {
+		e.quota = map[[2]string]int{}
+	}
+	e.quota[[2]string{market, instanceType}] = n
+}
+
+// launch is what CloudFormation asks EC2 to launch: an instance type in a
+// zone, in a market (with spot's maximum price), while live instances of the
+// same type and market exist.
+type launch struct {
+	typ, zone, market, maxPrice string
+	live                        int
+}
+
+// launchFailure is what RunInstances answers for a launch: "" when it
+// launches. The codes and wording are EC2's, as CloudFormation puts them in
+// the instance's CREATE_FAILED event; sources: EC2 API Reference "Error
+// codes for the Amazon EC2 API" (Unsupported, InsufficientInstanceCapacity,
+// VcpuLimitExceeded, MaxSpotInstanceCountExceeded, SpotMaxPriceTooLow) and
+// EC2 User Guide "Spot Instance request status" (no spot capacity:
+// capacity-not-available, which RunInstances reports as
+// InsufficientInstanceCapacity "There is no Spot capacity available that
+// matches your request.").
+func (e *EC2) launchFailure(l launch, n int) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	typ, zone := l.typ, l.zone
 	offered := e.offers[typ]
 	var others []string
 	for _, z := range offered {
@@ -70,11 +125,42 @@ func (e *EC2) launchFailure(typ, zone string, n int) string {
 	case !contains(offered, zone):
 		return fmt.Sprintf("Your requested instance type (%s) is not supported in your requested Availability Zone (%s). Please retry your request by not specifying an Availability Zone or choosing %s.",
 			typ, zone, strings.Join(offered, ", ")) + cause(400, "Unsupported")
+	case l.market == "spot" && overQuota(e.quota, "spot", typ, l.live):
+		return "Max spot instance count exceeded" + cause(400, "MaxSpotInstanceCountExceeded")
+	case l.market != "spot" && overQuota(e.quota, "on-demand", typ, l.live):
+		return fmt.Sprintf("You have requested more vCPU capacity than your current vCPU limit of %d allows for the instance bucket that the specified instance type belongs to. Please visit the Service Quotas console to request an adjustment to this limit.",
+			e.quota[[2]string{"on-demand", typ}]*vcpus(typ)) + cause(400, "VcpuLimitExceeded")
 	case e.noCapacity[zone]:
 		return fmt.Sprintf("We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity. You can currently get %s capacity by not specifying an Availability Zone in your request or choosing %s.",
 			typ, zone, typ, strings.Join(others, ", ")) + cause(500, "InsufficientInstanceCapacity")
+	case l.market == "spot" && e.noSpot[[2]string{typ, zone}]:
+		return "There is no Spot capacity available that matches your request." + cause(500, "InsufficientInstanceCapacity")
+	case l.market == "spot" && l.maxPrice != "" && e.spotPrice[typ] > 0:
+		if max, err := strconv.ParseFloat(l.maxPrice, 64); err == nil && max < e.spotPrice[typ] {
+			return fmt.Sprintf("Your Spot request price of %s is lower than the minimum required Spot request fulfillment price of %g.",
+				l.maxPrice, e.spotPrice[typ]) + cause(400, "SpotMaxPriceTooLow")
+		}
 	}
 	return ""
+}
+
+// overQuota: a quota is set for the type in the market and live instances
+// use it up.
+func overQuota(q map[[2]string]int, market, typ string, live int) bool {
+	n, ok := q[[2]string{market, typ}]
+	return ok && live >= n
+}
+
+// vcpus is the vCPU count of the instance types the fake's quotas speak of
+// (EC2 User Guide, "Accelerated computing instances" specifications).
+func vcpus(typ string) int {
+	switch typ {
+	case "dl1.24xlarge", "dl2q.24xlarge", "p4d.24xlarge":
+		return 96
+	case "trn1.32xlarge":
+		return 128
+	}
+	return 1
 }
 
 // Filter names EC2 documents for the two Describe calls served (EC2 API

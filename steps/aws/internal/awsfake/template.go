@@ -17,6 +17,7 @@ type tmpl struct {
 	Params      []tmplParam
 	Resources   []tmplResource
 	Outputs     []tmplOutput
+	Conditions  map[string]any
 }
 
 type tmplParam struct {
@@ -83,6 +84,8 @@ func parseTemplate(body string) (*tmpl, error) {
 				props, _ := def["Properties"].(map[string]any)
 				t.Resources = append(t.Resources, tmplResource{Logical: fmt.Sprint(r.Key), Type: str(def["Type"]), Props: props})
 			}
+		case "Conditions":
+			t.Conditions = mapOf(top.Value)
 		case "Outputs":
 			for _, o := range slice(top.Value) {
 				t.Outputs = append(t.Outputs, tmplOutput{Key: fmt.Sprint(o.Key), Value: mapOf(o.Value)["Value"]})

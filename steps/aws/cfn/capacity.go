@@ -1,0 +1,293 @@
+package cfn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/gpipe/gpipe/steps/aws/template"
+)
+
+// Markets an instance can be bought in (provision-stack with.market).
+const (
+	MarketOnDemand = "on-demand"
+	MarketSpot     = "spot"
+)
+
+// placement is one way of launching the stack's instance: a market, an
+// instance type and a zone ("" when a subnet or the template decides).
+type placement struct {
+	market, typ, zone string
+}
+
+func (p placement) String() string {
+	s := p.market + " " + p.typ
+	if p.zone != "" {
+		s += " in " + p.zone
+	}
+	return s
+}
+
+// placer walks the placements a provision-stack step may use, in the order it
+// tries them: each market (spot, then on-demand when with.fallback says so),
+// within it each instance type of with.instance_types in the user's order,
+// within that each zone. Cheaper first, then the user's preference of type,
+// then zones (which only move capacity, not price or performance).
+//
+// A capacity failure (EC2's InsufficientInstanceCapacity, or for spot
+// SpotMaxPriceTooLow and the other spot-capacity codes) rules out that
+// placement only; a vCPU-quota failure (VcpuLimitExceeded,
+// MaxSpotInstanceCountExceeded) rules out the type in that market, since
+// quotas are per region, not per zone.
+type placer struct {
+	auto     bool     // no zone and no subnet given: zones EC2 says offer each type
+	zones    []string // the user's zones (availability_zones, or the one availability_zone); nil with auto or a subnet
+	types    []string
+	markets  []string
+	maxPrice string
+
+	cands  []placement // nil until planned
+	cur    *placement  // the placement of the stack this Run created last
+	failed map[placement]string
+	quota  map[[2]string]bool // market, type
+}
+
+func newPlacer(with map[string]any) (*placer, error) {
+	zone, err := str(with, "availability_zone")
+	if err != nil {
+		return nil, err
+	}
+	zoneList, err := strList(with, "availability_zones")
+	if err != nil {
+		return nil, err
+	}
+	subnet, err := str(with, "subnet_id")
+	if err != nil {
+		return nil, err
+	}
+	typ, err := str(with, "instance_type")
+	if err != nil {
+		return nil, err
+	}
+	types, err := strList(with, "instance_types")
+	if err != nil {
+		return nil, err
+	}
+	market, err := str(with, "market")
+	if err != nil {
+		return nil, err
+	}
+	fallback, err := str(with, "fallback")
+	if err != nil {
+		return nil, err
+	}
+	maxPrice, err := str(with, "max_price")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case zone != "" && len(zoneList) > 0:
+		return nil, errors.New("with.availability_zone and with.availability_zones: set one, not both")
+	case subnet != "" && (zone != "" || len(zoneList) > 0):
+		return nil, errors.New("with.subnet_id fixes the zone: drop with.availability_zone(s)")
+	case typ != "" && len(types) > 0:
+		return nil, errors.New("with.instance_type and with.instance_types: set one, not both")
+	}
+	pl := &placer{auto: zone == "" && len(zoneList) == 0 && subnet == "", zones: zoneList, types: types,
+		failed: map[placement]string{}, quota: map[[2]string]bool{}}
+	if zone != "" {
+		pl.zones = []string{zone}
+	}
+	if len(pl.types) == 0 {
+		if typ == "" {
+			typ = DefaultInstanceType
+		}
+		pl.types = []string{typ}
+	}
+	if market == "" {
+		market = MarketOnDemand
+	}
+	if market != MarketOnDemand && market != MarketSpot {
+		return nil, fmt.Errorf("with.market: %q: want %s or %s", market, MarketOnDemand, MarketSpot)
+	}
+	pl.markets = []string{market}
+	switch fallback {
+	case "":
+	case MarketOnDemand:
+		if market != MarketSpot {
+			return nil, errors.New("with.fallback: on-demand falls back from spot: set market: spot")
+		}
+		pl.markets = append(pl.markets, MarketOnDemand)
+	default:
+		return nil, fmt.Errorf("with.fallback: %q: want %s", fallback, MarketOnDemand)
+	}
+	if maxPrice != "" {
+		if f, err := strconv.ParseFloat(maxPrice, 64); err != nil || f <= 0 {
+			return nil, fmt.Errorf("with.max_price: %q: want a price per hour in USD, such as 5.50", maxPrice)
+		}
+		if market != MarketSpot {
+			return nil, errors.New("with.max_price applies to spot instances: set market: spot")
+		}
+		pl.maxPrice = maxPrice
+	}
+	return pl, nil
+}
+
+// plan lists the placements once the template's parameters are known: a
+// template that cannot take a zone, type or market gets none chosen for it.
+func (pl *placer) plan(ctx context.Context, cl *Clients, declared map[string]bool, log io.Writer) error {
+	if len(pl.types) > 1 && !declared[template.ParamInstanceType] {
+		return fmt.Errorf("with.instance_types: the template has no %s parameter to pass them in", template.ParamInstanceType)
+	}
+	for _, m := range pl.markets {
+		if m == MarketSpot && !declared[template.ParamMarketType] {
+			return fmt.Errorf("with.market spot: the template has no %s parameter to pass it in", template.ParamMarketType)
+		}
+	}
+	zonesOf := map[string][]string{}
+	for _, typ := range pl.types {
+		switch {
+		case !declared[template.ParamAvailabilityZone] || !pl.auto && len(pl.zones) <= 1:
+			// The template, the subnet or the user's one zone decides.
+			zonesOf[typ] = []string{""}
+			if declared[template.ParamAvailabilityZone] && len(pl.zones) == 1 {
+				zonesOf[typ] = pl.zones
+			}
+		default:
+			offered, err := offeringZones(ctx, cl.EC2, typ)
+			if err != nil {
+				return err
+			}
+			if pl.auto {
+				zonesOf[typ] = offered
+				break
+			}
+			for _, z := range pl.zones {
+				if contains(offered, z) {
+					zonesOf[typ] = append(zonesOf[typ], z)
+				} else {
+					fmt.Fprintf(log, "zone %s does not offer %s (EC2 offers it in %s): skipping it\n", z, typ, orNone(offered))
+				}
+			}
+		}
+	}
+	var none []string
+	for _, typ := range pl.types {
+		if len(zonesOf[typ]) == 0 {
+			none = append(none, typ)
+		}
+	}
+	if len(none) == len(pl.types) {
+		if pl.auto {
+			return fmt.Errorf("no availability zone of region %s offers %s: choose another region", cl.Region, strings.Join(none, " or "))
+		}
+		return fmt.Errorf("none of the zones %s offers %s: choose others", strings.Join(pl.zones, ", "), strings.Join(none, " or "))
+	}
+	for _, m := range pl.markets {
+		for _, typ := range pl.types {
+			for _, z := range zonesOf[typ] {
+				pl.cands = append(pl.cands, placement{m, typ, z})
+			}
+		}
+	}
+	return nil
+}
+
+// next is the first placement not ruled out.
+func (pl *placer) next() (placement, bool) {
+	for _, c := range pl.cands {
+		if pl.failed[c] == "" && !pl.quota[[2]string{c.market, c.typ}] {
+			return c, true
+		}
+	}
+	return placement{}, false
+}
+
+// params sets the template parameters of a placement.
+func (pl *placer) params(c placement, params map[string]string, declared map[string]bool) {
+	if declared[template.ParamInstanceType] {
+		params[template.ParamInstanceType] = c.typ
+	}
+	if c.zone != "" {
+		params[template.ParamAvailabilityZone] = c.zone
+	}
+	if declared[template.ParamMarketType] {
+		params[template.ParamMarketType] = c.market
+		if c.market == MarketSpot && pl.maxPrice != "" {
+			params[template.ParamSpotMaxPrice] = pl.maxPrice
+		}
+	}
+}
+
+// afterFailure rules out what a failed creation of this Run says cannot
+// launch and returns the next placement to try; ok is false when the failure
+// is of another kind, or nothing is left (then fail says what was tried).
+func (pl *placer) afterFailure(fail *StackFailedError) (tried, next placement, ok bool) {
+	if pl.cur == nil {
+		return placement{}, placement{}, false
+	}
+	tried = *pl.cur
+	switch {
+	case errors.Is(fail, ErrQuotaExceeded):
+		pl.quota[[2]string{tried.market, tried.typ}] = true
+		pl.failed[tried] = "vCPU quota"
+	case errors.Is(fail, ErrInsufficientCapacity), errors.Is(fail, ErrSpotUnavailable):
+		pl.failed[tried] = "no capacity"
+		if errors.Is(fail, ErrSpotUnavailable) {
+			pl.failed[tried] = "spot unavailable"
+		}
+	default:
+		return tried, placement{}, false
+	}
+	next, ok = pl.next()
+	if !ok && len(pl.failed) > 1 {
+		// Say what else was tried; a failure on the first try speaks for itself.
+		fail.Reason += "; every placement was tried: " + pl.summary()
+	}
+	return tried, next, ok
+}
+
+// summary lists what was tried and why each failed.
+func (pl *placer) summary() string {
+	var parts []string
+	for _, c := range pl.cands {
+		why := pl.failed[c]
+		if why == "" && pl.quota[[2]string{c.market, c.typ}] {
+			why = "skipped: vCPU quota of the type"
+		}
+		if why != "" {
+			parts = append(parts, c.String()+" ("+why+")")
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// why says in a log line why a placement is left behind.
+func why(fail *StackFailedError) string {
+	switch {
+	case errors.Is(fail, ErrQuotaExceeded):
+		return "the account's vCPU quota for it is used up"
+	case errors.Is(fail, ErrSpotUnavailable):
+		return "no spot instance at that price or capacity"
+	}
+	return "no capacity for it there now"
+}
+
+func orNone(l []string) string {
+	if len(l) == 0 {
+		return "no zone"
+	}
+	return strings.Join(l, ", ")
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
