@@ -106,21 +106,6 @@ func TestRenderUnknownFormat(t *testing.T) {
 	}
 }
 
-func TestMermaidIDsAreSafe(t *testing.T) {
-	p := renderCases(t)[3].p
-	ids := p.mermaidIDs()
-	seen := map[string]bool{}
-	for step, id := range ids {
-		if !regexp.MustCompile(`^s_[A-Za-z0-9_]+$`).MatchString(id) {
-			t.Errorf("%s: node id %q", step, id)
-		}
-		if seen[id] {
-			t.Errorf("node id %q used twice", id)
-		}
-		seen[id] = true
-	}
-}
-
 // TestMermaidParses runs every Mermaid rendering through mermaid's own parser
 // (the node project the report package keeps for the same purpose), since an
 // invalid graph shows as an error on github.com.
