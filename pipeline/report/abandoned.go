@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/shell"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -68,7 +69,7 @@ func (a *Abandoned) Todo() string {
 func teardownCommand(stateURL, runID string) string {
 	args := []string{"gpipe", "teardown"}
 	if stateURL != "" {
-		args = append(args, "--state", shellQuote(stateURL))
+		args = append(args, "--state", shell.Quote(stateURL))
 	}
-	return strings.Join(append(args, shellQuote(runID)), " ")
+	return strings.Join(append(args, shell.Quote(runID)), " ")
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/shell"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -251,41 +252,32 @@ func keyOutputs(outputs map[string]string, keys []string) []Output {
 func ResumeCommand(stateURL, runID string) string {
 	args := []string{"gpipe", "resume"}
 	if stateURL != "" {
-		args = append(args, "--state", shellQuote(stateURL))
+		args = append(args, "--state", shell.Quote(stateURL))
 	}
-	return strings.Join(append(args, shellQuote(runID)), " ")
+	return strings.Join(append(args, shell.Quote(runID)), " ")
 }
 
-// shellQuote quotes s for a POSIX shell when it needs it. (steps/host has the
-// project's Quote, but pipeline must not import steps.)
-func shellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./:=@%+,", c)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// formatDuration prints durations the way the tables show them: whole
-// seconds, or milliseconds below a second.
-func formatDuration(d time.Duration) string {
+// FormatDuration prints a duration at the precision a person wants: whole
+// seconds from a second up, milliseconds below; none is 0s. Tables, the
+// summary and the console all show durations this way.
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d <= 0:
-		return "-"
+		return "0s"
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
 	default:
 		return d.Round(time.Second).String()
 	}
+}
+
+// formatDuration is FormatDuration for tables and labels, where "-" says
+// that nothing ran.
+func formatDuration(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return FormatDuration(d)
 }
 
 // truncate shortens s to n runes with an ellipsis.

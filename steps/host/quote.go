@@ -1,24 +1,9 @@
 package host
 
-import "strings"
+import "github.com/gpipe/gpipe/internal/shell"
 
-// Quote returns s as one bash word that expands to exactly s: single-quoted
-// unless it is made only of characters that need no quoting. Every value that
-// comes from a spec goes through Quote before it reaches a rendered script, so a
-// parameter can never inject shell syntax.
-func Quote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%_+=:,./-", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// Quote returns s as one bash word that expands to exactly s (see
+// shell.Quote). Every value that comes from a spec goes through Quote before
+// it reaches a rendered script, so a parameter can never inject shell syntax;
+// step types find it here, next to the executors that run their scripts.
+func Quote(s string) string { return shell.Quote(s) }

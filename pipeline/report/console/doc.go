@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gpipe/gpipe/pipeline/engine"
+	"github.com/gpipe/gpipe/pipeline/report"
 )
 
 // Reporter consumes a run's events. Pass Event as engine.Options.Events and
@@ -28,18 +29,9 @@ func ColorEnabled(getenv func(string) string) bool {
 	return getenv("NO_COLOR") == ""
 }
 
-// FormatDuration prints a duration at a precision a person wants: whole
-// seconds from a second up, milliseconds below.
-func FormatDuration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	default:
-		return d.Round(time.Second).String()
-	}
-}
+// FormatDuration is report.FormatDuration, the one format of durations
+// shown to people.
+func FormatDuration(d time.Duration) string { return report.FormatDuration(d) }
 
 // describe says what a lifecycle event means in words, without the step id
 // or time; "" for events that are not lifecycle lines (output, run finished).
