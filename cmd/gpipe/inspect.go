@@ -10,9 +10,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/report"
@@ -190,28 +191,26 @@ func (a *App) setupRuns(fs *flag.FlagSet) handler {
 }
 
 // readRuns loads run documents a few at a time; a run that cannot be read is
-// listed with the reason as its status rather than hiding it.
+// listed with the reason as its status rather than hiding it, so no read
+// fails the group and none cancels the others.
 func readRuns(ctx context.Context, st state.Store, ids []string) []*state.Run {
 	runs := make([]*state.Run, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	var g errgroup.Group
+	g.SetLimit(8)
 	for i, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			r, err := state.Read(ctx, st, id)
 			switch {
 			case errors.Is(err, state.ErrNotFound):
-				return // a spec snapshot without state: its runner died before the run began
+				return nil // a spec snapshot without state: its runner died before the run began
 			case err != nil:
 				r = &state.Run{ID: id, Status: state.RunStatus("unreadable: " + err.Error())}
 			}
 			runs[i] = r
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // every function returns nil
 	return slices.DeleteFunc(runs, func(r *state.Run) bool { return r == nil })
 }
 

@@ -278,6 +278,12 @@ func (e *engine) run() error {
 	lost := e.j.Lost()
 	ctxDone := e.ctx.Done()
 	detach := e.opt.Detach
+	// The scheduler's own loop, not an errgroup: a failure cancels the
+	// ordinary steps (runCtx) but not always() cleanup steps (cleanCtx), and
+	// it is the moment failure() and always() steps start, so every step's
+	// outcome, not only the first error, decides what runs next and is
+	// recorded. errgroup has one context that its first error cancels for
+	// every goroutine, and reports only that error, at Wait.
 	for {
 		select {
 		case <-detach: // checked first so that nothing starts once it fired

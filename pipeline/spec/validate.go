@@ -79,6 +79,9 @@ func (cs *compiledSchema) validate(root *ynode, errs *errList) {
 // parallelSteps is the step count from which steps are validated apart.
 const parallelSteps = 256
 
+// validateSteps validates steps in a few chunks at once. A plain WaitGroup,
+// not an errgroup: every step's errors are wanted, so no error stops the
+// others.
 func (cs *compiledSchema) validateSteps(steps []any, first int) []leaf {
 	workers := min(runtime.GOMAXPROCS(0), 8)
 	chunk := (len(steps) + workers - 1) / workers

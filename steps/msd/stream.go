@@ -7,6 +7,8 @@ import (
 	"hash"
 	"io"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // fetchJob is one download of an object into a staging directory, from
@@ -52,38 +54,50 @@ func (r *fetchJob) stream(ctx context.Context) (string, int, error) {
 		ready[i] = make(chan *chunk, 1)
 	}
 
+	// The ranged GETs: the first that fails stops the others at once (their
+	// context is the group's), then the whole stream. The stream's other
+	// stages are no fan-out and share the stream's own cancel: the extractor
+	// must keep draining after an error so the reassembler never blocks.
+	gets, getCtx := errgroup.WithContext(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { // dispatch in order, at most a window ahead of reassembly
+		// getCtx, not ctx: after a failed GET no more parts are handed out,
+		// and closing jobs lets idle downloaders end, so gets.Wait returns.
 		defer close(jobs)
 		for i := r.first; i < n; i++ {
 			select {
 			case window <- struct{}{}:
-			case <-ctx.Done():
+			case <-getCtx.Done():
 				return
 			}
 			select {
 			case jobs <- i:
-			case <-ctx.Done():
+			case <-getCtx.Done():
 				return
 			}
 		}
 	})
 	for range r.concurrency {
-		wg.Go(func() {
+		gets.Go(func() error {
 			for i := range jobs {
 				buf := pool.get()
-				data, err := download(ctx, r.client, r.obj, i, buf)
+				data, err := download(getCtx, r.client, r.obj, i, buf)
 				if err != nil {
 					pool.put(buf)
-					cancel(fmt.Errorf("download s3://%s/%s: %w", r.obj.Bucket, r.obj.Key, err))
-					return
+					return fmt.Errorf("download s3://%s/%s: %w", r.obj.Bucket, r.obj.Key, err)
 				}
 				c := &chunk{index: i, data: data, free: free}
 				c.refs.Store(2)
 				ready[i] <- c
 			}
+			return nil
 		})
 	}
+	wg.Go(func() {
+		if err := gets.Wait(); err != nil {
+			cancel(err)
+		}
+	})
 
 	snaps := newSnapshots(n, r.first, r.hash)
 	toHash := make(chan *chunk, 2)
