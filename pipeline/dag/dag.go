@@ -76,11 +76,6 @@ func (g *Graph) HasEdge(from, to string) bool {
 // Len returns the number of vertices.
 func (g *Graph) Len() int { return len(g.names) }
 
-// Vertices returns all vertices in the order they were added.
-func (g *Graph) Vertices() []string {
-	return append([]string(nil), g.names...)
-}
-
 // Upstream returns the direct predecessors of v (the vertices with an edge to
 // v) in the order the edges were added. Nil when v is unknown.
 func (g *Graph) Upstream(v string) []string {

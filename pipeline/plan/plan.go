@@ -248,10 +248,6 @@ func (p *Plan) Instances(specID string) []string {
 	return append([]string(nil), p.instances[specID]...)
 }
 
-// Graph returns the plan's dependency graph (an edge runs from a need to the
-// step that needs it). Callers must not modify it.
-func (p *Plan) Graph() *dag.Graph { return p.graph }
-
 // CycleError says steps need each other in a circle. It wraps the
 // *dag.CycleError and words each cycle along needs: "a needs c needs b needs a".
 type CycleError struct{ err *dag.CycleError }

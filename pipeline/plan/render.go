@@ -61,14 +61,6 @@ func class(s *Step, status map[string]state.StepStatus) string {
 	return ""
 }
 
-func matrixText(s *Step) string {
-	parts := make([]string, len(s.Matrix))
-	for i, kv := range s.Matrix {
-		parts[i] = kv.Key + "=" + kv.Value
-	}
-	return strings.Join(parts, ", ")
-}
-
 func (p *Plan) renderText(w io.Writer, status map[string]state.StepStatus) error {
 	resumed := p.resumed()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

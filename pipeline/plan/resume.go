@@ -3,7 +3,6 @@ package plan
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -241,15 +240,4 @@ func (p *Plan) Counts() (run, reuse int) {
 		}
 	}
 	return run, reuse
-}
-
-// RunIDs returns the ids of the steps that run, in plan order.
-func (p *Plan) RunIDs() []string {
-	var out []string
-	for _, s := range p.Steps {
-		if s.Action != Reuse {
-			out = append(out, s.ID)
-		}
-	}
-	return slices.Clip(out)
 }

@@ -99,11 +99,6 @@ func Values(s *spec.Spec, params map[string]string) []string {
 	return vals
 }
 
-// ForSpec returns the Masker of s's secret params with their values in params.
-func ForSpec(s *spec.Spec, params map[string]string) *Masker {
-	return NewMasker(Values(s, params)...)
-}
-
 // Public returns params without the secret ones: what a run may save.
 func Public(s *spec.Spec, params map[string]string) map[string]string {
 	out := maps.Clone(params)

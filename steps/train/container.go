@@ -30,9 +30,6 @@ const DefaultImage = "vault.habana.ai/gaudi-docker/1.21.0/ubuntu22.04/habanalabs
 // build, so the host needs nothing but the container runtime).
 const ModelReferencesURL = "https://github.com/HabanaAI/Model-References"
 
-// unetDir is where the UNet scripts live inside the derived image.
-const unetDir = "/Model-References/PyTorch/computer_vision/segmentation/Unet"
-
 // container is the image configuration shared by preprocess, train-unet and
 // evaluate.
 type container struct {
