@@ -37,6 +37,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -120,11 +121,7 @@ func (r *resumeSaver) note(k, v string) { _ = r.save(context.Background(), k, v)
 func (r *resumeSaver) data() map[string]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]string, len(r.m))
-	for k, v := range r.m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.m)
 }
 
 func script(body string, env map[string]string) (host.Script, *Log, *resumeSaver) {
