@@ -1,9 +1,12 @@
 package flowchart
 
 import (
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gpipe/gpipe/internal/testtool"
 )
 
 func TestMermaidHostileIDs(t *testing.T) {
@@ -43,5 +46,28 @@ func TestStyleOfKnowsEveryClass(t *testing.T) {
 	}
 	if _, ok := StyleOf(""); ok {
 		t.Error(`"" has a style`)
+	}
+}
+
+// TestMermaidParses: mermaid's own parser accepts a graph of hostile ids,
+// keyword ids and every class.
+func TestMermaidParses(t *testing.T) {
+	check := testtool.MermaidChecker(t, filepath.Join("..", "report", "testdata", "mermaid-check"))
+	g := Graph{Direction: "TD"}
+	prev := ""
+	for i, id := range []string{"end", "subgraph", "click", "style", "classDef", `a"b<c>#d;` + "`x`", "graph", "a-b", "a.b"} {
+		class := []string{"succeeded", "failed", "running", "cancelled", "skipped", "pending", "reuse", "", "mystery"}[i]
+		g.Nodes = append(g.Nodes, Node{Key: id, Label: []string{id, class}, Class: class})
+		if prev != "" {
+			g.Edges = append(g.Edges, [2]string{prev, id})
+		}
+		prev = id
+	}
+	var b strings.Builder
+	if err := Mermaid(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	if r := check([]string{b.String()}); !r[0].OK {
+		t.Errorf("mermaid rejects the graph: %s\n%s", r[0].Error, b.String())
 	}
 }

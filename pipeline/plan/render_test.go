@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -110,42 +108,13 @@ func TestRenderUnknownFormat(t *testing.T) {
 // (the node project the report package keeps for the same purpose), since an
 // invalid graph shows as an error on github.com.
 func TestMermaidParses(t *testing.T) {
-	const install = "npm ci --prefix pipeline/report/testdata/mermaid-check"
-	missing := func(what string) {
-		msg := what + "; install with: " + install + " (needs node >= 18)"
-		testtool.Unavailable(t, msg)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node not found on PATH")
-	}
-	dir, err := filepath.Abs(filepath.Join("..", "report", "testdata", "mermaid-check"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "mermaid", "package.json")); err != nil {
-		missing("mermaid is not installed in " + dir)
-	}
+	check := testtool.MermaidChecker(t, filepath.Join("..", "report", "testdata", "mermaid-check"))
 	var docs, names []string
 	for _, c := range renderCases(t) {
 		docs = append(docs, string(render(t, c.p, "mermaid", c.status)))
 		names = append(names, c.name)
 	}
-	cmd := exec.Command(node, "check.mjs")
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(strings.Join(docs, "\x00"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, _ := cmd.Output()
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for i := range docs {
-		var r struct {
-			OK    bool   `json:"ok"`
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&r); err != nil {
-			t.Fatalf("mermaid checker output: %v\n%s%s", err, out, stderr.String())
-		}
+	for i, r := range check(docs) {
 		if !r.OK {
 			t.Errorf("%s: mermaid rejects the graph: %s\n%s", names[i], r.Error, docs[i])
 		}
