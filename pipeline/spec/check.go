@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"fmt"
+	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 	"regexp"
 	"slices"
 	"sort"
@@ -216,14 +217,7 @@ func (c *checker) checkHolds() {
 }
 
 func suggestFrom(name string, candidates []string) string {
-	if len(candidates) > 1000 {
-		return "" // keep huge specs fast; the position says enough
-	}
-	m := make(map[string]any, len(candidates))
-	for _, c := range candidates {
-		m[c] = nil
-	}
-	return suggest(name, m)
+	return suggestpkg.DidYouMean(name, candidates)
 }
 
 // upstream reports whether step `to` is reachable from step `from` through

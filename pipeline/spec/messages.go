@@ -3,8 +3,8 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
+	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -109,48 +109,11 @@ func plural(n, word string) string {
 
 // suggest proposes the closest known field for a misspelt one.
 func suggest(name string, props map[string]any) string {
-	// Short names are close to everything; only suggest a near miss.
-	best, bestD := "", 3
-	if len(name) <= 4 {
-		bestD = 2
-	}
 	keys := make([]string, 0, len(props))
 	for k := range props {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if d := editDistance(name, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggestpkg.DidYouMean(name, keys)
 }
 
 func matchesAny(name string, patterns map[string]any) bool {
