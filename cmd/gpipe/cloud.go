@@ -132,11 +132,19 @@ func (a *App) setupTeardown(fs *flag.FlagSet) handler {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
 		}
-		st, _, err := a.openStore(ctx, *stateURL, "")
+		st, url, err := a.openStore(ctx, *stateURL, "")
 		if err != nil {
 			return err
 		}
-		runID := args[0]
+		// A run whose state is gone may still have tagged stacks: an id
+		// that names no run is taken as typed.
+		runID, err := resolveRunID(ctx, st, url, args[0])
+		if errors.Is(err, state.ErrNotFound) && args[0] != latestRun {
+			runID, err = args[0], nil
+		}
+		if err != nil {
+			return err
+		}
 		run, err := state.Read(ctx, st, runID)
 		if err != nil && !errors.Is(err, state.ErrNotFound) {
 			return err // the store names the run and itself

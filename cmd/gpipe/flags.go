@@ -9,9 +9,14 @@ import (
 )
 
 // UsageError is bad usage: an unknown flag, a missing argument. Exit 2.
-type UsageError struct{ Msg string }
+// Err, when set, is the cause callers may test for (state.ErrNotFound).
+type UsageError struct {
+	Msg string
+	Err error
+}
 
 func (e *UsageError) Error() string { return e.Msg }
+func (e *UsageError) Unwrap() error { return e.Err }
 
 func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
 

@@ -165,12 +165,7 @@ func (a *App) setupRuns(fs *flag.FlagSet) handler {
 			return fmt.Errorf("list runs in %s: %w", url, err)
 		}
 		runs := readRuns(ctx, st, ids)
-		sort.Slice(runs, func(i, k int) bool {
-			if !runs[i].Created.Equal(runs[k].Created) {
-				return runs[i].Created.After(runs[k].Created)
-			}
-			return runs[i].ID > runs[k].ID
-		})
+		newestFirst(runs)
 		tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RUN ID\tPIPELINE\tSTATUS\tSTEPS\tCREATED\tUPDATED")
 		now := time.Now()
@@ -188,6 +183,17 @@ func (a *App) setupRuns(fs *flag.FlagSet) handler {
 		}
 		return tw.Flush()
 	}
+}
+
+// newestFirst sorts runs by creation time, newest first (ties by id), the
+// order of gpipe runs and the meaning of the run id "latest".
+func newestFirst(runs []*state.Run) {
+	sort.Slice(runs, func(i, k int) bool {
+		if !runs[i].Created.Equal(runs[k].Created) {
+			return runs[i].Created.After(runs[k].Created)
+		}
+		return runs[i].ID > runs[k].ID
+	})
 }
 
 // readRuns loads run documents a few at a time; a run that cannot be read is

@@ -27,18 +27,24 @@ func (a *App) setupLogs(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
-		runID, step := args[0], ""
-		if len(args) == 2 {
-			step = args[1]
+		runID, err := resolveRunID(ctx, st, url, args[0])
+		if err != nil {
+			return err
 		}
-		f := &logFollower{store: st, runID: runID, step: step, out: a.Stdout, offsets: map[string]int64{}}
+		f := &logFollower{store: st, runID: runID, out: a.Stdout, offsets: map[string]int64{}}
 		for {
 			run, err := state.Read(ctx, st, runID)
 			if err != nil {
 				return runReadError(runID, url, err)
 			}
-			if step != "" && run.Steps[step] == nil {
-				return usagef("run %s has no step %q", runID, step)
+			if len(args) == 2 && f.steps == nil {
+				// A matrix step's spec id shows all its copies, each line
+				// prefixed with the copy's id.
+				ids, err := resolveStepIDs(ctx, st, run, args[1])
+				if err != nil {
+					return err
+				}
+				f.steps = newStepFilter(ids)
 			}
 			if err := f.poll(ctx, run); err != nil {
 				return err
@@ -70,7 +76,7 @@ func finished(r *state.Run) bool {
 type logFollower struct {
 	store   state.Store
 	runID   string
-	step    string
+	steps   stepFilter // nil: all
 	out     io.Writer
 	offsets map[string]int64
 	partial map[string][]byte
@@ -78,7 +84,7 @@ type logFollower struct {
 
 func (f *logFollower) poll(ctx context.Context, run *state.Run) error {
 	for _, id := range run.Order {
-		if f.step != "" && id != f.step {
+		if !f.steps.has(id) {
 			continue
 		}
 		s := run.Steps[id]

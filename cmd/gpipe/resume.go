@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
+	"github.com/gpipe/gpipe/internal/suggest"
 	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -56,8 +58,12 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
+		runID, err := resolveRunID(ctx, st, url, args[0])
+		if err != nil {
+			return err
+		}
 		return a.resume(ctx, resumeOptions{
-			store: st, storeURL: url, runID: args[0], from: *from, specFile: *specFile,
+			store: st, storeURL: url, runID: runID, from: *from, specFile: *specFile,
 			planOnly: *planOnly, force: *force, concurrency: *concurrency, detach: det, budget: *budget, secrets: secrets,
 		})
 	}
@@ -169,8 +175,9 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 	if err != nil {
 		return nil, err
 	}
-	if o.from != "" && p.Step(o.from) == nil {
-		return nil, usagef("--from %s: no such step in run %s", o.from, o.runID)
+	if o.from != "" && p.Step(o.from) == nil && p.Instances(o.from) == nil {
+		return nil, usagef("--from %s: no such step in run %s%s (steps: %s)", o.from, o.runID,
+			suggest.DidYouMean(o.from, planStepNames(p)), strings.Join(planStepNames(p), ", "))
 	}
 	if err := p.ForResume(prev, o.from); err != nil {
 		return nil, fmt.Errorf("plan resume of run %s: %w", o.runID, err)
@@ -197,6 +204,9 @@ func (a *App) readRun(ctx context.Context, stateURL, runID string) (*state.Run, 
 	st, url, err := a.openStore(ctx, stateURL, "")
 	if err != nil {
 		return nil, "", err
+	}
+	if runID, err = resolveRunID(ctx, st, url, runID); err != nil {
+		return nil, url, err
 	}
 	run, err := state.Read(ctx, st, runID)
 	if err != nil {
