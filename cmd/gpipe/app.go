@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -80,7 +79,7 @@ func (a *App) Main(ctx context.Context, args []string) error {
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
-		return usagef("unknown command %q; run gpipe --help", args[0])
+		return unknownCommand(args[0], visibleCommands(cmds))
 	}
 	fs := newFlagSet(args[0], c.args, c.summary, io.Discard)
 	h := c.setup(a, fs)
@@ -91,8 +90,9 @@ func (a *App) Main(ctx context.Context, args []string) error {
 		return nil
 	}
 	if err != nil {
-		fs.SetOutput(a.Stderr)
-		fs.Usage()
+		return flagError(fs, args[0], err)
+	}
+	if err := checkArgs(args[0], c.args, pos); err != nil {
 		return err
 	}
 	if strings.HasPrefix(c.args, "RUN_ID") && len(pos) > 0 {
@@ -117,11 +117,7 @@ func checkRunID(id string) error {
 }
 
 func (a *App) usage(w io.Writer, cmds map[string]subcommand) {
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := visibleCommands(cmds)
 	fmt.Fprintln(w, "gpipe runs declarative ML training pipelines.\n\nusage: gpipe COMMAND [flags] [args]\n\ncommands:")
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)

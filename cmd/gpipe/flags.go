@@ -11,8 +11,9 @@ import (
 // UsageError is bad usage: an unknown flag, a missing argument. Exit 2.
 // Err, when set, is the cause callers may test for (state.ErrNotFound).
 type UsageError struct {
-	Msg string
-	Err error
+	Msg  string
+	Err  error
+	Hint string // what to do, printed as "gpipe: hint: ..."
 }
 
 func (e *UsageError) Error() string { return e.Msg }
@@ -60,15 +61,6 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func newFlagSet(name, args, summary string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("gpipe "+name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "usage: gpipe %s [flags] %s\n\n%s\n", name, args, summary)
-		var any bool
-		fs.VisitAll(func(*flag.Flag) { any = true })
-		if any {
-			fmt.Fprintln(out, "\nflags:")
-			fs.PrintDefaults()
-		}
-	}
+	fs.Usage = func() { printHelp(fs.Output(), fs, name, args, summary) }
 	return fs
 }

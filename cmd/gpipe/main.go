@@ -46,7 +46,11 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	err := app.Main(soft, args)
 	code := exitCode(err)
 	if err != nil && !errors.Is(err, errReported) {
-		fmt.Fprintf(stderr, "gpipe: %v\n", err)
+		if msg := err.Error(); strings.HasPrefix(msg, "gpipe ") {
+			fmt.Fprintln(stderr, msg) // already names the command
+		} else {
+			fmt.Fprintf(stderr, "gpipe: %v\n", err)
+		}
 	}
 	if h := hint(err); h != "" {
 		fmt.Fprintf(stderr, "gpipe: hint: %s\n", h)
@@ -139,6 +143,9 @@ func signalContexts(stderr io.Writer, route *signalRoute) (soft, hard context.Co
 func hint(err error) string {
 	if err == nil {
 		return ""
+	}
+	if h := usageHint(err); h != "" {
+		return h
 	}
 	msg := err.Error()
 	switch {

@@ -262,13 +262,14 @@ steps: [{id: a, type: shell, with: {run: 'true'}}]
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ResolveParams = %v, want %v", got, want)
 	}
-	_, err = ResolveParams(s, map[string]string{"hpus": "eight", "task": "05", "flag": "maybe", "lr": "x", "nope": "1"})
+	_, err = ResolveParams(s, map[string]string{"hpus": "eight", "task": "05", "flag": "maybe", "lr": "x", "nope": "1", "bucekt": "b"})
 	var pe *ParamError
 	if !errors.As(err, &pe) {
 		t.Fatalf("err = %v, want a *ParamError", err)
 	}
 	for _, frag := range []string{
 		`param "nope": unknown param (declared: task, hpus, lr, flag, bucket)`,
+		`param "bucekt": unknown param (did you mean "bucket"?) (declared: task, hpus, lr, flag, bucket)`,
 		`param "task": "05" is not one of 01, 04`,
 		`param "hpus": "eight" is not an integer`,
 		`param "lr": "x" is not a number`,

@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 	"math"
 	"sort"
 	"strconv"
@@ -39,7 +40,7 @@ func ResolveParams(s *Spec, given map[string]string) (map[string]string, error) 
 		if declared[n] == nil {
 			reason := "unknown param (the spec declares none)"
 			if len(names) > 0 {
-				reason = "unknown param (declared: " + strings.Join(names, ", ") + ")"
+				reason = "unknown param" + suggestpkg.DidYouMean(n, names) + " (declared: " + strings.Join(names, ", ") + ")"
 			}
 			errs = append(errs, &ParamError{Name: n, Reason: reason})
 		}
