@@ -1,9 +1,12 @@
 package main
 
 import (
+	"strconv"
+
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gpipe/gpipe/pipeline/engine"
 	"io"
 	"strings"
 )
@@ -63,4 +66,21 @@ func newFlagSet(name, args, summary string, out io.Writer) *flag.FlagSet {
 	fs.SetOutput(out)
 	fs.Usage = func() { printHelp(fs.Output(), fs, name, args, summary) }
 	return fs
+}
+
+// concurrencyFlag declares --concurrency of run and resume. Unset (0) means
+// the spec's concurrency, else engine.DefaultConcurrency; 0 or a negative
+// number given on the command line is bad usage (exit 2).
+func concurrencyFlag(fs *flag.FlagSet) *int {
+	n := new(int)
+	fs.Func("concurrency", fmt.Sprintf("run at most `N` steps at once (default: the spec's concurrency, else %d)", engine.DefaultConcurrency),
+		func(s string) error {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 {
+				return errors.New("want a whole number of steps, 1 or more")
+			}
+			*n = v
+			return nil
+		})
+	return n
 }

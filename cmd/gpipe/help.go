@@ -87,7 +87,7 @@ func printHelp(w io.Writer, fs *flag.FlagSet, name, args, summary string) {
 }
 
 // flagArgName names a flag's value in help: the README's word for the
-// flags it shows, else one from the value's type.
+// flags it shows, the `NAME` its usage quotes, else one from its type.
 func flagArgName(name, typ string) string {
 	if w, ok := map[string]string{
 		"state": "URL", "from": "STEP", "spec": "FILE", "p": "NAME=VALUE", "run-id": "ID", "budget": "DOLLARS",
@@ -96,6 +96,8 @@ func flagArgName(name, typ string) string {
 		return w
 	}
 	switch typ {
+	case "string", "value":
+		return "VALUE"
 	case "int", "uint":
 		return "N"
 	case "float":
@@ -103,7 +105,7 @@ func flagArgName(name, typ string) string {
 	case "duration":
 		return "DURATION"
 	}
-	return "VALUE"
+	return typ // a `NAME` in the flag's usage
 }
 
 func isZeroDefault(v string) bool {

@@ -20,6 +20,7 @@ import (
 	"github.com/gpipe/gpipe/pipeline/engine"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/pipeline/store"
 	"github.com/gpipe/gpipe/steps/aws"
 )
 
@@ -73,6 +74,7 @@ func exitCode(err error) int {
 		newer   *state.NewerSchemaError
 		detach  *engine.DetachedRunError
 		drift   *SpecMismatchError
+		badURL  *store.URLError
 	)
 	// Order matters: a failed pipeline wraps its steps' errors, which may be
 	// of any kind, so the run-level outcomes are checked first.
@@ -88,7 +90,8 @@ func exitCode(err error) int {
 	case errors.As(err, &held), errors.Is(err, state.ErrConflict):
 		return exitHeld
 	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param), errors.As(err, &drift),
-		errors.As(err, &readErr), errors.Is(err, aws.ErrUnresolved), errors.Is(err, aws.ErrBadTrust):
+		errors.As(err, &readErr), errors.Is(err, aws.ErrUnresolved), errors.Is(err, aws.ErrBadTrust),
+		errors.As(err, &badURL):
 		return exitUsage
 	case errors.As(err, &newer):
 		return exitFailed

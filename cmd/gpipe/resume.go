@@ -34,7 +34,7 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 	planOnly := fs.Bool("plan", false, "print what would be reused or rerun, and why, without running")
 	specFile := fs.String("spec", "", "resume with this (edited) spec: changed steps rerun with their downstream")
 	force := fs.Bool("force", false, "take over the run even if another live runner holds it (dangerous: two runners would drive one run)")
-	concurrency := fs.Int("concurrency", 0, "run at most N steps at once")
+	concurrency := concurrencyFlag(fs)
 	detachOpts := a.detachFlags(fs) // detach engineer: see detach.go
 	budget := budgetFlag(fs)
 	var params multiFlag

@@ -29,7 +29,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 	fs.Var(&params, "p", "set a parameter, name=value (repeatable)")
 	runID := fs.String("run-id", "", "use this run id instead of a generated one")
 	stateURL := stateFlag(fs)
-	concurrency := fs.Int("concurrency", 0, "run at most N steps at once (default: the spec's concurrency, else 8)")
+	concurrency := concurrencyFlag(fs)
 	dryRun := fs.Bool("dry-run", false, "print the plan and exit without running anything")
 	resumeExisting := fs.Bool("resume-existing", false, "if a run with --run-id exists, resume it instead (CI re-runs)")
 	detachOpts := a.detachFlags(fs) // detach engineer: see detach.go

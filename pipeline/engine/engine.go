@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"time"
 
@@ -35,11 +34,19 @@ import (
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
+// DefaultConcurrency caps the steps running at once when neither
+// --concurrency nor the spec's concurrency says. It is a constant rather than
+// the runner's CPU count: steps mostly wait on remote hosts and the engine
+// schedules accelerator cards separately, so the runner's cores say little,
+// and a run should not behave differently on a laptop and a 2-core CI runner.
+// The schema's description and the --concurrency help state it (a test checks).
+const DefaultConcurrency = 8
+
 // Options configure a run.
 type Options struct {
 	Registry pipeline.Registry
 	// Concurrency caps the steps running at once; 0 uses the spec's
-	// concurrency, and when that is 0 too, max(4, number of CPUs).
+	// concurrency, and when that is 0 too, DefaultConcurrency.
 	Concurrency int
 	// Hard is cancelled on the second interrupt; it bounds the steps that run
 	// after a failure or a first interrupt (cleanup). Nil: never cancelled.
@@ -176,7 +183,7 @@ func run(ctx context.Context, p *plan.Plan, j journal, opt Options) error {
 		opt.Concurrency = p.Spec.Concurrency
 	}
 	if opt.Concurrency <= 0 {
-		opt.Concurrency = max(4, runtime.NumCPU())
+		opt.Concurrency = DefaultConcurrency
 	}
 	e, err := newEngine(ctx, p, j, opt)
 	if err != nil {

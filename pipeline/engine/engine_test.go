@@ -363,8 +363,13 @@ func TestBackoff(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("backoff caps %v, want %v", got, want)
 	}
-	if d := backoff(r, 3, func(int64) int64 { return 0 }); d != 0 {
-		t.Errorf("full jitter must allow 0, got %v", d)
+	// Equal jitter: the smallest draw waits half the delay, never less.
+	var low []time.Duration
+	for a := 1; a <= 5; a++ {
+		low = append(low, backoff(r, a, func(int64) int64 { return 0 }))
+	}
+	if want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 2500 * time.Millisecond, 2500 * time.Millisecond}; !slices.Equal(low, want) {
+		t.Errorf("smallest backoffs %v, want %v (half of each delay)", low, want)
 	}
 	if d := backoff(spec.Retry{}, 100, top); d != defaultMaxBackoff {
 		t.Errorf("default cap %v", d)

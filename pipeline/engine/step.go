@@ -260,8 +260,11 @@ func retryable(n *node, tail string, err error) bool {
 }
 
 // backoff is the wait before attempt a+1: exponential from retry.Backoff,
-// capped at MaxBackoff, with full jitter (a uniform draw in [0, cap]) so that
-// many steps failing together do not retry in lockstep.
+// capped at MaxBackoff, with equal jitter (a uniform draw in [d/2, d]) so that
+// many steps failing together do not retry in lockstep, while a backoff still
+// means a wait: full jitter (a draw in [0, d]) retried a `backoff: 1s` step
+// after 285 ms, and could retry at once, which is not what a user who asked
+// for a delay before the first retry meant.
 func backoff(r spec.Retry, a int, randN func(int64) int64) time.Duration {
 	base, ceil := r.Backoff, r.MaxBackoff
 	if base <= 0 {
@@ -275,7 +278,8 @@ func backoff(r spec.Retry, a int, randN func(int64) int64) time.Duration {
 		d *= 2
 	}
 	d = min(d, ceil)
-	return time.Duration(randN(int64(d) + 1))
+	half := d / 2
+	return half + time.Duration(randN(int64(d-half)+1))
 }
 
 func cancelled(ctx context.Context) error {

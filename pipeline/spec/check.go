@@ -3,13 +3,14 @@ package spec
 import (
 	"context"
 	"fmt"
-	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 )
 
 // checker runs the semantic checks the schema cannot express: ids, needs,
@@ -338,6 +339,15 @@ func (c *checker) checkStep(i int) {
 		}
 	}
 	c.checkDuration(i, n.get("timeout"), "timeout")
+	if t := n.get("timeout"); t != nil {
+		// Absent means no limit; a zero limit would fail every attempt at
+		// once, which no one means.
+		if s, ok := t.scalar().(string); ok && durationRE.MatchString(s) {
+			if d, err := time.ParseDuration(s); err == nil && d == 0 {
+				c.errs.add(t.pos, "step %s: timeout %q is no time at all; leave timeout out for no limit", c.stepName(i), s)
+			}
+		}
+	}
 }
 
 // checkDuration reports durations that match the schema's pattern but do not

@@ -3,10 +3,11 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
-	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 	"regexp"
 	"strconv"
 	"strings"
+
+	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 )
 
 // patternPhrase says what a pattern wants. The patterns of the schema's

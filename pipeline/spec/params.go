@@ -3,11 +3,12 @@ package spec
 import (
 	"errors"
 	"fmt"
-	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
+
+	suggestpkg "github.com/gpipe/gpipe/internal/suggest"
 )
 
 // ParamError is a problem with a param given to a run (or one not given).

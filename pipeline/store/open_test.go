@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -24,8 +25,9 @@ func TestOpen(t *testing.T) {
 	for _, tc := range tests {
 		s, err := Open(t.Context(), tc.url)
 		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("Open(%q): error %v, want %q", tc.url, err, tc.err)
+			var bad *URLError
+			if !errors.As(err, &bad) || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Open(%q): error %v, want a *URLError saying %q", tc.url, err, tc.err)
 			}
 			continue
 		}

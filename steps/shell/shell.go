@@ -22,15 +22,21 @@ type Step struct {
 	Executors Executors
 }
 
-// Script renders what runs: like GitHub Actions' `shell: bash`, errexit and
-// pipefail are on, so a failing command fails the step.
+// Strictness is the line every shell script starts with. Like GitHub
+// Actions' `shell: bash` (bash -eo pipefail), errexit and pipefail are on, so
+// a failing command fails the step; nounset is off, so scripts copied from a
+// workflow that test optional variables ("$GITHUB_ACTIONS") run unchanged.
+// The schema's description of with.run says the same (a test checks).
+const Strictness = "set -eo pipefail"
+
+// Script renders what runs: Strictness, then the step's script.
 func (s *Step) Script(sr *pipeline.StepRun) (string, error) {
 	run, _ := sr.With["run"].(string)
 	if strings.TrimSpace(run) == "" {
 		return "", fmt.Errorf("step %s: with.run is empty", sr.StepID)
 	}
 	var b strings.Builder
-	b.WriteString("set -eo pipefail\n")
+	b.WriteString(Strictness + "\n")
 	if wd, _ := sr.With["working_directory"].(string); wd != "" {
 		fmt.Fprintf(&b, "cd -- %s\n", host.Quote(wd))
 	}

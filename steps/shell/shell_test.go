@@ -3,10 +3,13 @@ package shell
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/schemas"
 	"github.com/gpipe/gpipe/steps/host"
 )
 
@@ -31,6 +34,8 @@ func TestShellStep(t *testing.T) {
 		{"outputs", map[string]any{"run": `echo "n=$((1+2))" >> "$GPIPE_OUTPUT"; echo hi`}, map[string]string{"n": "3"}, "hi\n", ""},
 		{"pipefail", map[string]any{"run": "false | true\necho unreachable"}, nil, "", "exit status 1"},
 		{"errexit", map[string]any{"run": "false\necho unreachable"}, nil, "", "exit status 1"},
+		// No nounset, as in GitHub Actions' shell: bash.
+		{"unset variable is empty", map[string]any{"run": `echo "v=[${GPIPE_SURELY_UNSET_VAR}]"`}, nil, "v=[]\n", ""},
 		{"working directory", map[string]any{"run": `echo "wd=$PWD" >> "$GPIPE_OUTPUT"`, "working_directory": dir}, map[string]string{"wd": dir}, "", ""},
 		{"empty", map[string]any{"run": "  "}, nil, "", "with.run is empty"},
 	}
@@ -57,5 +62,29 @@ func TestShellStep(t *testing.T) {
 				t.Errorf("log = %q, want %q", log.String(), c.wantLog)
 			}
 		})
+	}
+}
+
+// TestStrictnessDocumented: the schema (and so docs/spec.md) describes
+// with.run with the very line the scripts start with.
+func TestStrictnessDocumented(t *testing.T) {
+	var root struct {
+		Defs map[string]struct {
+			Properties map[string]struct {
+				Description string `json:"description"`
+			} `json:"properties"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(schemas.Pipeline(), &root); err != nil {
+		t.Fatal(err)
+	}
+	desc := root.Defs["with-shell"].Properties["run"].Description
+	if !strings.Contains(desc, "`"+Strictness+"`") {
+		t.Errorf("schema's with.run says %q, want it to name `%s`", desc, Strictness)
+	}
+	s := &Step{}
+	body, err := s.Script(&pipeline.StepRun{StepID: "a", With: map[string]any{"run": "true"}})
+	if err != nil || !strings.HasPrefix(body, Strictness+"\n") {
+		t.Errorf("script %q (%v) does not start with %q", body, err, Strictness)
 	}
 }
