@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every gpipe test on a fresh machine: installs the tools the tests need
-# (shellcheck, versitygw, actionlint, the Mermaid parser for node) when they are missing, then
+# (shellcheck, zsh, fish, versitygw, actionlint, the Mermaid parser for node) when they are missing, then
 # runs the whole suite with the race detector. Extra arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -8,10 +8,15 @@ cd "$(dirname "$0")"
 gobin="$(go env GOPATH)/bin"
 export PATH="$gobin:$PATH"
 
-if ! command -v shellcheck >/dev/null 2>&1; then
-  echo "test.sh: installing shellcheck (Debian package)" >&2
-  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq shellcheck >/dev/null; fi
+# Tests run shellcheck on rendered scripts, and zsh and fish on the completion scripts.
+missing=()
+for tool in shellcheck zsh fish; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]} (Debian packages)" >&2
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
 fi
 if ! command -v versitygw >/dev/null 2>&1; then
   echo "test.sh: installing versitygw v1.8.0 (S3 server for the store tests)" >&2

@@ -58,6 +58,7 @@ func (a *App) commands() map[string]subcommand {
 		"gc":         {"", "List (and with --yes delete) stacks of finished or abandoned runs.", (*App).setupGC},
 		"iam-policy": {"SPEC", "Print the IAM policy a runner needs for a spec (or, with --trust, the GitHub role's trust policy).", (*App).setupIAMPolicy},
 		"version":    {"", "Print gpipe's version.", (*App).setupVersion},
+		"completion": {"SHELL", "Print the shell completion script for bash, zsh or fish.", (*App).setupCompletion},
 	}
 }
 
@@ -73,6 +74,9 @@ func (a *App) Main(ctx context.Context, args []string) error {
 			return usagef("no command given")
 		}
 		return nil
+	}
+	if args[0] == completeCommand {
+		return a.completeMain(ctx, args[1:]) // words, not flags: parsed by the completer
 	}
 	if args[0] == "--version" {
 		args[0] = "version"

@@ -45,7 +45,12 @@ func commandExamples(name string) []string {
 		},
 		"version":    {"gpipe version", "gpipe --version"},
 		"rm":         {"gpipe rm RUN_ID", "gpipe rm --state s3://my-bucket/gpipe RUN_ID OTHER_RUN_ID"},
-		"completion": {"source <(gpipe completion bash)", "gpipe completion zsh > \"${fpath[1]}/_gpipe\"", "gpipe completion fish > ~/.config/fish/completions/gpipe.fish"},
+		"completion": {
+			"gpipe completion bash > ~/.local/share/bash-completion/completions/gpipe",
+			"source <(gpipe completion bash)          # this shell only",
+			"gpipe completion zsh > \"${fpath[1]}/_gpipe\"",
+			"gpipe completion fish > ~/.config/fish/completions/gpipe.fish",
+		},
 	}[name]
 }
 
@@ -191,14 +196,12 @@ func usageHint(err error) string {
 	return ""
 }
 
-// visibleCommands are the command names help lists and suggests, sorted;
-// the hidden __complete that completion scripts call is left out.
+// visibleCommands are the command names help lists and suggests, sorted.
+// (The hidden __complete is not among the commands.)
 func visibleCommands(cmds map[string]subcommand) []string {
 	names := make([]string, 0, len(cmds))
 	for n := range cmds {
-		if !strings.HasPrefix(n, "__") {
-			names = append(names, n)
-		}
+		names = append(names, n)
 	}
 	slices.Sort(names)
 	return names
