@@ -43,8 +43,8 @@ func commandExamples(name string) []string {
 		"iam-policy": {
 			"gpipe iam-policy -p results_bucket=my-results specs/unet-brain.yaml > policy.json",
 		},
-		"version":    {"gpipe version", "gpipe --version"},
-		"rm":         {"gpipe rm RUN_ID", "gpipe rm --state s3://my-bucket/gpipe RUN_ID OTHER_RUN_ID"},
+		"version": {"gpipe version", "gpipe --version"},
+		"rm":      {"gpipe rm RUN_ID", "gpipe rm --state s3://my-bucket/gpipe RUN_ID OTHER_RUN_ID"},
 		"completion": {
 			"gpipe completion bash > ~/.local/share/bash-completion/completions/gpipe",
 			"source <(gpipe completion bash)          # this shell only",
