@@ -58,6 +58,7 @@ func (a *App) commands() map[string]subcommand {
 		"gc":         {"", "List (and with --yes delete) stacks of finished or abandoned runs.", (*App).setupGC},
 		"iam-policy": {"SPEC", "Print the IAM policy a runner needs for a spec (or, with --trust, the GitHub role's trust policy).", (*App).setupIAMPolicy},
 		"version":    {"", "Print gpipe's version.", (*App).setupVersion},
+		"rm":         {"RUN_ID...", "Delete runs from the state store: state, spec snapshots, logs.", (*App).setupRm},
 		"completion": {"SHELL", "Print the shell completion script for bash, zsh or fish.", (*App).setupCompletion},
 	}
 }

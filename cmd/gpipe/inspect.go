@@ -152,13 +152,20 @@ func (a *App) setupStatus(fs *flag.FlagSet) handler {
 
 func (a *App) setupRuns(fs *flag.FlagSet) handler {
 	stateURL := stateFlag(fs)
+	pruning := pruneFlags(fs) // see prune.go
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if err := wantArgs(fs, args, 0, 0); err != nil {
+			return err
+		}
+		if err := pruning.check(fs); err != nil {
 			return err
 		}
 		st, url, err := a.openStore(ctx, *stateURL, "")
 		if err != nil {
 			return err
+		}
+		if *pruning.prune {
+			return a.prune(ctx, st, url, pruning)
 		}
 		ids, err := st.List(ctx)
 		if err != nil {
