@@ -28,6 +28,8 @@ type App struct {
 	local *host.Local // created with the registry; Close removes its files
 	// signals lets run/resume --detach-on-signal take the first signal.
 	signals *signalRoute
+	// stderr is Stderr when runMain made it: the live view routes it (termout.go).
+	stderr *routedWriter
 	// Terminal says whether a stream is a terminal; nil checks for real
 	// (tests pretend, to answer run's confirmation).
 	Terminal func(any) bool

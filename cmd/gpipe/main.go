@@ -41,9 +41,11 @@ func main() {
 // runMain is main without os.Exit, so testscript can run gpipe in-process.
 func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	signals := &signalRoute{}
+	errw := &routedWriter{w: stderr} // the live view takes it over while on screen
+	stderr = errw
 	soft, hard, stop := signalContexts(stderr, signals)
 	defer stop()
-	app := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, Hard: hard, signals: signals}
+	app := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv, Hard: hard, signals: signals, stderr: errw}
 	err := app.Main(soft, args)
 	code := exitCode(err)
 	if err != nil && !errors.Is(err, errReported) {

@@ -24,6 +24,8 @@ type runReporter struct {
 	storeURL string
 	github   bool
 	gh       *console.GitHub // the console view inside GitHub Actions
+	// restoreStderr ends routing stderr into the live view.
+	restoreStderr func()
 }
 
 // localStateWarning says, at the start of a run inside GitHub Actions, that
@@ -77,7 +79,7 @@ func (a *App) newReporter(p *plan.Plan, runID, storeURL string) *runReporter {
 		for i, s := range p.Steps {
 			ids[i] = s.ID
 		}
-		r.console = console.NewLive(f, console.LiveOptions{
+		live := console.NewLive(f, console.LiveOptions{
 			Color: console.ColorEnabled(a.Getenv),
 			Width: func() int {
 				if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
@@ -87,6 +89,10 @@ func (a *App) newReporter(p *plan.Plan, runID, storeURL string) *runReporter {
 			},
 			Steps: ids,
 		})
+		r.console = live
+		if a.stderr != nil && isTerminal(a.stderr.w) {
+			r.restoreStderr = a.stderr.route(live.Above())
+		}
 	default:
 		r.console = console.NewPlain(a.Stdout)
 	}
@@ -106,8 +112,19 @@ func (r *runReporter) Event(ev engine.Event) { r.console.Event(ev) }
 // inside GitHub Actions writes the step outputs and the job summary.
 func (r *runReporter) Finish(run *state.Run, runErr error) {
 	a := r.app
-	if err := r.console.Close(); err != nil {
+	err := r.console.Close()
+	if r.restoreStderr != nil {
+		r.restoreStderr()
+	}
+	if err != nil {
 		fmt.Fprintf(a.Stderr, "gpipe: console: %v\n", err)
+	}
+	// A short summary on a terminal or in a log; in GitHub Actions the job
+	// summary has it.
+	if !r.github && run != nil {
+		if err := report.Brief(a.Stderr, run, reportOptions(r.storeURL)); err != nil {
+			fmt.Fprintf(a.Stderr, "gpipe: %v\n", err)
+		}
 	}
 	resume := report.ResumeCommand(r.storeURL, r.runID)
 	// Under GitHub Actions a state on the runner's disk goes with the runner:

@@ -30,6 +30,11 @@ const (
 	StepReused
 	// RunFinished: the run ended with RunStatus; Err is what Run returns.
 	RunFinished
+	// StepProgress: the attempt redrew its current line with a carriage
+	// return (a progress bar such as tqdm's); Line is the latest text. It is
+	// not a line of the log: views that show a step's last line show it,
+	// line-by-line views ignore it. The log keeps every byte regardless.
+	StepProgress
 )
 
 func (k EventKind) String() string {
@@ -48,6 +53,8 @@ func (k EventKind) String() string {
 		return "reused"
 	case RunFinished:
 		return "run-finished"
+	case StepProgress:
+		return "progress"
 	}
 	return "unknown"
 }
@@ -60,7 +67,7 @@ type Event struct {
 	Attempt   int    // attempt number (1-based, counting earlier runs of the run id)
 	Status    state.StepStatus
 	RunStatus state.RunStatus // RunFinished
-	Line      string          // StepOutput
+	Line      string          // StepOutput, StepProgress
 	Err       error           // StepRetry, StepFinished, RunFinished
 	Reason    string          // StepSkipped, StepReused, StepFinished when cancelled
 	Delay     time.Duration   // StepRetry

@@ -39,6 +39,10 @@ type logWriter struct {
 	ready     func(context.Context) error
 	readyDone bool
 	readyErr  error
+	// progress, if set, gets the latest text of a line being redrawn with
+	// carriage returns, as it changes.
+	progress     func(string)
+	lastProgress string
 
 	mu      sync.Mutex
 	pending []byte
@@ -93,7 +97,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		}
 		w.line(string(bytes.TrimSuffix(w.partial[:i], []byte("\r"))))
 		w.partial = w.partial[i+1:]
+		w.lastProgress = ""
 	}
+	w.redrawn()
 	// Reuse the buffer when drained, so a long-running step does not keep
 	// reallocating.
 	if len(w.partial) == 0 {
@@ -105,6 +111,30 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.flush()
 	}
 	return len(p), nil
+}
+
+// redrawn handles an unterminated line that a progress bar keeps redrawing
+// with "\r" (tqdm writes "\r 42%|####  | ..." and a newline only at the
+// end): it reports the latest complete redraw as progress and keeps only that
+// redraw of the line, so the line event that comes with the newline shows
+// what a terminal would, and the partial line stays small. Called with mu.
+func (w *logWriter) redrawn() {
+	cr := bytes.LastIndexByte(w.partial, '\r')
+	if cr < 0 {
+		return
+	}
+	latest, keep := w.partial[cr+1:], cr
+	if len(latest) == 0 { // ends with "\r": the redraw before it is the latest
+		prev := bytes.LastIndexByte(w.partial[:cr], '\r')
+		latest, keep = w.partial[prev+1:cr], max(prev, 0)
+	}
+	if w.progress != nil && len(latest) > 0 && string(latest) != w.lastProgress {
+		w.lastProgress = string(latest)
+		w.progress(w.lastProgress)
+	}
+	if keep > 0 {
+		w.partial = append(w.partial[:0], w.partial[keep:]...)
+	}
 }
 
 func (w *logWriter) flush() {

@@ -143,6 +143,9 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 	lw := newLogWriter(e.saveCtx, e.j.Store(), e.runID, logName, e.j.Sync, func(line string) {
 		e.ev.emit(Event{Kind: StepOutput, Time: e.opt.Now(), Step: id, Attempt: num, Line: line})
 	})
+	lw.progress = func(line string) {
+		e.ev.emit(Event{Kind: StepProgress, Time: e.opt.Now(), Step: id, Attempt: num, Line: line})
+	}
 	// Secrets are masked before the log is stored, streamed or searched by
 	// retry.on; without secrets the output goes to the log unbuffered.
 	var log io.Writer = lw

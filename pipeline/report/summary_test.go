@@ -16,7 +16,7 @@ import (
 
 func TestSummaryGolden(t *testing.T) {
 	formats := map[string]func(io.Writer, *state.Run, Options) error{
-		"md": Markdown, "json": JSON, "txt": Table,
+		"md": Markdown, "json": JSON, "txt": Table, "brief": Brief,
 	}
 	runs := fixtures()
 	names := make([]string, 0, len(runs))

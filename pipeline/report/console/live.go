@@ -58,6 +58,7 @@ type Live struct {
 	stop     chan struct{} // closed by Close to end the ticker
 	stopped  chan struct{} // closed by the ticker when it ended
 	stopOnce sync.Once
+	above    []byte // an unfinished line written through Above
 }
 
 type liveStep struct {
@@ -134,6 +135,8 @@ func (l *Live) Event(ev engine.Event) {
 		line := sanitize(ev.Line, l.opt.Color)
 		st.last = sanitize(ev.Line, false)
 		l.pending = append(l.pending, l.stepColor(ev.Step)+"["+ev.Step+"]"+l.reset()+" "+line)
+	case engine.StepProgress:
+		st.last = sanitize(ev.Line, false) // shown in the view, not scrolled
 	case engine.StepRetry:
 		st.last = ""
 		l.pending = append(l.pending, l.paint(yellow, "↻")+" "+ev.Step+" "+describe(ev))
@@ -172,6 +175,43 @@ func (l *Live) Draw() {
 	}
 }
 
+// Above returns a writer for gpipe's own messages (warnings, "stopping
+// steps" on Ctrl-C) while the view is on screen: each line is printed above
+// the view at once. Written straight to the terminal instead, a message
+// would push the view down, and the next redraw, which moves the cursor up
+// by the view's height, would leave the view's top lines behind as stale
+// footer lines. After Close, it writes straight through.
+func (l *Live) Above() io.Writer { return aboveWriter{l} }
+
+type aboveWriter struct{ l *Live }
+
+func (a aboveWriter) Write(p []byte) (int, error) {
+	l := a.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return l.w.Write(p)
+	}
+	l.above = append(l.above, p...)
+	for {
+		i := bytes.IndexByte(l.above, '\n')
+		if i < 0 {
+			break
+		}
+		// A blank line (messages start with one to get off a "^C" the
+		// terminal echoed) is dropped: the redraw clears that echo.
+		if line := sanitize(string(l.above[:i]), l.opt.Color); strings.TrimSpace(line) != "" {
+			l.pending = append(l.pending, line)
+		}
+		l.above = l.above[i+1:]
+	}
+	if len(l.above) == 0 {
+		l.above = nil
+	}
+	l.drawLocked(false)
+	return len(p), nil
+}
+
 // Close stops redrawing, prints what is pending and removes the view, so the
 // terminal keeps a clean log of the run.
 func (l *Live) Close() error {
@@ -182,6 +222,10 @@ func (l *Live) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.closed {
+		if len(l.above) > 0 {
+			l.pending = append(l.pending, sanitize(string(l.above), l.opt.Color))
+			l.above = nil
+		}
 		l.drawLocked(true)
 		l.closed = true
 	}
