@@ -13,6 +13,7 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/expr"
@@ -52,7 +53,11 @@ func (a *App) loadAWSConfig(ctx context.Context, region string) (sdkaws.Config, 
 		timeout = d
 	}
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = timeout })
-	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(hc)}
+	// The SDK logs some failures as it meets them (an instance metadata
+	// service refusing a token: "WARN falling back to IMDSv1") and then
+	// returns an error saying the same, which gpipe prints: the message
+	// appeared twice, the first time not even from gpipe. Its error is enough.
+	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(hc), config.WithLogger(logging.Nop{})}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
@@ -156,7 +161,13 @@ func (a *App) setupTeardown(fs *flag.FlagSet) handler {
 				return err
 			}
 		}
-		cl, err := a.cloud().Clients(ctx, *region)
+		// The stacks live where the run provisioned them, which its state
+		// records; --region overrides, the SDK's configuration is the last resort.
+		where := *region
+		if where == "" {
+			where = runRegion(run)
+		}
+		cl, err := a.cloud().Clients(ctx, where)
 		if err != nil {
 			return err
 		}
@@ -208,6 +219,36 @@ func (a *App) setupTeardown(fs *flag.FlagSet) handler {
 	}
 }
 
+// runRegion is the region a run's provision steps reported, "" when none
+// did (the run never got that far, or its state is gone).
+func runRegion(run *state.Run) string {
+	if run == nil {
+		return ""
+	}
+	for _, id := range run.Order {
+		if s := run.Steps[id]; s != nil && s.Type == "provision-stack" && s.Outputs["region"] != "" {
+			return s.Outputs["region"]
+		}
+	}
+	return ""
+}
+
+// storeRegions are the regions the store's runs provisioned in, sorted, so
+// gc looks where gpipe made stacks without being told.
+func storeRegions(ctx context.Context, st state.Store) ([]string, error) {
+	ids, err := st.List(ctx)
+	if err != nil {
+		return nil, err // the store names itself
+	}
+	seen := map[string]bool{}
+	for _, r := range readRuns(ctx, st, ids) {
+		if rg := runRegion(r); rg != "" {
+			seen[rg] = true
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
 // recordReleased notes in the run's state when the stacks of its provision
 // steps were deleted, so that its status and cost stop counting an instance
 // that is gone, and a resume provisions again rather than reusing a stack that
@@ -242,7 +283,7 @@ func (a *App) recordReleased(ctx context.Context, st state.Store, runID string, 
 
 func (a *App) setupGC(fs *flag.FlagSet) handler {
 	stateURL := stateFlag(fs)
-	region := fs.String("region", "", "AWS region to look in (default: the SDK's configured region)")
+	region := fs.String("region", "", "AWS region to look in (default: the regions the store's runs provisioned in, else the SDK's configured region)")
 	yes := fs.Bool("yes", false, "delete the stacks listed (default: only list them)")
 	return func(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		if err := wantArgs(fs, args, 0, 0); err != nil {
@@ -252,27 +293,51 @@ func (a *App) setupGC(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
-		cl, err := a.cloud().Clients(ctx, *region)
-		if err != nil {
-			return err
+		// --region, else the regions the store's runs provisioned in and the
+		// SDK's configured one ("", for stacks of runs this store lacks).
+		regions := []string{*region}
+		if *region == "" {
+			rs, err := storeRegions(ctx, st)
+			if err != nil {
+				return err
+			}
+			regions = append(rs, "")
 		}
-		stacks, err := cfn.ListGpipeStacks(ctx, cl.CFN)
-		if err != nil {
-			return fmt.Errorf("list gpipe stacks: %w", err)
-		}
+		looked := map[string]bool{}
 		tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "STACK\tRUN ID\tSTACK STATUS\tWHY")
-		var stray []cfn.StackInfo
-		for _, s := range stacks {
-			why, err := strayReason(ctx, st, s.RunID, time.Now())
-			if err != nil {
-				return fmt.Errorf("check run %s in %s: %w", s.RunID, url, err)
+		type strayStack struct {
+			cfn.StackInfo
+			cl *cfn.Clients
+		}
+		var stray []strayStack
+		for _, rg := range regions {
+			cl, err := a.cloud().Clients(ctx, rg)
+			if rg == "" && len(regions) > 1 && errors.Is(err, aws.ErrNoRegion) {
+				continue // no default region: the recorded ones are all there is
 			}
-			if why == "" {
+			if err != nil {
+				return err
+			}
+			if looked[cl.Region] {
 				continue
 			}
-			stray = append(stray, s)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.RunID, s.Status, why)
+			looked[cl.Region] = true
+			stacks, err := cfn.ListGpipeStacks(ctx, cl.CFN)
+			if err != nil {
+				return fmt.Errorf("list gpipe stacks in %s: %w", cl.Region, err)
+			}
+			for _, s := range stacks {
+				why, err := strayReason(ctx, st, s.RunID, time.Now())
+				if err != nil {
+					return fmt.Errorf("check run %s in %s: %w", s.RunID, url, err)
+				}
+				if why == "" {
+					continue
+				}
+				stray = append(stray, strayStack{s, cl})
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.RunID, s.Status, why)
+			}
 		}
 		tw.Flush()
 		if !*yes {
@@ -283,7 +348,7 @@ func (a *App) setupGC(fs *flag.FlagSet) handler {
 		}
 		var failed []error
 		for _, s := range stray {
-			if err := cfn.Teardown(ctx, cl, cfn.TeardownOptions{EmptyBuckets: true, Log: a.Stdout}, s.Name); err != nil {
+			if err := cfn.Teardown(ctx, s.cl, cfn.TeardownOptions{EmptyBuckets: true, Log: a.Stdout}, s.Name); err != nil {
 				failed = append(failed, fmt.Errorf("delete stack %s: %w", s.Name, err))
 			}
 		}

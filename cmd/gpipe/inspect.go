@@ -169,7 +169,7 @@ func (a *App) setupRuns(fs *flag.FlagSet) handler {
 		}
 		ids, err := st.List(ctx)
 		if err != nil {
-			return fmt.Errorf("list runs in %s: %w", url, err)
+			return err // the store names itself
 		}
 		runs := readRuns(ctx, st, ids)
 		newestFirst(runs)

@@ -152,6 +152,9 @@ func hint(err error) string {
 	if h := usageHint(err); h != "" {
 		return h
 	}
+	if errors.Is(err, aws.ErrNoRegion) {
+		return "give the region with --region (teardown and gc), or set AWS_REGION"
+	}
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "failed to refresh cached credentials"),

@@ -142,7 +142,7 @@ func (a *App) prune(ctx context.Context, st state.Store, url string, o pruneOpti
 	}
 	ids, err := st.List(ctx)
 	if err != nil {
-		return fmt.Errorf("list runs in %s: %w", url, err)
+		return err // the store names itself
 	}
 	runs := readRuns(ctx, st, ids)
 	newestFirst(runs)

@@ -29,7 +29,7 @@ func resolveRunID(ctx context.Context, st state.Store, storeURL, typed string) (
 	}
 	ids, err := st.List(ctx)
 	if err != nil {
-		return "", fmt.Errorf("list runs in %s: %w", storeURL, err)
+		return "", err // the store names itself
 	}
 	if typed == latestRun {
 		runs := readRuns(ctx, st, ids)

@@ -8,6 +8,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -80,11 +81,15 @@ func (s *Steps) config(ctx context.Context, region string) (sdkaws.Config, error
 		return sdkaws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return sdkaws.Config{}, fmt.Errorf("load AWS configuration: no region: set AWS_REGION or the step's region")
+		return sdkaws.Config{}, fmt.Errorf("load AWS configuration: %w: set AWS_REGION or the step's region", ErrNoRegion)
 	}
 	s.configs[region] = cfg
 	return cfg, nil
 }
+
+// ErrNoRegion says neither the caller nor the SDK's configuration named a
+// region.
+var ErrNoRegion = errors.New("no region")
 
 // Clients returns the CloudFormation, S3 and EC2 clients of a region; the
 // lead's `gpipe teardown` and `gpipe gc` use them with cfn.Teardown and

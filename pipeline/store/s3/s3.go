@@ -45,6 +45,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -118,6 +119,9 @@ func Open(ctx context.Context, u string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	loadOpts := []func(*config.LoadOptions) error{
+		// The SDK would also log what its error then says (an instance
+		// metadata service refusing a token); the error is printed once.
+		config.WithLogger(logging.Nop{}),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = maxAttempts
