@@ -58,7 +58,7 @@ func (a *App) commands() map[string]subcommand {
 		"template":   {"", "Print the built-in CloudFormation template of provision-stack.", setupPrint(aws.Template)},
 		"teardown":   {"RUN_ID", "Delete the CloudFormation stacks a run provisioned.", (*App).setupTeardown},
 		"gc":         {"", "List (and with --yes delete) stacks of finished or abandoned runs.", (*App).setupGC},
-		"iam-policy": {"SPEC", "Print the IAM policy a runner needs for a spec (or, with --trust, the GitHub role's trust policy).", (*App).setupIAMPolicy},
+		"iam-policy": {"[SPEC]", "Print the IAM policy a runner needs for a spec (or, with --trust, the GitHub role's trust policy).", (*App).setupIAMPolicy},
 		"version":    {"", "Print gpipe's version.", (*App).setupVersion},
 		"rm":         {"RUN_ID...", "Delete runs from the state store: state, spec snapshots, logs.", (*App).setupRm},
 		"completion": {"SHELL", "Print the shell completion script for bash, zsh or fish.", (*App).setupCompletion},
@@ -148,11 +148,25 @@ func setupPrint(content func() []byte) func(*App, *flag.FlagSet) handler {
 	}
 }
 
-// wantArgs checks the count of positional arguments.
+// wantArgs checks the count of positional arguments where it depends on the
+// flags (iam-policy --trust takes no SPEC); Main has checked them against
+// the command's argument line already. Its errors name what is missing.
 func wantArgs(fs *flag.FlagSet, args []string, min, max int) error {
-	if len(args) < min || (max >= 0 && len(args) > max) {
-		what := strings.TrimPrefix(fs.Name(), "gpipe ")
-		return usagef("gpipe %s: wrong number of arguments (%d); see gpipe %s --help", what, len(args), what)
+	cmd := strings.TrimPrefix(fs.Name(), "gpipe ")
+	hint := fmt.Sprintf("gpipe %s --help shows its usage and examples", cmd)
+	switch {
+	case len(args) < min:
+		var names []string
+		for _, f := range strings.Fields((&App{}).commands()[cmd].args) {
+			names = append(names, strings.TrimSuffix(strings.Trim(f, "[]"), "..."))
+		}
+		missing := "an argument"
+		if len(names) >= min {
+			missing = strings.Join(names[len(args):min], " ")
+		}
+		return &UsageError{Msg: fmt.Sprintf("gpipe %s: missing %s", cmd, missing), Hint: hint}
+	case max >= 0 && len(args) > max:
+		return &UsageError{Msg: fmt.Sprintf("gpipe %s: unexpected argument %q", cmd, args[max]), Hint: hint}
 	}
 	return nil
 }
