@@ -5,6 +5,7 @@ package steps
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline"
@@ -35,6 +36,30 @@ func (r *Registry) Types() []string {
 	return out
 }
 
+// KeyOutputs lists the outputs the step types declare worth a column in a
+// report (a runner with a KeyOutputs() []string method declares them), in
+// the order of the types' names, each once.
+func (r *Registry) KeyOutputs() []string {
+	names := make([]string, 0, len(r.types))
+	for t := range r.types {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	var keys []string
+	for _, t := range names {
+		d, ok := r.types[t].(interface{ KeyOutputs() []string })
+		if !ok {
+			continue
+		}
+		for _, k := range d.KeyOutputs() {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
 // Executors picks a host executor by address: "local" runs here, "ssm:<id>"
 // runs through SSM Run Command.
 type Executors struct {
@@ -63,9 +88,9 @@ func (e *Executors) For(h pipeline.Host) (host.Executor, error) {
 // configuration is loaded only when an AWS step or an SSM host is used.
 func NewRegistry(ex *Executors, cloud *aws.Steps) *Registry {
 	types := map[string]pipeline.Runner{
-		"shell":           &shell.Step{Executors: ex},
-		"provision-stack": cloud.ProvisionStack(),
-		"teardown":        cloud.Teardown(),
+		"shell":                &shell.Step{Executors: ex},
+		aws.TypeProvisionStack: cloud.ProvisionStack(),
+		aws.TypeTeardown:       cloud.Teardown(),
 	}
 	types[msd.Type] = msd.New(ex)
 	for name, r := range train.New(ex) {

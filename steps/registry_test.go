@@ -96,3 +96,14 @@ func TestStepTypesDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyOutputs: the outputs the step types declare are the ones reports
+// showed when the report package listed them itself (mean_dice, instance_id,
+// stack_name, ckpt, in that order), so moving the list changed no report.
+func TestKeyOutputs(t *testing.T) {
+	got := NewRegistry(&Executors{}, &aws.Steps{}).KeyOutputs()
+	want := []string{"mean_dice", "instance_id", "stack_name", "ckpt"}
+	if !slices.Equal(got, want) {
+		t.Errorf("KeyOutputs() = %q, want %q", got, want)
+	}
+}

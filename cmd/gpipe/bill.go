@@ -13,6 +13,7 @@ import (
 	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps/aws"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
 )
 
@@ -137,7 +138,7 @@ const (
 // overBudget reports whether run's estimated cost, projected budgetMargin
 // ahead for the instances still up, would pass budget.
 func overBudget(run *state.Run, budget float64, now time.Time) (bool, float64) {
-	c := report.Build(run, report.Options{Pricer: awsPrices(), Now: func() time.Time { return now }}).Cost
+	c := report.Build(run, report.Options{Resources: aws.Resources{}, Pricer: awsPrices(), Now: func() time.Time { return now }}).Cost
 	if c == nil || c.USD == nil {
 		return false, 0
 	}

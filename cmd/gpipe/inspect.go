@@ -20,6 +20,7 @@ import (
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
+	"github.com/gpipe/gpipe/steps/aws"
 )
 
 // openStore opens the state store chosen by flag, then $GPIPE_STATE, then the
@@ -178,7 +179,7 @@ func (a *App) setupRuns(fs *flag.FlagSet) handler {
 		now := time.Now()
 		for _, r := range runs {
 			status := string(r.Status)
-			if ab := report.Abandonment(r, url, now); ab != nil {
+			if ab := report.Abandonment(r, url, now, aws.Resources{}); ab != nil {
 				// Its state says running, but nobody drives it.
 				status = string(report.RunAbandoned)
 				if len(ab.Holding) > 0 {

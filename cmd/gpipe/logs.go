@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps/aws"
 )
 
 func (a *App) setupLogs(fs *flag.FlagSet) handler {
@@ -52,7 +53,7 @@ func (a *App) setupLogs(fs *flag.FlagSet) handler {
 			if !*follow || finished(run) {
 				return f.flushPartial()
 			}
-			if ab := report.Abandonment(run, url, time.Now()); ab != nil {
+			if ab := report.Abandonment(run, url, time.Now(), aws.Resources{}); ab != nil {
 				f.flushPartial()
 				fmt.Fprintf(a.Stderr, "gpipe: run %s is abandoned: %s; %s\n", runID, ab.Line(), strings.ReplaceAll(ab.Todo(), "`", ""))
 				return nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps/aws"
 )
 
 // runDeleter is what rm and runs --prune need of a store beyond
@@ -89,7 +90,7 @@ func keepReason(run *state.Run, url string, now time.Time) error {
 	if err := state.CheckHeld(run, state.LeaseOptions{}); err != nil {
 		return err
 	}
-	if ab := report.Abandonment(run, url, now); ab != nil && len(ab.Holding) > 0 {
+	if ab := report.Abandonment(run, url, now, aws.Resources{}); ab != nil && len(ab.Holding) > 0 {
 		return fmt.Errorf("run %s is abandoned and may still hold the stack of %s: delete it with `%s` first, or rm --force",
 			run.ID, strings.Join(ab.Holding, ", "), ab.Advice[len(ab.Advice)-1])
 	}

@@ -7,13 +7,21 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps"
 	"github.com/gpipe/gpipe/steps/aws"
 )
 
 // reportOptions are the summary options of every report the command writes:
-// the store (for the commands it suggests) and the AWS steps' prices.
+// the store (for the commands it suggests), what the AWS steps provision and
+// its prices, and the outputs the step types declare worth a column.
 func reportOptions(storeURL string) report.Options {
-	return report.Options{StateURL: storeURL, Pricer: awsPrices()}
+	return report.Options{StateURL: storeURL, Resources: aws.Resources{}, Pricer: awsPrices(), KeyOutputs: keyOutputs()}
+}
+
+// keyOutputs are the outputs the registered step types declare. A registry
+// built without executors or clients only answers questions: it runs nothing.
+func keyOutputs() []string {
+	return steps.NewRegistry(&steps.Executors{}, &aws.Steps{}).KeyOutputs()
 }
 
 // awsPrices are the on-demand prices the AWS steps know.

@@ -30,15 +30,16 @@ type Abandoned struct {
 }
 
 // Abandonment returns how r was abandoned, or nil when a runner drives it or
-// it ended. stateURL goes into the commands it advises.
-func Abandonment(r *state.Run, stateURL string, now time.Time) *Abandoned {
+// it ended. stateURL goes into the commands it advises; res tells which steps
+// hold resources (nil: none).
+func Abandonment(r *state.Run, stateURL string, now time.Time, res Resources) *Abandoned {
 	if r.Status != state.RunRunning && r.Status != state.RunPending {
 		return nil
 	}
 	if r.Lease != nil && now.Before(r.Lease.Expires) {
 		return nil
 	}
-	a := &Abandoned{StoredStatus: r.Status, Holding: holdsResources(r)}
+	a := &Abandoned{StoredStatus: r.Status, Holding: holdsResources(r, res)}
 	if l := r.Lease; l != nil {
 		a.Host, a.PID, a.Since = l.Host, l.PID, l.Expires
 	}

@@ -20,7 +20,7 @@ func TestBriefBigRun(t *testing.T) {
 	steps = append(steps, &state.Step{ID: "bad", Type: "shell", Status: state.StepFailed,
 		Attempts: []state.Attempt{attempt(1, 1, 2, 1, "exit status 1")}})
 	var buf bytes.Buffer
-	if err := Brief(&buf, newRun("big", state.RunFailed, steps...), Options{Now: fixtureNow}); err != nil {
+	if err := Brief(&buf, newRun("big", state.RunFailed, steps...), Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")

@@ -41,34 +41,29 @@ type Cost struct {
 	duration time.Duration
 }
 
-// Step type names the cost estimate looks for.
-const (
-	provisionType = "provision-stack"
-	teardownType  = "teardown"
-)
-
-// estimateCost adds up the instance time of the run's provision-stack steps.
+// estimateCost adds up the instance time of the run's provision steps.
 // It returns nil when the run has none. A provision step that never reported
 // an instance (it failed, or was never started) costs nothing: with no
 // launch time there is no instance to count.
-func estimateCost(run *state.Run, prices Pricer, now time.Time) *Cost {
+func estimateCost(run *state.Run, res Resources, prices Pricer, now time.Time) *Cost {
+	if res == nil {
+		return nil
+	}
 	var c *Cost
 	for _, id := range stepOrder(run) {
 		st := run.Steps[id]
-		if st.Type != provisionType {
+		if !res.Provisions(st.Type) {
 			continue
 		}
 		if c == nil {
-			c = &Cost{
-				InstanceType: pick(st.Outputs["instance_type"], run.Params["instance_type"], defaultInstanceType),
-				Region:       pick(st.Outputs["region"], run.Params["region"], defaultRegion),
-			}
+			c = &Cost{}
+			c.InstanceType, c.Region = res.Instance(run, st)
 		}
 		start, ok := launched(st)
 		if !ok {
 			continue
 		}
-		end, up := released(run, id, now)
+		end, up := released(run, res, id, now)
 		if end.After(start) {
 			c.duration += end.Sub(start)
 		}
@@ -87,13 +82,6 @@ func estimateCost(run *state.Run, prices Pricer, now time.Time) *Cost {
 	}
 	return c
 }
-
-// Fallbacks when neither the step outputs nor the params say: the schema's
-// default instance type, and the SDK's usual region.
-const (
-	defaultInstanceType = "dl1.24xlarge"
-	defaultRegion       = "us-east-1"
-)
 
 // launched is when a provision step's instance started running: its
 // launch_time output, else (a state written before gpipe recorded it, or a
@@ -115,13 +103,13 @@ func launched(st *state.Step) (time.Time, bool) {
 // teardown` (Step.Released), or by a succeeded teardown step downstream of it
 // (its deleted_at output, else its end). Otherwise the stack still exists and
 // is counted to now.
-func released(run *state.Run, id string, now time.Time) (time.Time, bool) {
+func released(run *state.Run, res Resources, id string, now time.Time) (time.Time, bool) {
 	if r := run.Steps[id].Released; r != nil {
 		return *r, false
 	}
 	for _, tid := range stepOrder(run) {
 		td := run.Steps[tid]
-		if td.Type != teardownType || td.Status != state.StepSucceeded || !dependsOn(run, tid, id) {
+		if !res.Releases(td.Type) || td.Status != state.StepSucceeded || !dependsOn(run, tid, id) {
 			continue
 		}
 		if t, err := time.Parse(time.RFC3339, td.Outputs[OutputDeletedAt]); err == nil {
@@ -136,18 +124,17 @@ func released(run *state.Run, id string, now time.Time) (time.Time, bool) {
 
 // holdsResources lists the provision steps of a run whose stacks may still
 // exist: the step made (or began making) a stack and nothing deleted it.
-func holdsResources(run *state.Run) []string {
+func holdsResources(run *state.Run, res Resources) []string {
+	if res == nil {
+		return nil
+	}
 	var ids []string
 	for _, id := range stepOrder(run) {
 		st := run.Steps[id]
-		if st.Type != provisionType {
+		if !res.Provisions(st.Type) || !res.Made(st) {
 			continue
 		}
-		made := st.Status == state.StepSucceeded || st.Resume["stack_name"] != "" || st.Outputs["stack_name"] != ""
-		if !made {
-			continue
-		}
-		if _, up := released(run, id, time.Time{}); up {
+		if _, up := released(run, res, id, time.Time{}); up {
 			ids = append(ids, id)
 		}
 	}
@@ -183,15 +170,6 @@ func lastEnd(st *state.Step) *time.Time {
 		return nil
 	}
 	return st.Attempts[len(st.Attempts)-1].End
-}
-
-func pick(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // costSentence says what a Cost means in one line; strong wraps the total

@@ -137,3 +137,30 @@ func fixturePrices() testPrices {
 
 // fixtureNow is "now" for summaries: the running fixture counts to it.
 func fixtureNow() time.Time { return at(94) }
+
+// testResources is what the AWS steps tell a report (steps/aws.Resources),
+// restated for the fixtures: a provision-stack step makes a stack a teardown
+// step deletes.
+type testResources struct{}
+
+func (testResources) Provisions(t string) bool { return t == "provision-stack" }
+func (testResources) Releases(t string) bool   { return t == "teardown" }
+func (testResources) Made(st *state.Step) bool {
+	return st.Status == state.StepSucceeded || st.Resume["stack_name"] != "" || st.Outputs["stack_name"] != ""
+}
+func (testResources) Instance(run *state.Run, st *state.Step) (string, string) {
+	first := func(vals ...string) string {
+		for _, v := range vals {
+			if v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	return first(st.Outputs["instance_type"], run.Params["instance_type"], "dl1.24xlarge"),
+		first(st.Outputs["region"], run.Params["region"], "us-east-1")
+}
+func (testResources) Name(out map[string]string) string { return out["stack_name"] }
+
+// fixtureKeys are the key outputs the step types declare (steps.Registry.KeyOutputs).
+var fixtureKeys = []string{"mean_dice", "instance_id", "stack_name", "ckpt"}

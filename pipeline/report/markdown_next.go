@@ -85,7 +85,7 @@ func nextSteps(s *Summary, opt Options) string {
 			b.WriteString("\n> [!WARNING]\n> **Detached** (gpipe stopped driving the run before the job's time limit, " +
 				"`detach-after`, leaving steps on remote instances running), but the run's state was on the runner, " +
 				"so nothing can reattach to those steps: their instances keep running, and costing, until deleted")
-			if stacks := stackNames(s); len(stacks) > 0 {
+			if stacks := stackNames(s, opt.Resources); len(stacks) > 0 {
 				fmt.Fprintf(&b, " (CloudFormation stack %s)", strings.Join(stacks, ", "))
 			}
 			b.WriteString(".\n")
@@ -121,11 +121,14 @@ func anyRunning(s *Summary) bool {
 	return false
 }
 
-// stackNames lists the stack_name outputs of a run's steps, as code spans.
-func stackNames(s *Summary) []string {
+// stackNames lists the resources a run's steps name, as code spans.
+func stackNames(s *Summary, res Resources) []string {
+	if res == nil {
+		return nil
+	}
 	var names []string
 	for _, st := range s.Steps {
-		if v := s.Outputs[st.ID]["stack_name"]; v != "" {
+		if v := res.Name(s.Outputs[st.ID]); v != "" {
 			names = append(names, "`"+mdCode(v)+"`")
 		}
 	}

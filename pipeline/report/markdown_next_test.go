@@ -48,7 +48,7 @@ func TestMarkdownGitHubNextSteps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := Markdown(&buf, tt.run, Options{StateURL: tt.url, GitHub: tt.github, Now: fixtureNow}); err != nil {
+			if err := Markdown(&buf, tt.run, Options{Resources: testResources{}, KeyOutputs: fixtureKeys, StateURL: tt.url, GitHub: tt.github, Now: fixtureNow}); err != nil {
 				t.Fatal(err)
 			}
 			md := buf.String()
@@ -82,7 +82,7 @@ func TestMarkdownLogTail(t *testing.T) {
 		return []string{"09:10:00 epoch 3", "09:10:01 ```` not the end </details>", "09:10:02 RuntimeError: synStatus 26"}
 	}
 	var buf bytes.Buffer
-	if err := Markdown(&buf, run, Options{GitHub: true, StateURL: "s3://b/p", LogTail: tail, Now: fixtureNow}); err != nil {
+	if err := Markdown(&buf, run, Options{Resources: testResources{}, KeyOutputs: fixtureKeys, GitHub: true, StateURL: "s3://b/p", LogTail: tail, Now: fixtureNow}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "github/log-tail.md", buf.Bytes())
@@ -103,7 +103,7 @@ func TestMarkdownLogTail(t *testing.T) {
 		long[i] = strings.Repeat("y", 400)
 	}
 	buf.Reset()
-	if err := Markdown(&buf, newRun("many", state.RunFailed, steps...), Options{GitHub: true, LogTail: func(string) []string { return long }}); err != nil {
+	if err := Markdown(&buf, newRun("many", state.RunFailed, steps...), Options{Resources: testResources{}, KeyOutputs: fixtureKeys, GitHub: true, LogTail: func(string) []string { return long }}); err != nil {
 		t.Fatal(err)
 	}
 	blocks := strings.Count(buf.String(), "<details>")

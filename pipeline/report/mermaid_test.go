@@ -41,7 +41,7 @@ func TestMermaidParses(t *testing.T) {
 	docs := make([]string, len(names))
 	for i, name := range names {
 		var buf bytes.Buffer
-		if err := Mermaid(&buf, Build(runs[name], Options{Now: fixtureNow})); err != nil {
+		if err := Mermaid(&buf, Build(runs[name], Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow})); err != nil {
 			t.Fatal(err)
 		}
 		docs[i] = buf.String()

@@ -10,15 +10,19 @@ import (
 )
 
 // Options tune a summary. The zero value works: no --state in the resume
-// command, no prices, default key outputs, time.Now.
+// command, no cost, no key outputs, time.Now.
 type Options struct {
 	// StateURL is the store the run lives in (Store.String()), so the resume
 	// command works from another machine.
 	StateURL string
+	// Resources tells which steps make billable resources; nil leaves out
+	// the cost and the resources an abandoned run holds.
+	Resources Resources
 	// Pricer prices instance hours; nil leaves the cost in hours only.
 	Pricer Pricer
-	// KeyOutputs names the outputs worth a column in tables, in order;
-	// nil means DefaultKeyOutputs.
+	// KeyOutputs names the outputs worth a column in tables, in order (the
+	// step types declare them); a step with none of them shows its first
+	// few outputs instead.
 	KeyOutputs []string
 	// Now is the time a live run's running steps and instances count to.
 	Now func() time.Time
@@ -29,12 +33,6 @@ type Options struct {
 	// LogTail returns a failing step's last log lines, which Markdown shows
 	// under the step in a collapsible block; nil shows none.
 	LogTail func(step string) []string
-}
-
-// DefaultKeyOutputs are the step outputs tables show when a step has them.
-// A step with none of them shows its first few outputs instead.
-func DefaultKeyOutputs() []string {
-	return []string{"mean_dice", "instance_id", "stack_name", "ckpt"}
 }
 
 // maxOtherOutputs bounds how many outputs a step without key outputs shows.
@@ -101,9 +99,6 @@ func Build(run *state.Run, opt Options) *Summary {
 	}
 	t := now()
 	keys := opt.KeyOutputs
-	if keys == nil {
-		keys = DefaultKeyOutputs()
-	}
 	s := &Summary{
 		RunID:         run.ID,
 		Pipeline:      run.Pipeline,
@@ -115,8 +110,8 @@ func Build(run *state.Run, opt Options) *Summary {
 		ResumeCommand: ResumeCommand(opt.StateURL, run.ID),
 		Steps:         []StepSummary{},
 		Outputs:       map[string]map[string]string{},
-		Cost:          estimateCost(run, opt.Pricer, t),
-		Abandoned:     Abandonment(run, opt.StateURL, t),
+		Cost:          estimateCost(run, opt.Resources, opt.Pricer, t),
+		Abandoned:     Abandonment(run, opt.StateURL, t, opt.Resources),
 	}
 	// Steps count to now while a runner drives them; in an abandoned run
 	// they stopped being watched when the runner's lease ran out.

@@ -27,7 +27,7 @@ func TestSummaryGolden(t *testing.T) {
 	for _, name := range names {
 		for ext, f := range formats {
 			t.Run(name+"."+ext, func(t *testing.T) {
-				opt := Options{StateURL: "s3://ml-state/gpipe", Now: fixtureNow, Pricer: fixturePrices()}
+				opt := Options{Resources: testResources{}, KeyOutputs: fixtureKeys, StateURL: "s3://ml-state/gpipe", Now: fixtureNow, Pricer: fixturePrices()}
 				if name == "local" {
 					opt.StateURL = "file://my state"
 				}
@@ -64,7 +64,7 @@ func TestCost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.run, func(t *testing.T) {
-			c := Build(runs[tt.run], Options{Now: fixtureNow, Pricer: fixturePrices()}).Cost
+			c := Build(runs[tt.run], Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow, Pricer: fixturePrices()}).Cost
 			if c == nil {
 				t.Fatal("no cost")
 			}
@@ -79,7 +79,7 @@ func TestCost(t *testing.T) {
 			}
 		})
 	}
-	if c := Build(runs["local"], Options{}).Cost; c != nil {
+	if c := Build(runs["local"], Options{Resources: testResources{}, KeyOutputs: fixtureKeys}).Cost; c != nil {
 		t.Errorf("local run has cost %+v, want none", c)
 	}
 }
@@ -90,12 +90,12 @@ func TestCostUnknownPrice(t *testing.T) {
 			Attempts: []state.Attempt{attempt(1, 0, 30, 0, "")},
 			Outputs:  map[string]string{"instance_type": "x9.huge", "launch_time": at(10).Format(time.RFC3339)}},
 	)
-	c := Build(run, Options{Now: fixtureNow, Pricer: fixturePrices()}).Cost
+	c := Build(run, Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow, Pricer: fixturePrices()}).Cost
 	if c == nil || c.USD != nil || !c.Running || math.Abs(c.Hours-84.0/60) > 1e-9 {
 		t.Fatalf("cost = %+v, want 84 min from the launch, no price, still up", c)
 	}
 	var buf bytes.Buffer
-	if err := Table(&buf, run, Options{Now: fixtureNow}); err != nil {
+	if err := Table(&buf, run, Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(buf.Bytes(), []byte("no price known")) {
@@ -146,7 +146,7 @@ func TestCostFromRealLifetimes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Build(tt.run, Options{Now: fixtureNow, Pricer: fixturePrices()}).Cost
+			c := Build(tt.run, Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow, Pricer: fixturePrices()}).Cost
 			if c == nil {
 				t.Fatal("no cost")
 			}
@@ -174,7 +174,7 @@ func TestCostFromRealLifetimes(t *testing.T) {
 // who drove it, since when, and what to do.
 func TestAbandoned(t *testing.T) {
 	run := fixtures()["abandoned"]
-	opt := Options{StateURL: "s3://ml-state/gpipe", Now: fixtureNow}
+	opt := Options{Resources: testResources{}, KeyOutputs: fixtureKeys, StateURL: "s3://ml-state/gpipe", Now: fixtureNow}
 	s := Build(run, opt)
 	if s.Status != RunAbandoned || s.Abandoned == nil {
 		t.Fatalf("status %s, abandoned %+v", s.Status, s.Abandoned)
@@ -207,14 +207,14 @@ func TestAbandoned(t *testing.T) {
 	}
 	// Torn down with gpipe teardown: nothing to tear down any more.
 	run.Steps["provision"].Released = ptr(at(70))
-	if a := Abandonment(run, "", fixtureNow()); a == nil || len(a.Holding) != 0 || strings.Contains(a.Todo(), "teardown") {
+	if a := Abandonment(run, "", fixtureNow(), testResources{}); a == nil || len(a.Holding) != 0 || strings.Contains(a.Todo(), "teardown") {
 		t.Errorf("after teardown: %+v", a)
 	}
 	// A live lease is not abandoned; nor is a finished run.
-	if a := Abandonment(fixtures()["running"], "", fixtureNow()); a != nil {
+	if a := Abandonment(fixtures()["running"], "", fixtureNow(), testResources{}); a != nil {
 		t.Errorf("running run abandoned: %+v", a)
 	}
-	if a := Abandonment(fixtures()["succeeded"], "", fixtureNow()); a != nil {
+	if a := Abandonment(fixtures()["succeeded"], "", fixtureNow(), testResources{}); a != nil {
 		t.Errorf("succeeded run abandoned: %+v", a)
 	}
 }
@@ -228,7 +228,7 @@ func TestDurationSkipsIdleGap(t *testing.T) {
 		&state.Step{ID: "b", Type: "shell", Status: state.StepSucceeded,
 			Attempts: []state.Attempt{attempt(1, 1445, 1460, 0, "")}},
 	)
-	s := Build(run, Options{Now: fixtureNow})
+	s := Build(run, Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow})
 	if s.duration != 20*time.Minute {
 		t.Errorf("run duration %v, want 20m (1440 to 1460)", s.duration)
 	}
@@ -239,7 +239,7 @@ func TestDurationSkipsIdleGap(t *testing.T) {
 
 func TestJSONFieldsStable(t *testing.T) {
 	var buf bytes.Buffer
-	if err := JSON(&buf, fixtures()["running"], Options{Now: fixtureNow}); err != nil {
+	if err := JSON(&buf, fixtures()["running"], Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow}); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string]any
@@ -283,7 +283,7 @@ func TestMarkdownLargeGraphLeftOut(t *testing.T) {
 		steps = append(steps, st)
 	}
 	var buf bytes.Buffer
-	if err := Markdown(&buf, newRun("big", state.RunSucceeded, steps...), Options{Now: fixtureNow}); err != nil {
+	if err := Markdown(&buf, newRun("big", state.RunSucceeded, steps...), Options{Resources: testResources{}, KeyOutputs: fixtureKeys, Now: fixtureNow}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(buf.String(), "```mermaid") || !strings.Contains(buf.String(), "300 steps and 596 edges") {

@@ -195,3 +195,6 @@ func (s *Evaluate) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Resu
 	}
 	return pipeline.Result{Outputs: out}, nil
 }
+
+// KeyOutputs are the outputs a report shows of an evaluate step.
+func (s *Evaluate) KeyOutputs() []string { return []string{"mean_dice"} }

@@ -321,3 +321,7 @@ func (s *TrainUNet) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 	}
 	return pipeline.Result{Outputs: out}, nil
 }
+
+// KeyOutputs are the outputs a report shows of a training step: the
+// checkpoint, when the step's spec names one.
+func (s *TrainUNet) KeyOutputs() []string { return []string{"ckpt"} }

@@ -473,3 +473,7 @@ func subnetVPC(ctx context.Context, api EC2, subnet string) (string, error) {
 	}
 	return aws.ToString(out.Subnets[0].VpcId), nil
 }
+
+// KeyOutputs are the outputs a report shows of a provision step: the
+// instance it made and the stack to delete.
+func (p *Provision) KeyOutputs() []string { return []string{"instance_id", ResumeStackName} }
