@@ -26,7 +26,7 @@ func TestWireSpotNoticeLosesTheHost(t *testing.T) {
 	start := time.Now()
 	_, err := e.executor().Exec(t.Context(), s)
 	hl := pipeline.AsHostLost(err)
-	if hl == nil || hl.Host.Address != "ssm:"+instance || !strings.Contains(err.Error(), `spot interruption notice from instance metadata: {"action": "terminate", "time": "`) {
+	if hl == nil || hl.Host.Address != "ssm:"+instance || hl.Zone != "us-east-1a" || !strings.Contains(err.Error(), `spot interruption notice from instance metadata: {"action": "terminate", "time": "`) {
 		t.Fatalf("err = %v\n%s", err, log)
 	}
 	if d := time.Since(start); d > 10*time.Second {

@@ -149,7 +149,7 @@ func (e *Executor) poll(ctx context.Context, cl *Clients, cmdID string, t *tail)
 		if t.notice != "" {
 			// The instance has two minutes left: the step's host is lost
 			// now, and the command is left to use them (a checkpoint).
-			return nil, e.lost("", fmt.Errorf("spot interruption notice from instance metadata: %s", t.notice))
+			return nil, e.lost(e.zone(ctx, cl.EC2), fmt.Errorf("spot interruption notice from instance metadata: %s", t.notice))
 		}
 		if now := opt.Now(); now.Sub(checked) >= instanceCheckEvery {
 			checked = now

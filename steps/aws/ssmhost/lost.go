@@ -89,40 +89,64 @@ func (e *Executor) lost(zone string, cause error) error {
 // a *pipeline.HostLostError then, nil when it runs (or EC2 cannot say:
 // the command's own outcome stands).
 func (e *Executor) instanceGone(ctx context.Context, api EC2, log io.Writer) error {
-	if api == nil {
-		return nil
-	}
-	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{e.InstanceID}})
-	if err != nil {
-		if apiCode(err) == "InvalidInstanceID.NotFound" {
-			// Terminated instances stay listed for about an hour; after
-			// that the id is unknown.
-			return e.lost("", fmt.Errorf("EC2 no longer knows instance %s", e.InstanceID))
-		}
+	in, err := e.describe(ctx, api)
+	switch {
+	case apiCode(err) == "InvalidInstanceID.NotFound":
+		// Terminated instances stay listed for about an hour; after that
+		// the id is unknown.
+		return e.lost("", fmt.Errorf("EC2 no longer knows instance %s", e.InstanceID))
+	case err != nil:
 		if ctx.Err() == nil {
 			fmt.Fprintf(log, "describe instance %s: %v\n", e.InstanceID, err)
 		}
 		return nil
+	case in == nil || in.State == nil:
+		return nil
+	}
+	switch in.State.Name {
+	case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated,
+		ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped:
+		why := "instance " + e.InstanceID + " is " + string(in.State.Name)
+		if in.StateReason != nil && aws.ToString(in.StateReason.Message) != "" {
+			why += " (" + aws.ToString(in.StateReason.Message) + ")"
+		}
+		return e.lost(zoneOf(in), errors.New(why))
+	}
+	return nil
+}
+
+// zone is the instance's availability zone, "" when EC2 cannot say.
+func (e *Executor) zone(ctx context.Context, api EC2) string {
+	in, err := e.describe(ctx, api)
+	if err != nil {
+		return ""
+	}
+	return zoneOf(in)
+}
+
+func zoneOf(in *ec2types.Instance) string {
+	if in == nil || in.Placement == nil {
+		return ""
+	}
+	return aws.ToString(in.Placement.AvailabilityZone)
+}
+
+// describe returns the instance as EC2 describes it; nil, nil without an
+// EC2 client or when EC2 lists no such instance.
+func (e *Executor) describe(ctx context.Context, api EC2) (*ec2types.Instance, error) {
+	if api == nil {
+		return nil, nil
+	}
+	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{e.InstanceID}})
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range out.Reservations {
-		for _, in := range r.Instances {
-			if aws.ToString(in.InstanceId) != e.InstanceID || in.State == nil {
-				continue
-			}
-			switch in.State.Name {
-			case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated,
-				ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped:
-				zone := ""
-				if in.Placement != nil {
-					zone = aws.ToString(in.Placement.AvailabilityZone)
-				}
-				why := "instance " + e.InstanceID + " is " + string(in.State.Name)
-				if in.StateReason != nil && aws.ToString(in.StateReason.Message) != "" {
-					why += " (" + aws.ToString(in.StateReason.Message) + ")"
-				}
-				return e.lost(zone, errors.New(why))
+		for i := range r.Instances {
+			if aws.ToString(r.Instances[i].InstanceId) == e.InstanceID {
+				return &r.Instances[i], nil
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
