@@ -113,6 +113,11 @@ type StepRun struct {
 	// attempt: a runner killed with SIGKILL cannot stop what it started, and
 	// a step must never run twice at once.
 	Leftovers []string
+	// Replace is set when the engine reruns this step because the host its
+	// outputs named (an address such as ssm:i-0abc) was lost under a running
+	// step: the step must make a new host, not find and return the old one,
+	// and cleans up what is left of the old one first.
+	Replace string
 }
 
 // Host says where a host step runs. Name is the spec's host name ("local" when

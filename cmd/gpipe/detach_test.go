@@ -25,6 +25,11 @@ func TestExitCodeDetached(t *testing.T) {
 		// A step that claimed to detach when nobody asked failed the run.
 		{&engine.FailedError{Steps: []string{"a"}, Errors: []error{&pipeline.DetachedError{}}}, exitFailed},
 		{fmt.Errorf("run r: %w", engine.ErrInterrupted), exitInterrupted},
+		// Host losses beyond max_host_losses, and nothing else, failed the run.
+		{&engine.FailedError{Steps: []string{"train"}, Errors: []error{&pipeline.HostLossLimitError{
+			Lost: &pipeline.HostLostError{Host: pipeline.Host{Name: "gaudi"}}, Max: 1, Count: 2}}}, exitHostLost},
+		{&engine.FailedError{Steps: []string{"train", "eval"}, Errors: []error{
+			&pipeline.HostLostError{Host: pipeline.Host{Name: "gaudi"}}, &pipeline.ExitError{Code: 1}}}, exitFailed},
 	} {
 		if got := exitCode(tc.err); got != tc.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)

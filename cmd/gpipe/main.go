@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/engine"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -31,6 +32,7 @@ const (
 	exitUsage       = 2 // bad usage or an invalid spec
 	exitHeld        = 3 // the run is held by another runner, or its state changed underneath
 	exitDetached    = 4 // detached: steps still run remotely; resume the run to reattach
+	exitHostLost    = 5 // failed only because hosts were lost (beyond max_host_losses); a resume re-provisions them
 	exitInterrupted = 130
 )
 
@@ -87,6 +89,8 @@ func exitCode(err error) int {
 		return exitDetached
 	case errors.Is(err, engine.ErrInterrupted), errors.Is(err, context.Canceled):
 		return exitInterrupted
+	case errors.As(err, &failed) && onlyHostsLost(failed):
+		return exitHostLost
 	case errors.As(err, &failed):
 		return exitFailed
 	case errors.As(err, &held), errors.Is(err, state.ErrConflict):
@@ -100,6 +104,18 @@ func exitCode(err error) int {
 	default:
 		return exitFailed
 	}
+}
+
+// onlyHostsLost: every failed step failed because its host was lost, not by
+// its own doing, which a CI job may want to tell apart (retry the job, it
+// resumes on a new host).
+func onlyHostsLost(f *engine.FailedError) bool {
+	for _, err := range f.Errors {
+		if pipeline.AsHostLost(err) == nil {
+			return false
+		}
+	}
+	return len(f.Errors) > 0
 }
 
 // signalContexts returns a context cancelled by the first SIGINT or SIGTERM

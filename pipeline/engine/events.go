@@ -35,6 +35,9 @@ const (
 	// not a line of the log: views that show a step's last line show it,
 	// line-by-line views ignore it. The log keeps every byte regardless.
 	StepProgress
+	// HostLost: Step's host was lost (Err, a *pipeline.HostLostError); Reason
+	// says which steps run again, or why none do.
+	HostLost
 )
 
 func (k EventKind) String() string {
@@ -55,6 +58,8 @@ func (k EventKind) String() string {
 		return "run-finished"
 	case StepProgress:
 		return "progress"
+	case HostLost:
+		return "host-lost"
 	}
 	return "unknown"
 }

@@ -37,6 +37,7 @@ type node struct {
 	previous   map[string]string // what an earlier runner saved, for cleaning up after it
 	leftovers  []string          // token prefixes of its attempts by any runner of this run, this one included
 	err        error             // why it failed
+	replace    string            // a lost host this step made, which its next attempt replaces (hostloss.go)
 }
 
 // done is what a step goroutine reports when its step reached a final state
@@ -45,8 +46,9 @@ type done struct {
 	i       int
 	status  state.StepStatus
 	outputs map[string]string
-	err     error // the step's failure
-	fatal   error // the journal could not record it: stop the run
+	err     error        // the step's failure
+	fatal   error        // the journal could not record it: stop the run
+	lost    *lostAttempt // the step's host was lost (hostloss.go); status is pending
 }
 
 type engine struct {
@@ -85,7 +87,8 @@ type engine struct {
 	interrupt  bool
 	detached   bool
 	failedStep string
-	res        *holds // see holds.go; nil until a step holds a resource
+	res        *holds      // see holds.go; nil until a step holds a resource
+	hl         *hostLosses // see hostloss.go; nil until a host is lost
 }
 
 // errFailFast is the cancellation cause of siblings of a failed step.

@@ -92,6 +92,12 @@ func (e *engine) execute(ctx context.Context, n *node, sc *expr.Scope) done {
 		if ctx.Err() != nil {
 			return finish(num, start, end, state.StepCancelled, out.Outputs, cancelled(ctx))
 		}
+		if hl := pipeline.AsHostLost(err); hl != nil {
+			for _, r := range release {
+				r()
+			}
+			return e.recordLost(n, num, start, end, hl, err)
+		}
 		if a >= tries || !retryable(n, out.tail, err) {
 			return finish(num, start, end, state.StepFailed, out.Outputs, err)
 		}
@@ -171,7 +177,7 @@ func (e *engine) attempt(ctx context.Context, n *node, res *resolved, a, num int
 		Token: token, Leftovers: n.leftovers,
 	}
 	if a == 1 {
-		sr.Previous = n.previous
+		sr.Previous, sr.Replace = n.previous, n.replace
 	}
 	out, err := callRunner(actx, n.runner, sr)
 	var te *TimeoutError

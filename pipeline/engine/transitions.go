@@ -194,6 +194,9 @@ func (e *engine) settle(i int, ready []int, st state.StepStatus, reason string, 
 // finish records a step's final state in the scheduler and releases its
 // dependents.
 func (e *engine) finish(d done, ready []int) []int {
+	if d.lost != nil || e.hl != nil && e.hl.stale[d.i] {
+		return e.hostLost(d, ready)
+	}
 	n := e.nodes[d.i]
 	n.status, n.outputs, n.err = d.status, d.outputs, d.err
 	if d.status == state.StepFailed {

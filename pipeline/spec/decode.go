@@ -37,6 +37,9 @@ func decode(root *ynode) *Spec {
 	case float64:
 		s.Budget = v
 	}
+	if v, ok := root.get("max_host_losses").scalar().(int); ok {
+		s.MaxHostLosses = v
+	}
 	if v, ok := root.get("fail_fast").scalar().(bool); ok {
 		s.KeepGoing = !v
 	}

@@ -30,8 +30,12 @@ type Spec struct {
 	// not need a failed step go on.
 	Resources []Resource
 	KeepGoing bool
-	Hosts     []HostDecl
-	Steps     []Step
+	// MaxHostLosses is how many lost hosts (spec max_host_losses) one
+	// invocation replaces by rerunning the steps that made and used them;
+	// 0: a lost host fails its step.
+	MaxHostLosses int
+	Hosts         []HostDecl
+	Steps         []Step
 	// Warnings are what is valid but unsafe (an expression pasted into a
 	// shell script), sorted by position; the spec loads regardless.
 	Warnings Errors

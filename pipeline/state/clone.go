@@ -28,6 +28,13 @@ func (r *Run) Clone() *Run {
 	}
 	c.Order = slices.Clone(r.Order)
 	c.Runners = slices.Clone(r.Runners)
+	if r.HostLosses != nil {
+		c.HostLosses = make([]HostLoss, len(r.HostLosses))
+		for i, l := range r.HostLosses {
+			l.Rerun = slices.Clone(l.Rerun)
+			c.HostLosses[i] = l
+		}
+	}
 	return &c
 }
 

@@ -146,8 +146,10 @@ func TestCloneCoversAllFields(t *testing.T) {
 			Outputs:  map[string]string{"k": "v"}, Resume: map[string]string{"r": "v"}, Reason: "why", Released: &released,
 		}},
 		Order: []string{"s"}, Runners: []string{"r"},
+		HostLosses: []state.HostLoss{{Step: "s", Attempt: 1, Host: "h", Address: "ssm:i-1", Zone: "z", Time: t0, Start: t0,
+			Cause: "c", Rerun: []string{"s"}, Failed: "f"}},
 	}
-	for _, v := range []any{*r, *r.Lease, *r.Steps["s"], r.Steps["s"].Attempts[0]} {
+	for _, v := range []any{*r, *r.Lease, *r.Steps["s"], r.Steps["s"].Attempts[0], r.HostLosses[0]} {
 		rv := reflect.ValueOf(v)
 		for i := range rv.NumField() {
 			if rv.Field(i).IsZero() {
@@ -169,6 +171,10 @@ func TestCloneCoversAllFields(t *testing.T) {
 	*c.Steps["s"].Attempts[0].End = t0.Add(time.Hour)
 	*c.Steps["s"].Released = t0
 	c.Order[0] = "x"
+	c.HostLosses[0].Rerun[0] = "x"
+	if r.HostLosses[0].Rerun[0] != "s" {
+		t.Fatal("Clone shares a host loss's rerun list")
+	}
 	if r.Params["a"] != "b" || r.Lease.Owner != "o" || r.Steps["s"].Needs[0] != "n" || r.Steps["s"].Outputs["k"] != "v" ||
 		r.Steps["s"].Resume["r"] != "v" || *r.Steps["s"].Attempts[0].ExitCode != 3 ||
 		!r.Steps["s"].Attempts[0].End.Equal(t0) || !r.Steps["s"].Released.Equal(released) || r.Order[0] != "s" {

@@ -40,6 +40,27 @@ type Run struct {
 	Runners []string         `json:"runners,omitempty"`
 	Steps   map[string]*Step `json:"steps"`
 	Order   []string         `json:"order"` // step ids in plan order, for stable listings
+	// HostLosses lists every host lost under a running step (spec
+	// max_host_losses), in the order they happened.
+	HostLosses []HostLoss `json:"host_losses,omitempty"`
+}
+
+// HostLoss records one host lost under a running step and what the run did
+// about it.
+type HostLoss struct {
+	Step    string    `json:"step"`    // the step that saw the loss
+	Attempt int       `json:"attempt"` // its attempt that was lost
+	Host    string    `json:"host"`    // the spec's host name
+	Address string    `json:"address"` // the machine lost, e.g. ssm:i-0abc
+	Zone    string    `json:"zone,omitempty"`
+	Time    time.Time `json:"time"`  // when the loss was seen
+	Start   time.Time `json:"start"` // when the lost attempt started: its work until Time is lost
+	Cause   string    `json:"cause"`
+	// Rerun are the steps reset to run again (the host's provisioning and
+	// the steps that ran or were to run on it); empty when the loss was not
+	// replaced, and Failed says why.
+	Rerun  []string `json:"rerun,omitempty"`
+	Failed string   `json:"failed,omitempty"`
 }
 
 // RunStatus is the status of a whole run.

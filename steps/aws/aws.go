@@ -65,7 +65,7 @@ func New(opt Options) *Steps {
 		if err != nil {
 			return nil, err
 		}
-		return &ssmhost.Clients{SSM: ssm.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg)}, nil
+		return &ssmhost.Clients{SSM: ssm.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg)}, nil
 	}, opt.SSM)
 	return s
 }

@@ -103,6 +103,7 @@ func runnerCalls() []apiCall {
 		{featSSM, "ssm:CancelCommand", anyResource},
 		{featSSM, "ssm:ListCommands", anyResource},
 		{featSSM, "ssm:DescribeInstanceInformation", anyResource},
+		{featSSM, "ec2:DescribeInstances", anyResource}, // is the instance under a step gone (ssmhost/lost.go)
 		{featSSM, "logs:GetLogEvents", commandLogs},
 		// pipeline/store/s3.
 		{featState, "s3:GetObject", stateObjects},

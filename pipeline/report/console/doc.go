@@ -57,6 +57,8 @@ func describe(ev engine.Event) string {
 		return string(ev.Status) + reasonText(ev.Reason, nil)
 	case engine.StepReused:
 		return "reused" + reasonText(ev.Reason, nil)
+	case engine.HostLost:
+		return fmt.Sprintf("attempt %d: %s; %s", ev.Attempt, errText(ev.Err), ev.Reason)
 	}
 	return ""
 }

@@ -134,7 +134,7 @@ func (g *GitHub) Event(ev engine.Event) {
 		if st := g.steps[ev.Step]; st != nil {
 			st.output(ev.Time, sanitize(ev.Line, false))
 		}
-	case engine.StepRetry:
+	case engine.StepRetry, engine.HostLost:
 		g.line(ev.Step, ts+" "+describe(ev))
 	case engine.StepFinished:
 		g.finish(ev, ts)

@@ -137,7 +137,7 @@ func (l *Live) Event(ev engine.Event) {
 		l.pending = append(l.pending, l.stepColor(ev.Step)+"["+ev.Step+"]"+l.reset()+" "+line)
 	case engine.StepProgress:
 		st.last = sanitize(ev.Line, false) // shown in the view, not scrolled
-	case engine.StepRetry:
+	case engine.StepRetry, engine.HostLost:
 		st.last = ""
 		l.pending = append(l.pending, l.paint(yellow, "↻")+" "+ev.Step+" "+describe(ev))
 	case engine.StepFinished, engine.StepSkipped, engine.StepReused:

@@ -1,10 +1,12 @@
 package cfn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,6 +50,9 @@ type placer struct {
 	types    []string
 	markets  []string
 	maxPrice string
+	// avoid is the zone where this step's previous instance was lost (a
+	// spot interruption reclaims capacity there): its placements go last.
+	avoid string
 
 	cands  []placement // nil until planned
 	cur    *placement  // the placement of the stack this Run created last
@@ -193,6 +198,15 @@ func (pl *placer) plan(ctx context.Context, cl *Clients, declared map[string]boo
 			}
 		}
 	}
+	if pl.avoid != "" {
+		// Stable: the order among the other placements is the user's.
+		slices.SortStableFunc(pl.cands, func(a, b placement) int {
+			return cmp.Compare(boolInt(a.zone == pl.avoid), boolInt(b.zone == pl.avoid))
+		})
+		if len(pl.cands) > 1 && pl.cands[0].zone != pl.avoid {
+			fmt.Fprintf(log, "zone %s lost this step's last instance: trying it last\n", pl.avoid)
+		}
+	}
 	return nil
 }
 
@@ -281,6 +295,13 @@ func orNone(l []string) string {
 		return "no zone"
 	}
 	return strings.Join(l, ", ")
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func contains(l []string, s string) bool {

@@ -102,6 +102,7 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 	if err != nil {
 		return partial, err
 	}
+	replaced := false
 	for try := 0; try < maxCreates; try++ {
 		st, err := describe(ctx, cl.CFN, clock, name)
 		if errors.Is(err, ErrStackNotFound) {
@@ -115,6 +116,20 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 		}
 		if owner := tag(st, "gpipe:run-id"); owner != "" && owner != sr.RunID {
 			return partial, fmt.Errorf("stack %s belongs to run %s, not %s: choose another stack_name", name, owner, sr.RunID)
+		}
+		if sr.Replace != "" && !replaced && stackOutputs(st)["host"] == sr.Replace {
+			// The engine reruns this step because the stack's instance was
+			// lost (spot interruption, termination): a stack with a dead
+			// instance cannot be repaired, so it goes, and the next one
+			// tries the zone that lost it last.
+			replaced = true
+			zone := stackOutputs(st)["availability_zone"]
+			pl.avoid = zone
+			fmt.Fprintf(sr.Log, "the instance of stack %s (%s%s) was lost; deleting the stack to create it again\n", name, sr.Replace, inZone(zone))
+			if err := deleteAndWait(ctx, cl, clock, aws.ToString(st.StackId), sr.Log); err != nil {
+				return partial, fmt.Errorf("replace stack %s: %w", name, err)
+			}
+			continue
 		}
 		fmt.Fprintf(sr.Log, "stack %s: %s\n", name, st.StackStatus)
 		ev := newEventStream(cl.CFN, aws.ToString(st.StackId), sr.Log, clock.Now().Add(-time.Hour))
@@ -171,6 +186,13 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 		}
 	}
 	return partial, fmt.Errorf("stack %s: gave up after %d tries to create it", name, maxCreates)
+}
+
+func inZone(zone string) string {
+	if zone == "" {
+		return ""
+	}
+	return " in " + zone
 }
 
 // OutputLaunchTime is the provision output that says when the stack's

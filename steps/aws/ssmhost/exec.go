@@ -46,12 +46,18 @@ func (e *Executor) Exec(ctx context.Context, s host.Script) (map[string]string, 
 		return nil, e.detached(cmdID)
 	}
 	t := &tail{api: cl.Logs, group: opt.LogGroup, stream: cmdID + "/" + e.InstanceID + "/aws-runShellScript/stdout",
-		log: log, begin: beginMarker(nonce), end: endMarker(nonce)}
-	inv, err := e.poll(ctx, cl.SSM, cmdID, t)
+		log: log, begin: beginMarker(nonce), end: endMarker(nonce), lost: lostMarker(nonce)}
+	inv, err := e.poll(ctx, cl, cmdID, t)
 	if err != nil {
 		return nil, err
 	}
 	e.drain(ctx, t, inv)
+	if inv.Status != types.CommandInvocationStatusSuccess {
+		// A script killed by its instance's shutdown fails like any other.
+		if err := e.instanceGone(ctx, cl.EC2, log); err != nil {
+			return nil, err
+		}
+	}
 	return e.result(inv, t, log)
 }
 
@@ -116,10 +122,12 @@ func (e *Executor) sendAndSave(ctx context.Context, api SSM, s host.Script, nonc
 // appears a moment later. On cancellation the command is cancelled too,
 // except when the runner detaches: then it keeps running for a resume to
 // reattach to.
-func (e *Executor) poll(ctx context.Context, api SSM, cmdID string, t *tail) (*ssm.GetCommandInvocationOutput, error) {
+func (e *Executor) poll(ctx context.Context, cl *Clients, cmdID string, t *tail) (*ssm.GetCommandInvocationOutput, error) {
 	opt := e.f.opt
+	api := cl.SSM
 	b := &backoff{next: time.Second, max: 15 * time.Second}
 	missing := 0
+	checked := opt.Now()
 	for {
 		inv, err := api.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(cmdID), InstanceId: aws.String(e.InstanceID)})
 		switch {
@@ -138,6 +146,17 @@ func (e *Executor) poll(ctx context.Context, api SSM, cmdID string, t *tail) (*s
 			return nil, fmt.Errorf("get command %s on %s: %w", cmdID, e.InstanceID, err)
 		}
 		t.pump(ctx)
+		if t.notice != "" {
+			// The instance has two minutes left: the step's host is lost
+			// now, and the command is left to use them (a checkpoint).
+			return nil, e.lost(e.zone(ctx, cl.EC2), fmt.Errorf("spot interruption notice from instance metadata: %s", t.notice))
+		}
+		if now := opt.Now(); now.Sub(checked) >= instanceCheckEvery {
+			checked = now
+			if err := e.instanceGone(ctx, cl.EC2, t.log); err != nil {
+				return nil, err
+			}
+		}
 		if err := b.wait(ctx, opt.Sleep); err != nil {
 			if detaching(ctx) {
 				fmt.Fprintf(t.log, "detaching: SSM command %s keeps running on %s; resume the run to reattach\n", cmdID, e.InstanceID)
@@ -247,7 +266,9 @@ type tail struct {
 	blanks     int // empty lines not yet written to log
 	ended      bool
 	outputs    strings.Builder
-	fed        int // characters consumed, for the GetCommandInvocation fallback
+	fed        int    // characters consumed, for the GetCommandInvocation fallback
+	lost       string // the wrapper's marker of a spot interruption notice (lost.go)
+	notice     string // the notice, once seen
 }
 
 func (t *tail) pump(ctx context.Context) {
@@ -301,6 +322,12 @@ func (t *tail) line(line string) {
 		t.blanks = 0 // the wrapper's own line break before the marker
 	case line == t.end:
 		t.ended = true
+	case t.lost != "" && strings.HasPrefix(line, t.lost):
+		t.blanks = max(0, t.blanks-1) // the wrapper's line break before the marker
+		t.notice = strings.TrimSpace(strings.TrimPrefix(line, t.lost))
+		if t.notice == "" {
+			t.notice = "(empty)"
+		}
 	case t.inOutputs:
 		t.outputs.WriteString(line + "\n")
 	case line == "":

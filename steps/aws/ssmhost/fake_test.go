@@ -32,6 +32,8 @@ type fakeSSM struct {
 	polls       int
 	logs        *fakeLogs
 	noCloudLogs bool
+	notice      string // a spot interruption notice the wrapper prints after stdout
+	ec2         EC2
 }
 
 func apiErr(code string) error { return &smithy.GenericAPIError{Code: code, Message: code} }
@@ -66,6 +68,9 @@ func (f *fakeSSM) nonce() string {
 func (f *fakeSSM) fullStdout() []string {
 	n := f.nonce()
 	lines := append([]string(nil), f.stdout...)
+	if f.notice != "" {
+		lines = append(lines, "", "::gpipe-lost-"+n+":: "+f.notice)
+	}
 	lines = append(lines, "", "::gpipe-outputs-"+n+"::")
 	lines = append(lines, strings.Split(f.outputs, "\n")...)
 	return append(lines, "", "::gpipe-end-"+n+"::")

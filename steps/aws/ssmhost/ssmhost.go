@@ -58,6 +58,7 @@ type Logs interface {
 type Clients struct {
 	SSM  SSM
 	Logs Logs
+	EC2  EC2 // nil: a lost instance is told only by its interruption notice
 }
 
 // Options configure the executor.
@@ -119,13 +120,14 @@ func (f *Factory) For(h pipeline.Host) (host.Executor, error) {
 	if !ok || !strings.HasPrefix(id, "i-") || strings.ContainsAny(id, " /") {
 		return nil, fmt.Errorf("host %s: address %q is not ssm:<instance-id>", h.Name, h.Address)
 	}
-	return &Executor{InstanceID: id, f: f}, nil
+	return &Executor{InstanceID: id, f: f, host: h}, nil
 }
 
 // Executor runs scripts on one instance.
 type Executor struct {
 	InstanceID string
 	f          *Factory
+	host       pipeline.Host
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -31,7 +31,7 @@ func setup(f *fakeSSM, onSleep func(n int)) (host.Executor, *[]time.Duration) {
 	f.logs = &fakeLogs{streams: map[string][]string{}}
 	var mu sync.Mutex
 	var slept []time.Duration
-	fac := NewFactory(func(context.Context) (*Clients, error) { return &Clients{SSM: f, Logs: f.logs}, nil }, Options{
+	fac := NewFactory(func(context.Context) (*Clients, error) { return &Clients{SSM: f, Logs: f.logs, EC2: f.ec2}, nil }, Options{
 		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Unix(0, 0).Add(sum(slept)) },
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			mu.Lock()

@@ -129,6 +129,7 @@ func (c *CloudFormation) planCreate(st *stack) {
 		for _, r := range st.resources {
 			if r.typ == "AWS::EC2::Instance" {
 				c.s.SSM.AddInstance(r.physical, c.s.SSM.BootPolls) // the agent registers once the instance boots
+				c.s.EC2.launched(r.physical, st.zone())
 			}
 		}
 		for _, o := range st.tmpl.Outputs {
@@ -198,6 +199,7 @@ func (c *CloudFormation) deleteResources(st *stack) string {
 		switch r.typ {
 		case "AWS::EC2::Instance":
 			c.s.SSM.terminate(r.physical)
+			c.s.EC2.terminated(r.physical, "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown")
 		case "AWS::S3::Bucket":
 			if reason := c.deleteBucket(r.physical); reason != "" {
 				c.resEvent(st, r, "DELETE_FAILED", reason)

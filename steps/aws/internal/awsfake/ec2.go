@@ -24,12 +24,13 @@ type EC2 struct {
 	s          *Server
 	mu         sync.Mutex
 	images     []Image
-	subnets    map[string]string   // subnet id → vpc id
-	offers     map[string][]string // instance type → zones offering it
-	noCapacity map[string]bool     // zones out of capacity
-	noSpot     map[[2]string]bool  // instance type, zone: no spot capacity
-	spotPrice  map[string]float64  // instance type → current spot price
-	quota      map[[2]string]int   // market, instance type → instances allowed at once
+	subnets    map[string]string    // subnet id → vpc id
+	offers     map[string][]string  // instance type → zones offering it
+	noCapacity map[string]bool      // zones out of capacity
+	noSpot     map[[2]string]bool   // instance type, zone: no spot capacity
+	spotPrice  map[string]float64   // instance type → current spot price
+	quota      map[[2]string]int    // market, instance type → instances allowed at once
+	instances  map[string]*instance // by id (interrupt.go)
 }
 
 // Offer sets the zones that offer an instance type (DescribeInstanceTypeOfferings;
@@ -341,6 +342,11 @@ func (e *EC2) serve(w http.ResponseWriter, form url.Values) {
 			RequestID string   `xml:"requestId"`
 			Items     []item   `xml:"instanceTypeOfferingSet>item"`
 		}{NS: ec2NS, RequestID: rid, Items: items}
+	case "DescribeInstances":
+		var ok bool
+		if body, ok = e.describeInstances(w, rid, form); !ok {
+			return
+		}
 	default:
 		e.s.violation("EC2 action %q is not served", action)
 		ec2Error(w, rid, http.StatusBadRequest, "InvalidAction", "The action "+action+" is not valid for this web service.")

@@ -198,6 +198,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, IMDSPath) {
+		s.EC2.serveIMDS(w, r) // instance metadata: no signature, as on the instance
+		return
+	}
 	if r.Method != http.MethodPost || r.URL.Path != "/" {
 		s.violation("%s %s: want POST /", r.Method, r.URL.Path)
 		http.Error(w, "unsupported", http.StatusNotFound)

@@ -44,6 +44,7 @@ type command struct {
 	stdout, stderr         strings.Builder // guarded by SSM.mu
 	exit                   int
 	cancelled, timedOut    bool
+	orphaned               bool // its instance vanished under it (interrupt.go)
 	timer                  *time.Timer
 }
 
@@ -61,8 +62,10 @@ func (m *SSM) SetParameter(name, value string) {
 // offlinePolls DescribeInstanceInformation calls.
 func (m *SSM) AddInstance(id string, offlinePolls int) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.instances[id] = offlinePolls
+	m.mu.Unlock()
+	// A managed instance is an EC2 instance too; a stack's says its zone.
+	m.s.EC2.launched(id, Region+"a")
 }
 
 // terminate removes a terminated instance: its agent is gone, and so are the
@@ -135,6 +138,8 @@ func (c *command) status() (string, string) {
 		return "InProgress", "InProgress"
 	}
 	switch {
+	case c.orphaned:
+		return "InProgress", "InProgress"
 	case c.cancelled:
 		return "Cancelled", "Cancelled"
 	case c.timedOut:
@@ -349,7 +354,8 @@ func (m *SSM) send(in map[string]any) (any, int, string, string) {
 // copies its output to CloudWatch Logs line by line while it runs.
 func (m *SSM) start(c *command, timeout time.Duration) error {
 	c.proc = exec.Command("sh", "-c", c.script)
-	c.proc.Env = append(os.Environ(), "AWS_SSM_INSTANCE_ID="+c.instance)
+	c.proc.Env = append(os.Environ(), "AWS_SSM_INSTANCE_ID="+c.instance, "GPIPE_IMDS_ENDPOINT="+m.s.URL+IMDSPath+c.instance,
+		"GPIPE_IMDS_POLL=0.1") // a notice is seen in a tenth of a second, not 5 s
 	c.proc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := c.proc.StdoutPipe()
 	if err != nil {

@@ -1,0 +1,174 @@
+package ssmhost
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/gpipe/gpipe/internal/testtool"
+	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/host"
+)
+
+// imds serves the two instance metadata calls the wrapper makes, as IMDSv2
+// does (EC2 User Guide "Use the Instance Metadata Service to access instance
+// metadata" and "Spot Instance interruption notices"): PUT /latest/api/token
+// with X-aws-ec2-metadata-token-ttl-seconds returns a token; a GET without
+// a valid token is 401; spot/instance-action is 404 until a notice exists.
+type imds struct {
+	mu     sync.Mutex
+	notice string
+	gets   int
+}
+
+func (m *imds) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+		if r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
+			http.Error(w, "", http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write([]byte("tok-1"))
+	case r.Method == http.MethodGet && r.URL.Path == "/latest/meta-data/spot/instance-action":
+		m.gets++
+		if r.Header.Get("X-aws-ec2-metadata-token") != "tok-1" {
+			http.Error(w, "", http.StatusUnauthorized)
+			return
+		}
+		if m.notice == "" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(m.notice))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestWrapperReportsSpotNotice runs the wrapper with sh against a metadata
+// endpoint: with a notice, the notice is printed on a marker line of its own
+// before the outputs; without one, the output is the script's alone.
+func TestWrapperReportsSpotNotice(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		testtool.Unavailable(t, "curl missing (apt-get install curl)")
+	}
+	for _, notice := range []string{`{"action": "terminate", "time": "2026-12-04T19:22:00Z"}`, ""} {
+		md := &imds{notice: notice}
+		srv := httptest.NewServer(md)
+		// The watcher asks at once; a second is ample for a local server.
+		w := wrap(host.Script{StepID: "s", Body: "echo working\nsleep 1\necho done\n"}, "n0nce")
+		cmd := exec.Command("sh", "-c", w)
+		cmd.Env = append(os.Environ(), IMDSEndpointEnv+"="+srv.URL)
+		out, err := cmd.Output()
+		srv.Close()
+		if err != nil {
+			t.Fatalf("wrapper: %v\n%s", err, out)
+		}
+		md.mu.Lock()
+		gets := md.gets
+		md.mu.Unlock()
+		if gets == 0 {
+			t.Errorf("the wrapper never asked for a notice")
+		}
+		got := string(out)
+		tail := "\n::gpipe-outputs-n0nce::\n\n::gpipe-end-n0nce::\n"
+		if notice == "" {
+			if got != "working\ndone\n"+tail {
+				t.Errorf("without a notice: %q", got)
+			}
+			continue
+		}
+		if !strings.Contains(got, "\n::gpipe-lost-n0nce:: "+notice+"\n") || !strings.HasSuffix(got, "done\n"+tail) {
+			t.Errorf("with a notice: %q", got)
+		}
+	}
+}
+
+// TestExecSpotNoticeIsHostLost: the notice in the command's output makes
+// Exec return a *pipeline.HostLostError at once, without cancelling the
+// command (it has two minutes left) and without the marker in the log.
+func TestExecSpotNoticeIsHostLost(t *testing.T) {
+	notice := `{"action": "terminate", "time": "2026-12-04T19:22:00Z"}`
+	f := &fakeSSM{runFor: 9, status: types.CommandInvocationStatusSuccess, stdout: []string{"epoch 1", "epoch 2"}, notice: notice}
+	ex, _ := setup(f, nil)
+	log := &syncBuf{}
+	_, err := ex.Exec(t.Context(), script(log, map[string]string{}))
+	hl := pipeline.AsHostLost(err)
+	if hl == nil || hl.Host.Name != "gaudi" || hl.Host.Address != "ssm:i-0abc" || !strings.Contains(err.Error(), "spot interruption notice from instance metadata: "+notice) {
+		t.Fatalf("err = %v", err)
+	}
+	if f.cancelled != 0 {
+		t.Error("the command was cancelled")
+	}
+	if strings.Contains(log.String(), "gpipe-lost") || !strings.Contains(log.String(), "epoch 2\n") {
+		t.Errorf("log: %q", log)
+	}
+}
+
+type fakeEC2 struct {
+	mu     sync.Mutex
+	calls  int
+	states []ec2types.InstanceStateName // per call; the last one repeats
+	err    error
+}
+
+func (f *fakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
+	}
+	st := f.states[min(f.calls, len(f.states))-1]
+	inst := ec2types.Instance{InstanceId: aws.String(in.InstanceIds[0]), State: &ec2types.InstanceState{Name: st},
+		Placement: &ec2types.Placement{AvailabilityZone: aws.String("us-east-1a")}}
+	if st != ec2types.InstanceStateNameRunning {
+		inst.StateReason = &ec2types.StateReason{Code: aws.String("Server.SpotInstanceTermination"), Message: aws.String("Server.SpotInstanceTermination: Spot instance termination")}
+	}
+	return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: []ec2types.Instance{inst}}}}, nil
+}
+
+// TestExecTerminatedInstanceIsHostLost: a command whose instance was
+// terminated stays InProgress (its agent is gone); the periodic instance
+// check finds the instance shutting down and Exec returns a
+// *pipeline.HostLostError naming the zone. A command that fails on a
+// running instance is the script's failure; so is one EC2 cannot describe.
+func TestExecTerminatedInstanceIsHostLost(t *testing.T) {
+	f := &fakeSSM{runFor: 1 << 20, status: types.CommandInvocationStatusFailed,
+		ec2: &fakeEC2{states: []ec2types.InstanceStateName{ec2types.InstanceStateNameRunning, ec2types.InstanceStateNameShuttingDown}}}
+	ex, slept := setup(f, nil)
+	_, err := ex.Exec(t.Context(), script(&syncBuf{}, map[string]string{}))
+	hl := pipeline.AsHostLost(err)
+	if hl == nil || hl.Zone != "us-east-1a" || !strings.Contains(err.Error(), "instance i-0abc is shutting-down (Server.SpotInstanceTermination") {
+		t.Fatalf("err = %v", err)
+	}
+	if s := sum(*slept); s < 2*instanceCheckEvery || s > 3*instanceCheckEvery {
+		t.Errorf("found after %s of polling, want the second check", s)
+	}
+
+	for _, e2 := range []*fakeEC2{{states: []ec2types.InstanceStateName{ec2types.InstanceStateNameRunning}}, {err: errors.New("boom")}} {
+		f = &fakeSSM{runFor: 2, status: types.CommandInvocationStatusFailed, code: 3, ec2: e2}
+		ex, _ = setup(f, nil)
+		_, err = ex.Exec(t.Context(), script(&syncBuf{}, map[string]string{}))
+		var xe *pipeline.ExitError
+		if !errors.As(err, &xe) || xe.Code != 3 || pipeline.AsHostLost(err) != nil {
+			t.Errorf("failure on a running instance: %v", err)
+		}
+		if e2.calls != 1 {
+			t.Errorf("EC2 asked %d times after a failure, want 1", e2.calls)
+		}
+	}
+}
