@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # DAG benchmark: one random layered DAG of `true` shell steps, run alternately
 # by gpipe (durable file state, and S3 state on a local versitygw) and by its
-# peers `make -j` and go-task at the same concurrency. Prints each tool's median
-# wall time and the median ratio gpipe/make, then the peak memory of a
-# 10,000-step run and the time to validate a 10,000-step spec.
+# peers `make -j` and go-task at the same concurrency. Every step is one bash
+# running a builtin, for every tool. Prints each tool's median wall time, its
+# median CPU per step (user+sys of the tool and its children, over the steps)
+# and the median ratio gpipe/make, with the 1-minute load average sampled before
+# each round (median and maximum: a busy machine narrows the ratio, since both
+# tools then wait for CPU), then the peak memory of a 10,000-step run and the
+# time to validate a 10,000-step spec.
 #
-#   bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task]
+#   bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task] [--no-big]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-steps=800 jobs=8 rounds=5 s3=1 task=1
+steps=800 jobs=8 rounds=5 s3=1 task=1 big=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) steps=$2; shift 2 ;;
@@ -17,7 +21,8 @@ while [ $# -gt 0 ]; do
     -r) rounds=$2; shift 2 ;;
     --no-s3) s3=0; shift ;;
     --no-task) task=0; shift ;;
-    *) echo "usage: bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task]" >&2; exit 2 ;;
+    --no-big) big=0; shift ;;
+    *) echo "usage: bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task] [--no-big]" >&2; exit 2 ;;
   esac
 done
 
@@ -53,35 +58,39 @@ fi
 
 now() { date +%s.%N; }
 # run_timed NAME COMMAND... : appends the wall time of COMMAND to $work/NAME.times
+# and its CPU time (user+sys, its waited-for children included) to $work/NAME.cpu
 run_timed() {
   local name=$1; shift
-  local t0 t1
-  t0=$(now)
-  "$@" >/dev/null 2>"$work/$name.err" || { echo "$name failed:" >&2; tail -20 "$work/$name.err" >&2; exit 1; }
-  t1=$(now)
-  echo "$t1 - $t0" | bc -l >>"$work/$name.times"
+  local TIMEFORMAT='%3R %3U %3S' rc=0
+  { time "$@" >/dev/null 2>"$work/$name.err"; } 2>"$work/$name.time" || rc=$?
+  if [ "$rc" != 0 ]; then echo "$name failed:" >&2; tail -20 "$work/$name.err" >&2; exit 1; fi
+  read -r real user sys <"$work/$name.time"
+  echo "$real" >>"$work/$name.times"
+  echo "$user + $sys" | bc -l >>"$work/$name.cpu"
 }
 median() { sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 for r in $(seq "$rounds"); do
+  cut -d' ' -f1 /proc/loadavg >>"$work/load"
   run_timed gpipe-file "$work/gpipe" run --state "file://$work/state" --concurrency "$jobs" --run-id "file-$r" "$work/spec.yaml"
   run_timed make make -s -j "$jobs" -f "$work/Makefile"
   if [ "$task" = 1 ]; then run_timed task task --concurrency "$jobs" --silent --taskfile "$work/Taskfile.yml"; fi
   if [ "$s3" = 1 ]; then run_timed gpipe-s3 "$work/gpipe" run --state "s3://bench/runs" --concurrency "$jobs" --run-id "s3-$r" "$work/spec.yaml"; fi
 done
 
-echo "DAG of $steps steps, concurrency $jobs, $rounds alternating rounds (medians)"
+echo "DAG of $steps steps, concurrency $jobs, $rounds alternating rounds (medians); $(nproc) cores, load before a round: median $(median "$work/load"), max $(sort -g "$work/load" | tail -1)"
 m_make=$(median "$work/make.times")
-printf '  %-12s %8.3f s\n' "make -j" "$m_make"
-for t in gpipe-file gpipe-s3 task; do
+for t in make gpipe-file gpipe-s3 task; do
   [ -f "$work/$t.times" ] || continue
   m=$(median "$work/$t.times")
-  printf '  %-12s %8.3f s   ratio to make %.2f\n' "$t" "$m" "$(echo "$m / $m_make" | bc -l)"
+  cpu=$(echo "$(median "$work/$t.cpu") * 1000 / $steps" | bc -l)
+  printf '  %-12s %8.3f s   CPU %.2f ms/step   ratio to make %.2f\n' "$t" "$m" "$cpu" "$(echo "$m / $m_make" | bc -l)"
 done
 if [ -f "$work/gpipe-s3.times" ]; then
   printf '  S3 / file state: %.2f\n' "$(echo "$(median "$work/gpipe-s3.times") / $(median "$work/gpipe-file.times")" | bc -l)"
 fi
 
+[ "$big" = 1 ] || exit 0
 go run ./bench/gendag -steps 10000 -layers 100 -seed 7 -out "$work" >/dev/null
 t0=$(now); "$work/gpipe" validate "$work/spec.yaml" >/dev/null; t1=$(now)
 printf '  validate 10,000 steps: %.3f s\n' "$(echo "$t1 - $t0" | bc -l)"

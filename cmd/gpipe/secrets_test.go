@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/pipeline/store/file"
 )
 
 // TestResumeScrubsSavedSecret: a run saved by a gpipe that kept secret
@@ -30,20 +33,24 @@ func TestResumeScrubsSavedSecret(t *testing.T) {
 		}
 	}
 	gpipe("run", "--run-id", "r1", "spec.yaml")
-	// What an older gpipe saved: the value in params, no secret_params.
+	// What an older gpipe saved: the value in params, no secret_params, in
+	// one document (no journal).
 	path := filepath.Join(".gpipe", "runs", "r1", "state.json")
-	var doc map[string]any
-	b, err := os.ReadFile(path)
+	journal := filepath.Join(".gpipe", "runs", "r1", "state.journal")
+	run, err := state.Read(t.Context(), file.New(".gpipe"), "r1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
+	var doc map[string]any
+	if err := json.Unmarshal(mustMarshal(t, run), &doc); err != nil {
 		t.Fatal(err)
 	}
 	doc["params"] = map[string]any{"token": "OldSecret-0"}
 	delete(doc, "secret_params")
-	b, _ = json.Marshal(doc)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := os.WriteFile(path, mustMarshal(t, doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(journal); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	env["GPIPE_SECRET_TOKEN"] = "NewSecret-2"
@@ -51,14 +58,28 @@ func TestResumeScrubsSavedSecret(t *testing.T) {
 	if got, _ := os.ReadFile("got.txt"); string(got) != "NewSecret-2\n" {
 		t.Errorf("the resumed step got %q, want the value given now", got)
 	}
-	b, err = os.ReadFile(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	jb, err := os.ReadFile(journal)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	b = append(b, jb...)
 	if strings.Contains(string(b), "OldSecret-0") || strings.Contains(string(b), "NewSecret") {
 		t.Errorf("state still holds a secret: %s", b)
 	}
 	if !strings.Contains(string(b), `"secret_params":["token"]`) {
 		t.Errorf("state does not name the secret param: %s", b)
 	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

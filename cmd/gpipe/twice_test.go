@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/pipeline/store/file"
 )
 
 // twiceSpec is 8 parallel local steps. Each takes an exclusive flock on a
@@ -155,12 +155,9 @@ func TestKilledRunnerNeverLeavesASecondCopy(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "overlaps")); err == nil && len(b) > 0 {
 		t.Errorf("a copy of a step started while another copy of it was alive (step, pid):\n%s", b)
 	}
-	doc, err := os.ReadFile(filepath.Join(dir, ".gpipe", "runs", runID, "state.json"))
+	// Through the store: state.json is a snapshot the journal beside it may amend.
+	run, err := state.Read(t.Context(), file.New(filepath.Join(dir, ".gpipe")), runID)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var run state.Run
-	if err := json.Unmarshal(doc, &run); err != nil {
 		t.Fatal(err)
 	}
 	if run.Status != state.RunSucceeded {

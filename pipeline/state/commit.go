@@ -66,7 +66,21 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 		return false
 	}
 	target, ver := j.seq, j.ver
-	doc, err := j.enc.encode(j.run)
+	app, journaled := j.store.(Appender)
+	// A record carries steps and the run's own fields; a whole-run change
+	// (a new Order, steps added or dropped) takes a snapshot, and so do
+	// records that outweigh the last snapshot, so that replaying stays
+	// cheap and the bytes written per change stay constant.
+	journaled = journaled && !j.enc.allDirty && orderOf(j.run) == j.order &&
+		j.appended < max(j.snap, minCompact)
+	var doc []byte
+	var err error
+	if journaled {
+		doc, err = j.enc.record(j.run)
+	} else {
+		doc, err = j.enc.encode(j.run)
+	}
+	order := orderOf(j.run)
 	j.mu.Unlock()
 	if err != nil {
 		j.fail(fmt.Errorf("save run %s: encode state: %w", j.runID, err))
@@ -76,9 +90,20 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 	var first time.Time
 	wait := retryMin
 	for {
-		nv, err := j.store.Save(ctx, j.runID, doc, ver)
+		var nv Version
+		var err error
+		if journaled {
+			nv, err = app.Append(ctx, j.runID, doc, ver)
+		} else {
+			nv, err = j.store.Save(ctx, j.runID, doc, ver)
+		}
 		if err == nil {
 			j.mu.Lock()
+			if journaled {
+				j.appended += len(doc)
+			} else {
+				j.snap, j.appended, j.order = len(doc), 0, order
+			}
 			j.ver, j.durable = nv, target
 			close(j.changed)
 			j.changed = make(chan struct{})
@@ -116,6 +141,24 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 		}
 		wait = min(2*wait, retryMax)
 	}
+}
+
+// minCompact is the journal size below which no snapshot is taken however
+// small the last one was: a run's first records would otherwise each take one.
+const minCompact = 64 << 10
+
+// orderID identifies a Run's Order slice without comparing its elements:
+// Order is only ever replaced whole (see engine's initState).
+type orderID struct {
+	n     int
+	first *string
+}
+
+func orderOf(r *Run) orderID {
+	if len(r.Order) == 0 {
+		return orderID{}
+	}
+	return orderID{len(r.Order), &r.Order[0]}
 }
 
 func (j *Journal) fail(err error) {

@@ -31,8 +31,8 @@ func (e *encoder) touch(id string) {
 	e.dirty[id] = true
 }
 
-// encode returns r's document. The caller holds the lock that guards r.
-func (e *encoder) encode(r *Run) ([]byte, error) {
+// refresh re-encodes the dirty steps into the cache and clears the marks.
+func (e *encoder) refresh(r *Run) error {
 	if e.allDirty {
 		clear(e.steps)
 		for id := range r.Steps {
@@ -48,9 +48,46 @@ func (e *encoder) encode(r *Run) ([]byte, error) {
 		}
 		b, err := json.Marshal(s)
 		if err != nil {
-			return nil, fmt.Errorf("encode step %s: %w", id, err)
+			return fmt.Errorf("encode step %s: %w", id, err)
 		}
 		e.steps[id] = b
+	}
+	return nil
+}
+
+// record returns a journal record (see Appender) of the steps touched since
+// the last encode or record and of the run's own fields. The caller holds
+// the lock that guards r and has checked that no whole-run change is pending
+// (allDirty): a record cannot carry one.
+func (e *encoder) record(r *Run) ([]byte, error) {
+	if e.allDirty {
+		return nil, fmt.Errorf("encode record of run %s: whole-run change pending", r.ID)
+	}
+	if err := e.refresh(r); err != nil {
+		return nil, err
+	}
+	x := record{Steps: make(map[string]json.RawMessage, len(e.dirty))}
+	for id := range e.dirty {
+		if b, ok := e.steps[id]; ok {
+			x.Steps[id] = b
+		} else {
+			x.Steps[id] = json.RawMessage("null")
+		}
+	}
+	clear(e.dirty)
+	header := *r
+	header.Steps, header.Order = nil, nil
+	var err error
+	if x.Run, err = json.Marshal(&header); err != nil {
+		return nil, err
+	}
+	return json.Marshal(&x)
+}
+
+// encode returns r's document. The caller holds the lock that guards r.
+func (e *encoder) encode(r *Run) ([]byte, error) {
+	if err := e.refresh(r); err != nil {
+		return nil, err
 	}
 	clear(e.dirty)
 	for id := range e.steps {

@@ -81,6 +81,11 @@ type Journal struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	enc     *encoder
+
+	// With an Appender store: bytes of the last snapshot and of the
+	// records since, and the Order it held (see saveOnce).
+	snap, appended int
+	order          orderID
 }
 
 // Create stores a new run and returns a Journal holding its lease. Missing
@@ -112,7 +117,7 @@ func Create(ctx context.Context, s Store, run *Run, opt LeaseOptions) (*Journal,
 	if err != nil {
 		return nil, err // stores name the run and themselves in errors
 	}
-	return start(ctx, s, r, v, opt), nil
+	return start(ctx, s, r, v, len(doc), opt), nil
 }
 
 // Acquire loads a run and takes its lease, following the lease rules: a lease
@@ -125,13 +130,9 @@ func Acquire(ctx context.Context, s Store, runID string, opt LeaseOptions) (*Jou
 	// Two runners acquiring at once both see a free lease; CAS lets one win
 	// and the other rereads, now seeing the winner's lease.
 	for attempt := 0; ; attempt++ {
-		doc, v, err := s.Load(ctx, runID)
+		r, v, err := load(ctx, s, runID)
 		if err != nil {
 			return nil, err // stores name the run and themselves in errors
-		}
-		r, err := decode(s, runID, doc)
-		if err != nil {
-			return nil, err
 		}
 		now := opt.Now().UTC()
 		if err := mayTakeOver(r, opt, now); err != nil {
@@ -155,20 +156,17 @@ func Acquire(ctx context.Context, s Store, runID string, opt LeaseOptions) (*Jou
 		if err != nil {
 			return nil, fmt.Errorf("acquire run %s: %w", runID, err)
 		}
-		return start(ctx, s, r, nv, opt), nil
+		return start(ctx, s, r, nv, len(out), opt), nil
 	}
 }
 
 // Read loads a run without taking its lease, for status, logs and plans.
 func Read(ctx context.Context, s Store, runID string) (*Run, error) {
-	doc, _, err := s.Load(ctx, runID)
-	if err != nil {
-		return nil, err // stores name the run and themselves in errors
-	}
-	return decode(s, runID, doc)
+	r, _, err := load(ctx, s, runID)
+	return r, err
 }
 
-func start(ctx context.Context, s Store, r *Run, v Version, opt LeaseOptions) *Journal {
+func start(ctx context.Context, s Store, r *Run, v Version, snapBytes int, opt LeaseOptions) *Journal {
 	// The committer outlives the call that created the Journal; it stops on
 	// Close, keeping ctx's values but not its cancellation.
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -184,7 +182,9 @@ func start(ctx context.Context, s Store, r *Run, v Version, opt LeaseOptions) *J
 		stop:    cancel,
 		enc:     newEncoder(),
 		done:    make(chan struct{}),
+		snap:    snapBytes,
 	}
+	j.order = orderOf(r)
 	go j.commitLoop(cctx)
 	return j
 }

@@ -36,9 +36,20 @@ type Local struct {
 	machineOnce sync.Once
 	mach        machine
 
+	bashOnce sync.Once
+	bashPath string
+	bashErr  error
+
 	leftMu   sync.Mutex
 	snapshot map[string]bool // attempt tokens of the user's processes when first needed (see mayRun)
 	started  map[string]bool // RUNNER/STEP/ prefixes of the tokens of processes this executor started
+}
+
+// bash is bash's path, looked up in $PATH once: exec.Command("bash") stats
+// every $PATH entry on every step.
+func (l *Local) bash() (string, error) {
+	l.bashOnce.Do(func() { l.bashPath, l.bashErr = exec.LookPath("bash") })
+	return l.bashPath, l.bashErr
 }
 
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
@@ -104,7 +115,14 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make log pipe: %w", err)
 	}
-	cmd := exec.Command("bash", "--noprofile", "--norc", "/dev/fd/3")
+	bash, err := l.bash()
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("start bash: %w", err)
+	}
+	cmd := exec.Command(bash, "--noprofile", "--norc", "/dev/fd/3")
+	cmd.Args[0] = "bash"
 	cmd.ExtraFiles = []*os.File{scriptR}
 	cmd.Env = l.env(s.Env, outputPath, token)
 	cmd.Stdin = nil

@@ -3,7 +3,8 @@
 //
 // Layout under the store's directory:
 //
-//	runs/<run-id>/state.json           the run document
+//	runs/<run-id>/state.json           the run document (a snapshot)
+//	runs/<run-id>/state.journal        changes since the snapshot (see journal.go)
 //	runs/<run-id>/<blob>               blobs, e.g. spec.yaml
 //	runs/<run-id>/logs/<name>.log      step logs, e.g. logs/train.1.log
 //	runs/<run-id>/.lock                flock(2) target serialising writers
@@ -31,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -46,12 +48,15 @@ const (
 type Store struct {
 	dir  string
 	name string
+
+	mu    sync.Mutex
+	cache map[string]*runCache // see runCache
 }
 
 // New returns a store rooted at dir. Nothing is created until the first write,
 // so read-only commands do not leave an empty .gpipe behind.
 func New(dir string) *Store {
-	return &Store{dir: dir, name: "file://" + dir}
+	return &Store{dir: dir, name: "file://" + dir, cache: map[string]*runCache{}}
 }
 
 func (s *Store) String() string { return s.name }
@@ -70,7 +75,7 @@ func checkBlobName(name string) error {
 	if err := state.CheckName("blob name", name); err != nil {
 		return err
 	}
-	if name == stateFile || name == logsDir {
+	if name == stateFile || name == logsDir || name == journalFile {
 		return fmt.Errorf("%w: blob name %q is reserved", state.ErrInvalidName, name)
 	}
 	return nil
@@ -104,7 +109,9 @@ func (s *Store) Create(ctx context.Context, runID string, doc []byte) (state.Ver
 	return version(doc), nil
 }
 
-// Load implements state.Store.
+// Load implements state.Store. It returns the snapshot alone: when records
+// follow it, the version returned is not the run's, so a Save based on it
+// conflicts rather than drops them (state reads with LoadJournal).
 func (s *Store) Load(ctx context.Context, runID string) ([]byte, state.Version, error) {
 	if err := state.CheckName("run id", runID); err != nil {
 		return nil, "", err
@@ -139,14 +146,15 @@ func (s *Store) Save(ctx context.Context, runID string, doc []byte, v state.Vers
 		return "", fmt.Errorf("save run %s to %s: %w", runID, s, err)
 	}
 	defer unlock()
-	cur, err := os.ReadFile(filepath.Join(dir, stateFile))
+	cv, records, err := s.current(runID, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("save run %s to %s: %w", runID, s, state.ErrNotFound)
 	}
 	if err != nil {
+		s.forget(runID)
 		return "", fmt.Errorf("save run %s to %s: %w", runID, s, err)
 	}
-	if cv := version(cur); cv != v {
+	if cv != v {
 		return "", fmt.Errorf("save run %s to %s: have version %s, stored %s: %w", runID, s, v, cv, state.ErrConflict)
 	}
 	sweep(dir)
@@ -154,10 +162,25 @@ func (s *Store) Save(ctx context.Context, runID string, doc []byte, v state.Vers
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	nv := version(doc)
+	s.forget(runID)
+	if records > 0 && strings.HasPrefix(string(cv), string(nv)+"+") {
+		// The same snapshot again: emptying the journal is the whole
+		// change, and a journal naming this snapshot must not survive it.
+		if err := emptyJournal(dir); err != nil {
+			return "", fmt.Errorf("save run %s to %s: %w", runID, s, err)
+		}
+		return nv, nil
+	}
 	if err := writeAtomic(dir, stateFile, doc); err != nil {
 		return "", fmt.Errorf("save run %s to %s: %w", runID, s, err)
 	}
-	return version(doc), nil
+	if records > 0 {
+		// Not needed for correctness (the journal names the old
+		// snapshot), but it spares readers a stale journal.
+		_ = os.Truncate(filepath.Join(dir, journalFile), 0)
+	}
+	return nv, nil
 }
 
 // Delete removes a run with its blobs and logs. The run directory is first

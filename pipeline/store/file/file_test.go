@@ -75,6 +75,10 @@ func TestMain(m *testing.M) {
 		crashWriter(dir)
 		return
 	}
+	if dir := os.Getenv("GPIPE_FILE_JOURNAL_WRITER"); dir != "" {
+		journalWriter(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -24,8 +24,10 @@ type Store struct {
 }
 
 type run struct {
-	doc   []byte // nil until Create
+	doc   []byte   // nil until Create
+	recs  [][]byte // journal records after doc (state.Appender)
 	ver   state.Version
+	sver  state.Version // version when doc was written: Load's, so a Save based on it conflicts after records
 	blobs map[string][]byte
 	logs  map[string][]byte
 }
@@ -83,6 +85,7 @@ func (s *Store) Create(ctx context.Context, runID string, doc []byte) (state.Ver
 		r.doc = []byte{}
 	}
 	r.ver = s.nextVersion()
+	r.sver = r.ver
 	return r.ver, nil
 }
 
@@ -100,7 +103,7 @@ func (s *Store) Load(ctx context.Context, runID string) ([]byte, state.Version, 
 	if r == nil || r.doc == nil {
 		return nil, "", fmt.Errorf("load run %s from %s: %w", runID, s, state.ErrNotFound)
 	}
-	return slices.Clone(r.doc), r.ver, nil
+	return slices.Clone(r.doc), r.sver, nil
 }
 
 // Save implements state.Store.
@@ -124,6 +127,51 @@ func (s *Store) Save(ctx context.Context, runID string, doc []byte, v state.Vers
 	if r.doc == nil {
 		r.doc = []byte{}
 	}
+	r.recs = nil
+	r.ver = s.nextVersion()
+	r.sver = r.ver
+	return r.ver, nil
+}
+
+// LoadJournal implements state.Appender.
+func (s *Store) LoadJournal(ctx context.Context, runID string) ([]byte, [][]byte, state.Version, error) {
+	if err := check(runID); err != nil {
+		return nil, nil, "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.get(runID, false)
+	if r == nil || r.doc == nil {
+		return nil, nil, "", fmt.Errorf("load run %s from %s: %w", runID, s, state.ErrNotFound)
+	}
+	recs := make([][]byte, len(r.recs))
+	for i, rec := range r.recs {
+		recs[i] = slices.Clone(rec)
+	}
+	return slices.Clone(r.doc), recs, r.ver, nil
+}
+
+// Append implements state.Appender.
+func (s *Store) Append(ctx context.Context, runID string, rec []byte, v state.Version) (state.Version, error) {
+	if err := check(runID); err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.get(runID, false)
+	if r == nil || r.doc == nil {
+		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, state.ErrNotFound)
+	}
+	if r.ver != v {
+		return "", fmt.Errorf("append to run %s in %s: have version %s, stored %s: %w", runID, s, v, r.ver, state.ErrConflict)
+	}
+	r.recs = append(r.recs, slices.Clone(rec))
 	r.ver = s.nextVersion()
 	return r.ver, nil
 }

@@ -16,7 +16,8 @@
 //     Readers polling while a writer appends see a growing prefix.
 //   - Names outside state.CheckName are refused with state.ErrInvalidName.
 //
-// A store that also implements Deleter is checked for Save after delete.
+// A store that also implements Deleter is checked for Save after delete; one
+// that implements state.Appender, for the journal semantics in journal.go.
 package storetest
 
 import (
@@ -63,6 +64,14 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
+		})
+	}
+	if _, ok := newStore(t).(state.Appender); !ok {
+		return
+	}
+	for _, tc := range journalTests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t).(state.Appender))
 		})
 	}
 }

@@ -1,0 +1,319 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/gpipe/gpipe/pipeline/state"
+)
+
+// The journal (state.Appender) is state.journal beside state.json: a header
+// line naming the version of the snapshot it follows and a random id of
+// this journal, then one line per
+// record, "<crc32c in hex> <record>\n". Append writes a line and fsyncs; Save
+// writes a new snapshot (atomically, as before) and then empties the journal.
+// A journal whose header names another snapshot is stale (a writer died
+// between the two) and is ignored, so its records are never replayed over the
+// snapshot that already holds them. A line that is incomplete or fails its
+// checksum ends the journal (a writer died mid-write); the next Append cuts it
+// off before writing.
+//
+// The run's version is the snapshot's content hash, followed by "+", the
+// journal's id, "." and the byte length of the valid records when there are
+// any: any Append or Save changes it, and Append and Save compare it under
+// the run's lock. The id keeps a version from naming two states: after a
+// Save of the same snapshot, a new journal whose records have the length of
+// the old one's is still another journal.
+const (
+	journalFile   = "state.journal"
+	journalHeader = "gpipe-journal 1 "
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// fileID tells whether a file changed since it was last looked at without
+// reading it: every write here replaces or grows the file, changing its
+// inode, size or times. idOf (per OS) reports false where it cannot tell,
+// and the file is then read again.
+type fileID struct {
+	dev, ino, size uint64
+	mtime, ctime   int64
+}
+
+// runCache remembers, per run, what this Store last saw of state.json and
+// state.journal, so that a writer holding the lock need not reread and rehash
+// the whole snapshot (or rescan the journal) on every Append: that is what
+// made every save cost as much as the run's size.
+type runCache struct {
+	snapID  fileID
+	snapVer state.Version
+	jID     fileID
+	jBase   state.Version // the snapshot version in the journal's header
+	jNonce  string        // the journal's id in its header
+	jValid  int64         // bytes of valid records after the header
+}
+
+func joinVersion(snap state.Version, nonce string, records int64) state.Version {
+	if records == 0 {
+		return snap
+	}
+	return state.Version(string(snap) + "+" + nonce + "." + strconv.FormatInt(records, 10))
+}
+
+// current returns the run's version and the valid record bytes of its
+// journal (0 when it has none or a stale one), leaving what it saw in the
+// cache. The caller holds the lock.
+func (s *Store) current(runID, dir string) (state.Version, int64, error) {
+	// A copy: the entry is replaced, never changed in place, so other
+	// goroutines of this Store read it safely under s.mu (the file lock
+	// serialises writers, but the race detector cannot know that).
+	var c runCache
+	s.mu.Lock()
+	if p := s.cache[runID]; p != nil {
+		c = *p
+	}
+	s.mu.Unlock()
+	fi, err := os.Stat(filepath.Join(dir, stateFile))
+	if err != nil {
+		return "", 0, err
+	}
+	id, ok := idOf(fi)
+	if !ok || id != c.snapID || c.snapVer == "" {
+		doc, err := os.ReadFile(filepath.Join(dir, stateFile))
+		if err != nil {
+			return "", 0, err
+		}
+		c.snapVer = version(doc)
+		// The stat before the read keeps a change between the two from
+		// being cached under the old identity; at worst the next call
+		// rereads.
+		c.snapID = id
+	}
+	jfi, err := os.Stat(filepath.Join(dir, journalFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		c.jID, c.jBase, c.jNonce, c.jValid = fileID{}, "", "", 0
+	case err != nil:
+		return "", 0, err
+	default:
+		jid, ok := idOf(jfi)
+		if !ok || jid != c.jID || c.jBase == "" {
+			b, err := os.ReadFile(filepath.Join(dir, journalFile))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return "", 0, err
+			}
+			base, nonce, _, valid := parseJournal(b)
+			c.jID, c.jBase, c.jNonce, c.jValid = jid, base, nonce, valid
+		}
+	}
+	records := c.jValid
+	if c.jBase != c.snapVer {
+		records = 0
+	}
+	s.mu.Lock()
+	s.cache[runID] = &c
+	s.mu.Unlock()
+	return joinVersion(c.snapVer, c.jNonce, records), records, nil
+}
+
+// parseJournal returns the snapshot version and journal id in b's header,
+// the valid records and their length in bytes (past the header). A torn or
+// corrupt line ends the records.
+func parseJournal(b []byte) (base state.Version, nonce string, recs [][]byte, valid int64) {
+	line, rest, ok := bytes.Cut(b, []byte("\n"))
+	if !ok || !bytes.HasPrefix(line, []byte(journalHeader)) {
+		return "", "", nil, 0
+	}
+	v, n, ok := bytes.Cut(line[len(journalHeader):], []byte(" "))
+	if !ok || len(v) == 0 || len(n) == 0 {
+		return "", "", nil, 0
+	}
+	base, nonce = state.Version(v), string(n)
+	for len(rest) > 0 {
+		line, next, ok := bytes.Cut(rest, []byte("\n"))
+		if !ok {
+			break
+		}
+		sum, rec, ok := bytes.Cut(line, []byte(" "))
+		if !ok || len(sum) != 8 {
+			break
+		}
+		want, err := strconv.ParseUint(string(sum), 16, 32)
+		if err != nil || uint32(want) != crc32.Checksum(rec, castagnoli) {
+			break
+		}
+		recs = append(recs, rec)
+		valid += int64(len(line) + 1)
+		rest = next
+	}
+	return base, nonce, recs, valid
+}
+
+func headerLen(snap state.Version, nonce string) int64 {
+	return int64(len(journalHeader) + len(snap) + 1 + len(nonce) + 1)
+}
+
+func journalLine(rec []byte) []byte {
+	line := make([]byte, 0, len(rec)+10)
+	line = fmt.Appendf(line, "%08x ", crc32.Checksum(rec, castagnoli))
+	line = append(line, rec...)
+	return append(line, '\n')
+}
+
+// LoadJournal implements state.Appender. Like Load it takes no lock: a
+// writer that compacts meanwhile leaves either the old snapshot with a journal
+// naming the new one (records ignored: an older but whole view) or the new
+// snapshot; compare-and-swap catches a writer acting on the older view.
+func (s *Store) LoadJournal(ctx context.Context, runID string) ([]byte, [][]byte, state.Version, error) {
+	doc, _, err := s.Load(ctx, runID)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	snap := version(doc)
+	b, err := os.ReadFile(filepath.Join(s.runDir(runID), journalFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, "", fmt.Errorf("load run %s from %s: %w", runID, s, err)
+	}
+	base, nonce, recs, valid := parseJournal(b)
+	if base != snap {
+		return doc, nil, snap, nil
+	}
+	return doc, recs, joinVersion(snap, nonce, valid), nil
+}
+
+// Append implements state.Appender: one write and one fsync of the journal.
+func (s *Store) Append(ctx context.Context, runID string, rec []byte, v state.Version) (state.Version, error) {
+	if err := state.CheckName("run id", runID); err != nil {
+		return "", err
+	}
+	if bytes.IndexByte(rec, '\n') >= 0 {
+		return "", fmt.Errorf("append to run %s in %s: record holds a newline", runID, s)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	dir := s.runDir(runID)
+	unlock, err := lock(ctx, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, state.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, err)
+	}
+	defer unlock()
+	nv, err := s.append(ctx, runID, dir, rec, v)
+	if err != nil {
+		s.forget(runID)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = state.ErrNotFound
+		}
+		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, err)
+	}
+	return nv, nil
+}
+
+func (s *Store) append(ctx context.Context, runID, dir string, rec []byte, v state.Version) (state.Version, error) {
+	cur, records, err := s.current(runID, dir)
+	if err != nil {
+		return "", err
+	}
+	if cur != v {
+		return "", fmt.Errorf("have version %s, stored %s: %w", v, cur, state.ErrConflict)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	snap, nonce := s.cache[runID].snapVer, s.cache[runID].jNonce
+	s.mu.Unlock()
+	path := filepath.Join(dir, journalFile)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	created := false
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		created = true
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var buf []byte
+	var off int64
+	if records == 0 {
+		// No journal for this snapshot yet, or a stale or torn one: a new
+		// journal, with a new id.
+		nonce = newNonce()
+		buf = []byte(journalHeader + string(snap) + " " + nonce + "\n")
+	} else {
+		off = headerLen(snap, nonce) + records
+	}
+	line := journalLine(rec)
+	buf = append(buf, line...)
+	if err := f.Truncate(off); err != nil {
+		return "", err
+	}
+	if _, err := f.WriteAt(buf, off); err != nil {
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		return "", err
+	}
+	if created {
+		if err := syncDir(dir); err != nil {
+			return "", err
+		}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	valid := records + int64(len(line))
+	s.mu.Lock()
+	if p := s.cache[runID]; p != nil {
+		c := *p
+		c.jID, _ = idOf(fi)
+		c.jBase, c.jNonce, c.jValid = snap, nonce, valid
+		s.cache[runID] = &c
+	}
+	s.mu.Unlock()
+	return joinVersion(snap, nonce, valid), nil
+}
+
+// emptyJournal drops the records after the snapshot durably. Save needs it
+// only when the new snapshot is byte for byte the old one; otherwise the
+// journal names the old snapshot and readers ignore it.
+func emptyJournal(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, journalFile), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func newNonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Store) forget(runID string) {
+	s.mu.Lock()
+	delete(s.cache, runID)
+	s.mu.Unlock()
+}
