@@ -18,7 +18,7 @@ func (t Task) Key() string { return t.Name + ".tar" }
 
 // tasks lists the official archives. The MD5s are those MONAI verifies
 // downloads against (Project-MONAI/MONAI, monai/apps/datasets.py,
-// DecathlonDataset.md5), also listed in ../shared/reference/msd.md; the
+// DecathlonDataset.md5), also listed in testdata/reference/msd.md; the
 // archives are the same objects in both the us-west-2 bucket and its eu-west-2
 // mirror.
 var tasks = [...]Task{
