@@ -108,18 +108,11 @@ func (s *Store) Load(ctx context.Context, runID string) ([]byte, state.Version, 
 
 // Save implements state.Store.
 func (s *Store) Save(ctx context.Context, runID string, doc []byte, v state.Version) (state.Version, error) {
-	if err := check(runID); err != nil {
+	r, err := s.existing(ctx, runID, func() string { return fmt.Sprintf("save run %s to %s", runID, s) })
+	if err != nil {
 		return "", err
 	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.get(runID, false)
-	if r == nil || r.doc == nil {
-		return "", fmt.Errorf("save run %s to %s: %w", runID, s, state.ErrNotFound)
-	}
 	if r.ver != v {
 		return "", fmt.Errorf("save run %s to %s: have version %s, stored %s: %w", runID, s, v, r.ver, state.ErrConflict)
 	}
@@ -135,18 +128,11 @@ func (s *Store) Save(ctx context.Context, runID string, doc []byte, v state.Vers
 
 // LoadJournal implements state.Appender.
 func (s *Store) LoadJournal(ctx context.Context, runID string) ([]byte, [][]byte, state.Version, error) {
-	if err := check(runID); err != nil {
+	r, err := s.existing(ctx, runID, func() string { return fmt.Sprintf("load run %s from %s", runID, s) })
+	if err != nil {
 		return nil, nil, "", err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, "", err
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.get(runID, false)
-	if r == nil || r.doc == nil {
-		return nil, nil, "", fmt.Errorf("load run %s from %s: %w", runID, s, state.ErrNotFound)
-	}
 	recs := make([][]byte, len(r.recs))
 	for i, rec := range r.recs {
 		recs[i] = slices.Clone(rec)
@@ -156,18 +142,11 @@ func (s *Store) LoadJournal(ctx context.Context, runID string) ([]byte, [][]byte
 
 // Append implements state.Appender.
 func (s *Store) Append(ctx context.Context, runID string, rec []byte, v state.Version) (state.Version, error) {
-	if err := check(runID); err != nil {
+	r, err := s.existing(ctx, runID, func() string { return fmt.Sprintf("append to run %s in %s", runID, s) })
+	if err != nil {
 		return "", err
 	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.get(runID, false)
-	if r == nil || r.doc == nil {
-		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, state.ErrNotFound)
-	}
 	if r.ver != v {
 		return "", fmt.Errorf("append to run %s in %s: have version %s, stored %s: %w", runID, s, v, r.ver, state.ErrConflict)
 	}
@@ -287,4 +266,22 @@ func (s *Store) ReadLog(ctx context.Context, runID, name string, offset int64) (
 		return []byte{}, nil
 	}
 	return slices.Clone(l[offset:]), nil
+}
+
+// existing returns an existing run with s.mu held (the caller unlocks), or,
+// with the lock released, the error of a missing run prefixed by what().
+func (s *Store) existing(ctx context.Context, runID string, what func() string) (*run, error) {
+	if err := check(runID); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	r := s.get(runID, false)
+	if r == nil || r.doc == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", what(), state.ErrNotFound)
+	}
+	return r, nil
 }
