@@ -5,16 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"sort"
 	"text/tabwriter"
 	"time"
 
-	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/smithy-go/logging"
-
+	"github.com/gpipe/gpipe/internal/awsconfig"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/expr"
 	"github.com/gpipe/gpipe/pipeline/spec"
@@ -25,43 +20,13 @@ import (
 	"github.com/gpipe/gpipe/steps/host"
 )
 
-// cloud returns the AWS steps; configuration loads on first use only.
+// cloud returns the AWS steps; configuration loads on first use only, by
+// internal/awsconfig's rules, reading gpipe's variables through a.Getenv.
 func (a *App) cloud() *aws.Steps {
 	if a.aws == nil {
-		a.aws = aws.New(aws.Options{LoadConfig: a.loadAWSConfig})
+		a.aws = aws.New(aws.Options{Getenv: a.Getenv})
 	}
 	return a.aws
-}
-
-// defaultAWSResponseTimeout bounds the wait for an AWS API response's
-// headers. The SDK's default client has no such bound, so an endpoint that
-// accepts connections and never answers (a black-holed proxy, an emulator
-// that froze) hung gpipe forever, `gpipe teardown` included. A timeout is
-// retried by the SDK like any transient error. API calls answer in seconds;
-// long waits (stack creation) are polls, each one call.
-const defaultAWSResponseTimeout = time.Minute
-
-// loadAWSConfig is config.LoadDefaultConfig with that bound;
-// GPIPE_AWS_RESPONSE_TIMEOUT (a Go duration) replaces it.
-func (a *App) loadAWSConfig(ctx context.Context, region string) (sdkaws.Config, error) {
-	timeout := defaultAWSResponseTimeout
-	if v := a.Getenv("GPIPE_AWS_RESPONSE_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return sdkaws.Config{}, fmt.Errorf("GPIPE_AWS_RESPONSE_TIMEOUT=%q: want a positive duration such as 90s", v)
-		}
-		timeout = d
-	}
-	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.ResponseHeaderTimeout = timeout })
-	// The SDK logs some failures as it meets them (an instance metadata
-	// service refusing a token: "WARN falling back to IMDSv1") and then
-	// returns an error saying the same, which gpipe prints: the message
-	// appeared twice, the first time not even from gpipe. Its error is enough.
-	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(hc), config.WithLogger(logging.Nop{})}
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	return config.LoadDefaultConfig(ctx, opts...)
 }
 
 func (a *App) registry() pipeline.Registry {
@@ -313,7 +278,7 @@ func (a *App) setupGC(fs *flag.FlagSet) handler {
 		var stray []strayStack
 		for _, rg := range regions {
 			cl, err := a.cloud().Clients(ctx, rg)
-			if rg == "" && len(regions) > 1 && errors.Is(err, aws.ErrNoRegion) {
+			if rg == "" && len(regions) > 1 && errors.Is(err, awsconfig.ErrNoRegion) {
 				continue // no default region: the recorded ones are all there is
 			}
 			if err != nil {
