@@ -78,7 +78,7 @@ func (s *Stacks) Strays(ctx context.Context, regions []string) ([]Stray, error) 
 func (s *Stacks) Delete(ctx context.Context, stray []Stray) error {
 	var failed []error
 	for _, st := range stray {
-		if err := cfn.Teardown(ctx, st.clients, cfn.TeardownOptions{EmptyBuckets: true, Log: s.log()}, st.Name); err != nil {
+		if err := cfn.Teardown(ctx, st.clients, cfn.TeardownOptions{EmptyBuckets: true, Log: s.log(), Clock: s.Clock}, st.Name); err != nil {
 			failed = append(failed, fmt.Errorf("delete stack %s: %w", st.Name, err))
 		}
 	}

@@ -28,13 +28,14 @@ type Stacks struct {
 	Clients cfn.ClientsFor
 	// Log receives what is deleted, as it happens.
 	Log io.Writer
-	// Now replaces the wall clock (tests); nil means time.Now.
-	Now func() time.Time
+	// Clock replaces time in leases and in the waits for deletion (tests);
+	// the zero value is the wall clock.
+	Clock cfn.Clock
 }
 
 func (s *Stacks) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
+	if s.Clock.Now != nil {
+		return s.Clock.Now()
 	}
 	return time.Now()
 }
@@ -72,7 +73,7 @@ func (s *Stacks) Teardown(ctx context.Context, runID string, opt TeardownOptions
 	// This command is for runs whose runner is gone (or detached): a live
 	// runner would lose its instance mid-step.
 	if run != nil && !opt.Force {
-		if err := state.CheckHeld(run, state.LeaseOptions{}); err != nil {
+		if err := state.CheckHeld(run, state.LeaseOptions{Now: s.Clock.Now}); err != nil {
 			return err
 		}
 	}
@@ -105,7 +106,7 @@ func (s *Stacks) Teardown(ctx context.Context, runID string, opt TeardownOptions
 	gone := map[string]bool{}
 	for _, n := range sortedKeys(names) {
 		fmt.Fprintf(s.log(), "deleting stack %s\n", n)
-		err := cfn.Teardown(ctx, cl, cfn.TeardownOptions{EmptyBuckets: !opt.KeepBuckets, Log: s.log()}, n)
+		err := cfn.Teardown(ctx, cl, cfn.TeardownOptions{EmptyBuckets: !opt.KeepBuckets, Log: s.log(), Clock: s.Clock}, n)
 		if err != nil {
 			failed = append(failed, fmt.Errorf("delete stack %s: %w", n, err))
 			continue
@@ -162,7 +163,7 @@ func (s *Stacks) recordReleased(ctx context.Context, runID string, gone map[stri
 	if len(gone) == 0 {
 		return nil
 	}
-	j, err := state.Acquire(ctx, s.Store, runID, state.LeaseOptions{Force: force})
+	j, err := state.Acquire(ctx, s.Store, runID, state.LeaseOptions{Force: force, Now: s.Clock.Now})
 	if err != nil {
 		return fmt.Errorf("record the deleted stacks in run %s: %w", runID, err)
 	}
