@@ -29,6 +29,7 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/host"
+	"github.com/gpipe/gpipe/steps/internal/param"
 	"github.com/gpipe/gpipe/steps/msd"
 )
 
@@ -82,17 +83,16 @@ type unetTask struct {
 	Dim  int
 }
 
-func decodeTask(p *params) unetTask {
+func decodeTask(p *param.Reader) unetTask {
 	var t unetTask
-	s := p.str("task", "")
-	if s == "" {
-		p.fail("task", "required")
-	} else if task, err := msd.LookupTask(s); err != nil {
-		p.fail("task", "%v", err)
-	} else {
+	if s := p.Required("task"); s != "" {
+		task, err := msd.LookupTask(s)
+		if err != nil {
+			p.Fail("task", "%v", err)
+		}
 		t.Task = task
 	}
-	t.Dim = p.integer("dim", 2, 2, 3)
+	t.Dim = p.Int("dim", 2, 2, 3)
 	return t
 }
 

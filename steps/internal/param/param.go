@@ -1,0 +1,463 @@
+// Package param decodes a step's `with:` map: the one decoder every step type
+// uses, so that types coerce values, apply defaults and report mistakes alike.
+//
+// Values arrive after expression evaluation, so a number or a boolean may be
+// a string ("${{ matrix.fold }}" → "3"): every getter accepts both. A key
+// that is absent, null or the empty string is not given and gets its
+// default, so an expression that evaluates to nothing means "the default".
+//
+// Every bad value is an *Error whose message is `<type>: with.<key>: <what
+// is wrong>` and which is pipeline.Permanent: a retry would fail the same
+// way. Errors accumulate, so a user sees all of them at once, and Err
+// reports keys no getter asked for as unknown.
+//
+// The Reader also records what each getter declared (kind, default, bounds,
+// allowed values): steps/params_test.go compares that with the schema, so
+// the two cannot drift apart.
+package param
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is a `with:` value a step cannot use. The schema catches most of
+// these before a run starts; values that arrive through ${{ }} expressions
+// are only known at run time, so the steps check again.
+type Error struct {
+	Type string // step type
+	Key  string // with key, such as "hpus" or "move[2]"
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: with.%s: %s", e.Type, e.Key, e.Msg) }
+
+// Permanent (pipeline.Permanent): the engine never retries a bad parameter.
+func (e *Error) Permanent() bool { return true }
+
+// Kind is the type of a parameter's value.
+type Kind string
+
+// Kinds of parameters; the names are the schema's types.
+const (
+	String   Kind = "string"
+	Integer  Kind = "integer"
+	Number   Kind = "number"
+	Boolean  Kind = "boolean"
+	Duration Kind = "duration" // a string such as "90m"
+	List     Kind = "array"    // of strings
+	Map      Kind = "object"   // of strings
+)
+
+// Decl is what a getter declared about one parameter.
+type Decl struct {
+	Key      string
+	Kind     Kind
+	Required bool
+	// Default is the value used when the key is not given, in the schema's
+	// form (a Duration's as its string); nil when there is none.
+	Default any
+	// Min and Max are inclusive bounds; ExclusiveMin excludes Min itself.
+	Min, Max     *float64
+	ExclusiveMin bool
+	Enum         []string // allowed values of a string
+}
+
+// Reader decodes one step's with map. It is not safe for concurrent use.
+type Reader struct {
+	typ   string
+	with  map[string]any
+	used  map[string]bool
+	errs  []error
+	decls []Decl
+}
+
+// New returns a Reader of a step type's with map.
+func New(stepType string, with map[string]any) *Reader {
+	return &Reader{typ: stepType, with: with, used: map[string]bool{}}
+}
+
+// Decode runs decode over with and returns its result, or every error.
+func Decode[T any](stepType string, with map[string]any, decode func(*Reader) T) (T, error) {
+	r := New(stepType, with)
+	v := decode(r)
+	if err := r.Err(); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
+// Describe runs decode over with and returns what its getters declared and
+// the errors Decode would return.
+func Describe[T any](stepType string, with map[string]any, decode func(*Reader) T) ([]Decl, error) {
+	r := New(stepType, with)
+	decode(r)
+	return r.Decls(), r.Err()
+}
+
+// Fail records a bad value of key.
+func (r *Reader) Fail(key, format string, args ...any) {
+	r.errs = append(r.errs, &Error{Type: r.typ, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Err reports keys no getter asked for, then returns every error joined
+// (nil when there are none).
+func (r *Reader) Err() error {
+	var unknown []string
+	for k := range r.with {
+		if !r.used[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		r.Fail(k, "unknown parameter")
+		r.used[k] = true // once, however often Err is called
+	}
+	return errors.Join(r.errs...)
+}
+
+// Decls returns the declarations of the getters called so far, in order.
+func (r *Reader) Decls() []Decl { return slices.Clone(r.decls) }
+
+func (r *Reader) declare(d Decl) *Decl {
+	for i := range r.decls {
+		if r.decls[i].Key == d.Key {
+			r.decls[i] = d // a decoder that reads a key twice declares it once
+			return &r.decls[i]
+		}
+	}
+	r.decls = append(r.decls, d)
+	return &r.decls[len(r.decls)-1]
+}
+
+// get returns key's value, or false when it is not given.
+func (r *Reader) get(key string) (any, bool) {
+	r.used[key] = true
+	v, ok := r.with[key]
+	if !ok || v == nil || v == "" {
+		return nil, false
+	}
+	return v, true
+}
+
+func bound(f float64) *float64 { return &f }
+
+// Required declares key as one a step cannot do without and reports it
+// when it is not given; it returns the value as String does.
+func (r *Reader) Required(key string) string {
+	r.declare(Decl{Key: key, Kind: String, Required: true})
+	s, _ := r.str(key, "")
+	if strings.TrimSpace(s) == "" {
+		r.Fail(key, "required")
+	}
+	return s
+}
+
+// String returns key's value as a string, or def; "" declares no default.
+// A number or boolean is formatted as written.
+func (r *Reader) String(key, def string) string {
+	d := Decl{Key: key, Kind: String}
+	if def != "" {
+		d.Default = def
+	}
+	r.declare(d)
+	s, _ := r.str(key, def)
+	return s
+}
+
+func (r *Reader) str(key, def string) (string, bool) {
+	v, ok := r.get(key)
+	if !ok {
+		return def, false
+	}
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case int, int64, uint64, float64, bool:
+		return fmt.Sprint(x), true
+	}
+	r.Fail(key, "want a string, got %T", v)
+	return def, false
+}
+
+// OneOf returns key's value, which must be one of allowed, or def; "" declares
+// no default.
+func (r *Reader) OneOf(key, def string, allowed ...string) string {
+	d := Decl{Key: key, Kind: String, Enum: allowed}
+	if def != "" {
+		d.Default = def
+	}
+	r.declare(d)
+	s, given := r.str(key, def)
+	if !given || slices.Contains(allowed, s) {
+		return s
+	}
+	r.Fail(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
+	return def
+}
+
+// Int returns key's value as an integer in lo..hi, or def.
+func (r *Reader) Int(key string, def, lo, hi int) int {
+	r.declare(Decl{Key: key, Kind: Integer, Default: def, Min: bound(float64(lo)), Max: bound(float64(hi))})
+	v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	var n int
+	switch x := v.(type) {
+	case int:
+		n = x
+	case int64:
+		n = int(x)
+	case uint64:
+		n = int(x)
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			r.Fail(key, "want an integer, got %v", x)
+			return def
+		}
+		n = int(x)
+	case string:
+		i, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil {
+			r.Fail(key, "want an integer, got %q", x)
+			return def
+		}
+		n = i
+	default:
+		r.Fail(key, "want an integer, got %T", v)
+		return def
+	}
+	if n < lo || n > hi {
+		r.Fail(key, "%d is outside %d..%d", n, lo, hi)
+		return def
+	}
+	return n
+}
+
+func (r *Reader) float(key string) (float64, bool) {
+	v, ok := r.get(key)
+	if !ok {
+		return 0, false
+	}
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case float64:
+		return x, true
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			r.Fail(key, "want a number, got %q", x)
+			return 0, false
+		}
+		return f, true
+	}
+	r.Fail(key, "want a number, got %T", v)
+	return 0, false
+}
+
+// Number returns key's value as a number in lo..hi, or def.
+func (r *Reader) Number(key string, def, lo, hi float64) float64 {
+	r.declare(Decl{Key: key, Kind: Number, Default: def, Min: bound(lo), Max: bound(hi)})
+	f, ok := r.float(key)
+	if !ok {
+		return def
+	}
+	if f < lo || f > hi {
+		r.Fail(key, "%v is outside %v..%v", f, lo, hi)
+		return def
+	}
+	return f
+}
+
+// Positive returns key's value as a number above 0, or 0 when it is not
+// given (no default).
+func (r *Reader) Positive(key string) float64 {
+	r.declare(Decl{Key: key, Kind: Number, Min: bound(0), ExclusiveMin: true})
+	f, ok := r.float(key)
+	if !ok {
+		return 0
+	}
+	if f <= 0 {
+		r.Fail(key, "%v: want a number above 0", f)
+		return 0
+	}
+	return f
+}
+
+// Bool returns key's value as a boolean ("true"/"false" too), or def.
+func (r *Reader) Bool(key string, def bool) bool {
+	r.declare(Decl{Key: key, Kind: Boolean, Default: def})
+	v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	switch x := v.(type) {
+	case bool:
+		return x
+	case string:
+		if b, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil {
+			return b
+		}
+	}
+	r.Fail(key, "want true or false, got %v", v)
+	return def
+}
+
+// Duration returns key's value, a duration such as "90m" that is not
+// negative, or def.
+func (r *Reader) Duration(key string, def time.Duration) time.Duration {
+	r.declare(Decl{Key: key, Kind: Duration, Default: FormatDuration(def), Min: bound(0)})
+	s, given := r.str(key, "")
+	if !given {
+		return def
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	switch {
+	case err != nil:
+		r.Fail(key, "%q: want a duration such as 90s, 30m or 1h30m", s)
+		return def
+	case d < 0:
+		r.Fail(key, "%s is negative", d)
+		return def
+	}
+	return d
+}
+
+// FormatDuration writes d the way the schema's defaults do: "24h", "30m",
+// "1h30m", "90s".
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Strings returns key's value, a YAML list of strings, or def.
+func (r *Reader) Strings(key string, def []string) []string {
+	d := Decl{Key: key, Kind: List}
+	if def != nil {
+		d.Default = slices.Clone(def)
+	}
+	r.declare(d)
+	v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	switch x := v.(type) {
+	case []string:
+		return slices.Clone(x)
+	case []any:
+		out := make([]string, 0, len(x))
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				r.Fail(fmt.Sprintf("%s[%d]", key, i), "want a string, got %T", e)
+				continue
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	r.Fail(key, "want a list of strings, got %T", v)
+	return def
+}
+
+// Names returns key's value, a list of distinct non-empty strings: a YAML
+// list, or one string of comma-separated items (what an expression yields).
+// nil when it is not given.
+func (r *Reader) Names(key string) []string {
+	r.declare(Decl{Key: key, Kind: List})
+	v, ok := r.get(key)
+	if !ok {
+		return nil
+	}
+	var out []string
+	switch x := v.(type) {
+	case string:
+		for _, s := range strings.Split(x, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	case []string:
+		out = slices.Clone(x)
+	case []any:
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok || s == "" {
+				r.Fail(fmt.Sprintf("%s[%d]", key, i), "want a non-empty string, got %v", e)
+				return nil
+			}
+			out = append(out, s)
+		}
+	default:
+		r.Fail(key, "want a list of strings, got %T", v)
+		return nil
+	}
+	for i, s := range out {
+		if slices.Contains(out[:i], s) {
+			r.Fail(key, "%q is listed twice", s)
+			return nil
+		}
+	}
+	return out
+}
+
+// StringMap returns key's value, an object of scalar values, as strings,
+// with its keys sorted so requests built from it are stable.
+func (r *Reader) StringMap(key string) (map[string]string, []string) {
+	r.declare(Decl{Key: key, Kind: Map})
+	v, ok := r.get(key)
+	if !ok {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		if sm, isStrs := v.(map[string]string); isStrs {
+			keys := make([]string, 0, len(sm))
+			for k := range sm {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			return sm, keys
+		}
+		r.Fail(key, "want an object, got %T", v)
+		return nil, nil
+	}
+	out := make(map[string]string, len(m))
+	keys := make([]string, 0, len(m))
+	for k, x := range m {
+		switch x := x.(type) {
+		case string:
+			out[k] = x
+		case nil:
+			out[k] = ""
+		case int, int64, uint64, float64, bool:
+			out[k] = fmt.Sprint(x)
+		default:
+			r.Fail(key+"."+k, "want a string, got %T", x)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return out, keys
+}
