@@ -148,6 +148,13 @@ func (r *Reader) get(key string) (any, bool) {
 	return v, true
 }
 
+// Has reports whether key is given (present, not null, not empty), for a
+// decoder whose rule depends on whether a value was given or defaulted.
+func (r *Reader) Has(key string) bool {
+	v, ok := r.with[key]
+	return ok && v != nil && v != ""
+}
+
 func bound(f float64) *float64 { return &f }
 
 // Required declares key as one a step cannot do without and reports it
@@ -283,19 +290,23 @@ func (r *Reader) Number(key string, def, lo, hi float64) float64 {
 	return f
 }
 
-// Positive returns key's value as a number above 0, or 0 when it is not
+// Positive returns key's value as a number above 0 and as written (for a
+// value passed on verbatim, such as a price), or 0 and "" when it is not
 // given (no default).
-func (r *Reader) Positive(key string) float64 {
+func (r *Reader) Positive(key string) (float64, string) {
 	r.declare(Decl{Key: key, Kind: Number, Min: bound(0), ExclusiveMin: true})
 	f, ok := r.float(key)
 	if !ok {
-		return 0
+		return 0, ""
 	}
 	if f <= 0 {
 		r.Fail(key, "%v: want a number above 0", f)
-		return 0
+		return 0, ""
 	}
-	return f
+	if s, isStr := r.with[key].(string); isStr {
+		return f, strings.TrimSpace(s)
+	}
+	return f, strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 // Bool returns key's value as a boolean ("true"/"false" too), or def.
