@@ -74,3 +74,10 @@ func decode(p *param.Reader) *Config {
 	}
 	return c
 }
+
+// DescribeWith implements the steps' parameter description (see
+// steps/internal/param): what fetch-msd's decoder declares about each key of
+// with, and the error it returns for with.
+func (f *FetchMSD) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(Type, with, decode)
+}

@@ -32,6 +32,13 @@ func decode(p *param.Reader) config {
 	return config{run: p.Required("run"), workdir: p.String("working_directory", "")}
 }
 
+// DescribeWith implements the steps' parameter description (see
+// steps/internal/param): what shell's decoder declares about each key of
+// with, and the error it returns for with.
+func (s *Step) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(Type, with, decode)
+}
+
 // Strictness is the line every shell script starts with. Like GitHub
 // Actions' `shell: bash` (bash -eo pipefail), errexit and pipefail are on, so
 // a failing command fails the step; nounset is off, so scripts copied from a

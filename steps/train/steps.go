@@ -107,3 +107,30 @@ func renderAndRun(ctx context.Context, ex Executors, sr *pipeline.StepRun, r pip
 	}
 	return run(ctx, ex, sr, body)
 }
+
+// DescribeWith implements the steps' parameter description (see
+// steps/internal/param): what the step type's decoder declares about each
+// key of with, and the error it returns for with.
+func (s *PrepareDisk) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypePrepareDisk, with, decodeDisk)
+}
+
+// DescribeWith: as PrepareDisk's.
+func (s *PrepareHost) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypePrepareHost, with, decodeHost)
+}
+
+// DescribeWith: as PrepareDisk's.
+func (s *Preprocess) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypePreprocess, with, decodePreprocess)
+}
+
+// DescribeWith: as PrepareDisk's.
+func (s *TrainUNet) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypeTrainUNet, with, decodeTrain)
+}
+
+// DescribeWith: as PrepareDisk's.
+func (s *Evaluate) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypeEvaluate, with, decodeEvaluate)
+}
