@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 
@@ -164,6 +165,9 @@ func schemaWith(t *testing.T, stepType string) (map[string]*schemaProp, []string
 }
 
 func jsonOf(v any) string {
+	if d, ok := v.(time.Duration); ok {
+		return d.String()
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Sprintf("(%v)", err)
@@ -222,6 +226,14 @@ func compareDecl(t *testing.T, typ string, dc param.Decl, sp *schemaProp, requir
 	kind := string(dc.Kind)
 	if !sp.types[kind] && !(dc.Kind == param.Integer && sp.types["number"]) {
 		t.Errorf("with.%s: the decoder reads a %s; the schema allows %v", dc.Key, kind, slices.Sorted(maps.Keys(sp.types)))
+	}
+	if d, ok := dc.Default.(time.Duration); ok && sp.hasDef {
+		// The schema writes a duration as a spec does ("24h").
+		if s, isStr := sp.def.(string); isStr {
+			if sd, err := time.ParseDuration(s); err == nil && sd == d {
+				sp.def = dc.Default
+			}
+		}
 	}
 	switch {
 	case !sp.hasDef && dc.Default != nil:

@@ -60,8 +60,8 @@ type Decl struct {
 	Key      string
 	Kind     Kind
 	Required bool
-	// Default is the value used when the key is not given, in the schema's
-	// form (a Duration's as its string); nil when there is none.
+	// Default is the value used when the key is not given (a Duration's is
+	// a time.Duration); nil when there is none.
 	Default any
 	// Min and Max are inclusive bounds; ExclusiveMin excludes Min itself.
 	Min, Max     *float64
@@ -331,7 +331,7 @@ func (r *Reader) Bool(key string, def bool) bool {
 // Duration returns key's value, a duration such as "90m" that is not
 // negative, or def.
 func (r *Reader) Duration(key string, def time.Duration) time.Duration {
-	r.declare(Decl{Key: key, Kind: Duration, Default: FormatDuration(def), Min: bound(0)})
+	r.declare(Decl{Key: key, Kind: Duration, Default: def, Min: bound(0)})
 	s, given := r.str(key, "")
 	if !given {
 		return def
@@ -346,19 +346,6 @@ func (r *Reader) Duration(key string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-// FormatDuration writes d the way the schema's defaults do: "24h", "30m",
-// "1h30m", "90s".
-func FormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // Strings returns key's value, a YAML list of strings, or def.
