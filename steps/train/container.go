@@ -39,17 +39,11 @@ type container struct {
 }
 
 func decodeContainer(p *param.Reader) container {
-	c := container{
+	// An empty value is not given: the defaults apply (steps/internal/param).
+	return container{
 		Image:           p.String("image", DefaultImage),
 		ModelReferences: p.String("model_references", DefaultModelReferences),
 	}
-	if c.Image == "" {
-		p.Fail("image", "must not be empty")
-	}
-	if c.ModelReferences == "" {
-		p.Fail("model_references", "must not be empty")
-	}
-	return c
 }
 
 // dockerfile builds the derived image. The pins reach it only as --build-arg
@@ -217,8 +211,6 @@ func writeRunArgs(b *strings.Builder, r runSpec) {
 // docker's -v syntax cannot express a ':' in it.
 func checkPath(p *param.Reader, key, path string) {
 	switch {
-	case path == "":
-		p.Fail(key, "must not be empty")
 	case !strings.HasPrefix(path, "/"):
 		p.Fail(key, "%q: want an absolute path", path)
 	case strings.ContainsAny(path, ":\n"):
