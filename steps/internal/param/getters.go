@@ -19,8 +19,8 @@ func bound(f float64) *float64 { return &f }
 // when it is not given; it returns the value as String does.
 func (r *Reader) Required(key string) string {
 	r.declare(Decl{Key: key, Kind: String, Required: true})
-	s, _ := r.str(key, "")
-	if strings.TrimSpace(s) == "" {
+	s, given := r.str(key, "")
+	if strings.TrimSpace(s) == "" && (given || !r.Has(key)) { // a value of the wrong type is reported already
 		r.Fail(key, "required")
 	}
 	return s

@@ -164,3 +164,16 @@ func TestDecls(t *testing.T) {
 		t.Errorf("task: %+v", d)
 	}
 }
+
+// A required value of the wrong type is one mistake, not two; a blank one
+// is missing.
+func TestRequired(t *testing.T) {
+	_, err := Decode("shell", map[string]any{"run": []any{"x"}}, func(r *Reader) string { return r.Required("run") })
+	if err == nil || err.Error() != "shell: with.run: want a string, got []interface {}" {
+		t.Errorf("err = %v", err)
+	}
+	_, err = Decode("shell", map[string]any{"run": "  \n"}, func(r *Reader) string { return r.Required("run") })
+	if err == nil || err.Error() != "shell: with.run: required" {
+		t.Errorf("err = %v", err)
+	}
+}
