@@ -68,6 +68,7 @@ type schemaProp struct {
 	min, max *float64
 	exclMin  *float64
 	enum     []any
+	itemEnum []any // of an array's items
 }
 
 type schemaDoc struct {
@@ -83,8 +84,11 @@ type schemaNode struct {
 	ExclusiveMinimum *float64          `json:"exclusiveMinimum"`
 	Enum             []any             `json:"enum"`
 	AnyOf            []json.RawMessage `json:"anyOf"`
-	Properties       map[string]json.RawMessage
-	Required         []string
+	Items            *struct {
+		Enum []any `json:"enum"`
+	} `json:"items"`
+	Properties map[string]json.RawMessage
+	Required   []string
 }
 
 func (d *schemaDoc) gather(t *testing.T, raw json.RawMessage, p *schemaProp) {
@@ -137,6 +141,9 @@ func (d *schemaDoc) gather(t *testing.T, raw json.RawMessage, p *schemaProp) {
 				p.types["integer"] = true
 			}
 		}
+	}
+	if n.Items != nil && n.Items.Enum != nil {
+		p.itemEnum = n.Items.Enum
 	}
 	for _, b := range n.AnyOf {
 		d.gather(t, b, p)
@@ -275,9 +282,12 @@ func compareDecl(t *testing.T, typ string, dc param.Decl, sp *schemaProp, requir
 	if fmtBound(smax) != fmtBound(dc.Max) {
 		t.Errorf("with.%s: maximum: decoder %s, schema %s", dc.Key, fmtBound(dc.Max), fmtBound(smax))
 	}
-	if dc.Kind == param.String && (sp.enum != nil || dc.Enum != nil) {
+	if enum := sp.enum; dc.Kind == param.String && (enum != nil || dc.Enum != nil) || dc.Kind == param.List && (sp.itemEnum != nil || dc.Enum != nil) {
+		if dc.Kind == param.List {
+			enum = sp.itemEnum
+		}
 		var schemaEnum []string
-		for _, v := range sp.enum {
+		for _, v := range enum {
 			schemaEnum = append(schemaEnum, fmt.Sprint(v))
 		}
 		if !slices.Equal(slices.Sorted(slices.Values(schemaEnum)), slices.Sorted(slices.Values(dc.Enum))) {
@@ -318,7 +328,10 @@ func badValues(dc param.Decl) []any {
 	if dc.Max != nil {
 		out = append(out, *dc.Max+1)
 	}
-	if dc.Enum != nil {
+	switch {
+	case dc.Enum != nil && dc.Kind == param.List:
+		out = append(out, []any{"not-one-of-them"})
+	case dc.Enum != nil:
 		out = append(out, "not-one-of-them")
 	}
 	return out

@@ -43,15 +43,10 @@ func decodePreprocess(p *param.Reader) *PreprocessConfig {
 		// Training and evaluate read only the training pass (evaluate
 		// scores a fold's validation split of it); val and test are for
 		// predict on the test images.
-		Modes: p.Strings("exec_modes", []string{"training"}),
+		Modes: p.Strings("exec_modes", []string{"training"}, "training", "val", "test"),
 	}
 	checkPath(p, "data", c.Data)
 	checkPath(p, "results", c.Results)
-	for _, m := range c.Modes {
-		if m != "training" && m != "val" && m != "test" {
-			p.Fail("exec_modes", "%q is not one of training, val, test", m)
-		}
-	}
 	if c.NJobs == 0 {
 		p.Fail("n_jobs", "0 jobs: use -1 for all cores")
 	}

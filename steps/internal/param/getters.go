@@ -206,9 +206,10 @@ func (r *Reader) Duration(key string, def time.Duration) time.Duration {
 	return d
 }
 
-// Strings returns key's value, a YAML list of strings, or def.
-func (r *Reader) Strings(key string, def []string) []string {
-	d := Decl{Key: key, Kind: List}
+// Strings returns key's value, a YAML list of strings, or def. With
+// allowed, every item must be one of them.
+func (r *Reader) Strings(key string, def []string, allowed ...string) []string {
+	d := Decl{Key: key, Kind: List, Enum: allowed}
 	if def != nil {
 		d.Default = slices.Clone(def)
 	}
@@ -217,23 +218,31 @@ func (r *Reader) Strings(key string, def []string) []string {
 	if !ok {
 		return def
 	}
+	var items []any
 	switch x := v.(type) {
 	case []string:
-		return slices.Clone(x)
+		for _, s := range x {
+			items = append(items, s)
+		}
 	case []any:
-		out := make([]string, 0, len(x))
-		for i, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				r.Fail(fmt.Sprintf("%s[%d]", key, i), "want a string, got %T", e)
-				continue
-			}
+		items = x
+	default:
+		r.Fail(key, "want a list of strings, got %T", v)
+		return def
+	}
+	out := make([]string, 0, len(items))
+	for i, e := range items {
+		s, ok := e.(string)
+		switch {
+		case !ok:
+			r.Fail(fmt.Sprintf("%s[%d]", key, i), "want a string, got %T", e)
+		case allowed != nil && !slices.Contains(allowed, s):
+			r.Fail(fmt.Sprintf("%s[%d]", key, i), "%q is not one of %s", s, strings.Join(allowed, ", "))
+		default:
 			out = append(out, s)
 		}
-		return out
 	}
-	r.Fail(key, "want a list of strings, got %T", v)
-	return def
+	return out
 }
 
 // Names returns key's value, a list of distinct non-empty strings: a YAML
