@@ -168,6 +168,7 @@ func (a *App) watchBudget(ctx context.Context, stop context.CancelCauseFunc, j *
 				// aws.SpotPriceRefresh; between, the loaded one stands.
 				run := j.Snapshot()
 				prices, _ := a.runCosts(ctx, run, spot)
+				prices.Cautious = true // without a spot price, the most it may be
 				if over, usd := overBudget(run, budget, now, prices); over {
 					stop(&BudgetError{RunID: j.RunID(), Budget: budget, Estimate: usd})
 					return

@@ -19,9 +19,9 @@ const costLoadTimeout = 10 * time.Second
 // the list price, spot instances at EC2's spot price history of their
 // zones, loaded now. Only a run with spot instances asks AWS anything; what
 // cannot be loaded is assumed (the report says so), and the error says why.
-func (a *App) runCosts(ctx context.Context, run *state.Run, sp *aws.SpotPrices) (report.Pricer, error) {
+func (a *App) runCosts(ctx context.Context, run *state.Run, sp *aws.SpotPrices) (aws.Costs, error) {
 	if run == nil {
-		return awsPrices(), nil
+		return aws.NewCosts(nil), nil
 	}
 	if sp == nil {
 		sp = a.cloud().SpotPrices()

@@ -19,6 +19,10 @@ type Costs struct {
 	// AssumedSpotDiscount is the fraction of the on-demand price a spot
 	// instance without price history is assumed to save.
 	AssumedSpotDiscount float64
+	// Cautious takes a spot price it would have to assume as the on-demand
+	// price, the most a spot instance costs without a max_price: a budget
+	// must not undercount.
+	Cautious bool
 }
 
 // NewCosts prices with the default list prices, spot's history and the
@@ -62,6 +66,8 @@ func (c Costs) PriceUsage(u report.Usage) (report.UsagePrice, bool) {
 	switch avg, ok := c.history(u); {
 	case ok:
 		p.PricePerHour, p.Basis = avg, basisHistory
+	case odOK && c.Cautious:
+		p.PricePerHour, p.Basis = od, "on-demand price, the most it may cost: no spot price history"
 	case odOK:
 		p.PricePerHour = od * (1 - c.AssumedSpotDiscount)
 		p.Basis = fmt.Sprintf("assumed: %.0f%% of on-demand, no spot price history", (1-c.AssumedSpotDiscount)*100)

@@ -145,4 +145,13 @@ func TestCostsPriceUsage(t *testing.T) {
 			}
 		})
 	}
+	// A budget assumes nothing: without history a spot hour may cost what
+	// an on-demand one does.
+	costs.Cautious = true
+	if p, _ := costs.PriceUsage(spotUsage("us-east-1b", -90, 0)); math.Abs(p.USD-13.11*1.5) > 1e-9 || !strings.HasPrefix(p.Basis, "on-demand price") {
+		t.Errorf("cautious, no history: %+v", p)
+	}
+	if p, _ := costs.PriceUsage(spotUsage("us-east-1a", -90, 0)); math.Abs(p.USD-3.93*1.5) > 1e-9 {
+		t.Errorf("cautious, history: %+v", p)
+	}
 }
