@@ -52,12 +52,14 @@ func TestOverBudgetSpot(t *testing.T) {
 	hour := t0.Add(time.Hour)
 	app := &App{Getenv: func(string) string { return "" }}
 
-	// No history: $13.11 so far, and 5 min 2 s more at $13.11/h.
-	none := &aws.SpotPrices{Client: func(context.Context, string) (aws.SpotPriceAPI, error) { return &oneSpotPrice{}, nil },
+	// No history: $13.11 so far, and 5 min 2 s more at $13.11/h. EC2's
+	// answer stands for aws.SpotPriceRefresh too: not asked again.
+	bad := &oneSpotPrice{}
+	none := &aws.SpotPrices{Client: func(context.Context, string) (aws.SpotPriceAPI, error) { return bad, nil },
 		Now: func() time.Time { return hour }}
 	prices, err := app.runCosts(t.Context(), run, none)
-	if err == nil {
-		t.Error("a history without prices is no error")
+	if _, err2 := app.runCosts(t.Context(), run, none); err == nil || err2 == nil || bad.calls != 1 {
+		t.Errorf("a history without prices: %v, then %v, after %d calls; want an error each time from one call", err, err2, bad.calls)
 	}
 	prices.Cautious = true
 	if over, usd := overBudget(run, 14, hour, prices); !over || math.Abs(usd-13.11) > 1e-9 {

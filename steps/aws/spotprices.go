@@ -59,6 +59,10 @@ type spotHistory struct {
 	fetched time.Time
 	from    time.Time
 	points  []spotPoint
+	// err is why the last fetch failed; it is not tried again before
+	// SpotPriceRefresh either (a policy without the action must not cost a
+	// call every budget check). points are those of an earlier fetch.
+	err error
 }
 
 type spotPoint struct {
@@ -101,28 +105,44 @@ func (s *SpotPrices) Load(ctx context.Context, usages []report.Usage) error {
 			want[k] = u.Start
 		}
 	}
+	keys := make([]spotKey, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
 	var first error
-	for k, from := range want {
+	for _, k := range keys {
+		from := want[k]
 		s.mu.Lock()
 		h := s.hist[k]
-		fresh := h != nil && now.Sub(h.fetched) < SpotPriceRefresh && !from.Before(h.from)
 		s.mu.Unlock()
-		if fresh {
-			continue
-		}
-		points, err := s.fetch(ctx, k, from, now)
-		if err != nil {
-			if first == nil {
-				first = fmt.Errorf("spot price history of %s in %s: %w", k.typ, k.zone, err)
+		if h == nil || now.Sub(h.fetched) >= SpotPriceRefresh || from.Before(h.from) {
+			nh := &spotHistory{fetched: now, from: from}
+			points, err := s.fetch(ctx, k, from, now)
+			switch {
+			case err == nil:
+				nh.points = points
+			case ctx.Err() != nil:
+				// Cut short by the caller, not refused by EC2: the next
+				// Load tries again.
+				return fmt.Errorf("spot price history of %s in %s: %w", k.typ, k.zone, err)
+			default:
+				nh.err = fmt.Errorf("spot price history of %s in %s: %w", k.typ, k.zone, err)
+				if h != nil {
+					nh.points = h.points
+				}
 			}
-			continue
+			s.mu.Lock()
+			if s.hist == nil {
+				s.hist = map[spotKey]*spotHistory{}
+			}
+			s.hist[k] = nh
+			s.mu.Unlock()
+			h = nh
 		}
-		s.mu.Lock()
-		if s.hist == nil {
-			s.hist = map[spotKey]*spotHistory{}
+		if h.err != nil && first == nil {
+			first = h.err
 		}
-		s.hist[k] = &spotHistory{fetched: now, from: from, points: points}
-		s.mu.Unlock()
 	}
 	return first
 }
