@@ -121,8 +121,12 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 		fmt.Fprintf(a.Stderr, "gpipe: console: %v\n", err)
 	}
 	// The run's context may be over (an interrupt): the prices of its spot
-	// instances are loaded under one of their own.
-	prices := a.reportCosts(context.Background(), run)
+	// instances are loaded under one that only a second interrupt ends.
+	hard := a.Hard
+	if hard == nil {
+		hard = context.Background()
+	}
+	prices := a.reportCosts(hard, run)
 	// A short summary on a terminal or in a log; in GitHub Actions the job
 	// summary has it.
 	if !r.github && run != nil {
