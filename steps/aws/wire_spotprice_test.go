@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
 	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -153,5 +157,42 @@ func TestCostsPriceUsage(t *testing.T) {
 	}
 	if p, _ := costs.PriceUsage(spotUsage("us-east-1a", -90, 0)); math.Abs(p.USD-3.93*1.5) > 1e-9 {
 		t.Errorf("cautious, history: %+v", p)
+	}
+}
+
+// TestWireSpotPriceHistoryRefuses: the fake answers DescribeSpotPriceHistory
+// requests EC2 refuses as EC2 does (EC2 API Reference,
+// DescribeSpotPriceHistory: MaxResults 1–1000, the documented filter
+// names), and with a start and end time lists the price in effect at the
+// start too.
+func TestWireSpotPriceHistoryRefuses(t *testing.T) {
+	e := newWire(t, 0)
+	e.srv.EC2.SpotPriceChange("dl1.24xlarge", "us-east-1a", wireBase.Add(-2*time.Hour), 4.00)
+	e.srv.EC2.SpotPriceChange("dl1.24xlarge", "us-east-1a", wireBase.Add(-time.Hour), 3.00)
+	e.srv.EC2.SpotPriceChange("dl1.24xlarge", "us-east-1a", wireBase.Add(-10*time.Minute), 5.00)
+	cl, err := e.runner().Clients(t.Context(), "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := cl.EC2.(SpotPriceAPI)
+	start, end := wireBase.Add(-90*time.Minute), wireBase.Add(-30*time.Minute)
+	out, err := api.DescribeSpotPriceHistory(t.Context(), &ec2.DescribeSpotPriceHistoryInput{StartTime: &start, EndTime: &end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range out.SpotPriceHistory {
+		got = append(got, sdkaws.ToString(p.SpotPrice)+"@"+p.Timestamp.Sub(wireBase).String())
+	}
+	if want := "3.000000@-1h0m0s 4.000000@-2h0m0s"; strings.Join(got, " ") != want {
+		t.Errorf("history %v, want %s (in range, then the price in effect at the start)", got, want)
+	}
+	for name, in := range map[string]*ec2.DescribeSpotPriceHistoryInput{
+		"MaxResults 0": {MaxResults: sdkaws.Int32(0)},
+		"bogus filter": {Filters: []ec2types.Filter{{Name: sdkaws.String("bogus"), Values: []string{"x"}}}},
+	} {
+		if _, err := api.DescribeSpotPriceHistory(t.Context(), in); err == nil || !strings.Contains(err.Error(), "InvalidParameterValue") {
+			t.Errorf("%s: %v, want InvalidParameterValue", name, err)
+		}
 	}
 }
