@@ -137,8 +137,8 @@ const (
 
 // overBudget reports whether run's estimated cost, projected budgetMargin
 // ahead for the instances still up, would pass budget.
-func overBudget(run *state.Run, budget float64, now time.Time) (bool, float64) {
-	c := report.Build(run, report.Options{Resources: aws.Resources{}, Pricer: awsPrices(), Now: func() time.Time { return now }}).Cost
+func overBudget(run *state.Run, budget float64, now time.Time, prices report.Pricer) (bool, float64) {
+	c := report.Build(run, report.Options{Resources: aws.Resources{}, Pricer: prices, Now: func() time.Time { return now }}).Cost
 	if c == nil || c.USD == nil {
 		return false, 0
 	}
@@ -152,7 +152,7 @@ func overBudget(run *state.Run, budget float64, now time.Time) (bool, float64) {
 // watchBudget checks the running estimate every budgetEvery and, before it
 // would pass budget, cancels the run with a *BudgetError: running steps stop
 // and cleanup steps (teardown) run, as after Ctrl-C.
-func watchBudget(ctx context.Context, stop context.CancelCauseFunc, j *state.Journal, budget float64) func() {
+func (a *App) watchBudget(ctx context.Context, stop context.CancelCauseFunc, j *state.Journal, budget float64, spot *aws.SpotPrices) func() {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(budgetEvery)
@@ -164,7 +164,12 @@ func watchBudget(ctx context.Context, stop context.CancelCauseFunc, j *state.Jou
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				if over, usd := overBudget(j.Snapshot(), budget, now); over {
+				// Spot price history is asked for at most every
+				// aws.SpotPriceRefresh; between, the loaded one stands.
+				run := j.Snapshot()
+				prices, _ := a.runCosts(ctx, run, spot)
+				prices.Cautious = true // without a spot price, the most it may be
+				if over, usd := overBudget(run, budget, now, prices); over {
 					stop(&BudgetError{RunID: j.RunID(), Budget: budget, Estimate: usd})
 					return
 				}

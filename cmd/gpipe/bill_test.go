@@ -100,7 +100,7 @@ func TestOverBudget(t *testing.T) {
 		budget float64
 		over   bool
 	}{{20, false}, {14.3, false}, {14.1, true}, {13, true}} {
-		over, usd := overBudget(run, tt.budget, hour)
+		over, usd := overBudget(run, tt.budget, hour, awsPrices())
 		if over != tt.over || usd < 13.10 || usd > 13.12 {
 			t.Errorf("budget $%.2f: over %v at $%.4f, want over %v at $13.11", tt.budget, over, usd, tt.over)
 		}
@@ -109,7 +109,7 @@ func TestOverBudget(t *testing.T) {
 	done := t0.Add(time.Hour)
 	run.Steps["teardown"].Status = state.StepSucceeded
 	run.Steps["teardown"].Attempts = []state.Attempt{{N: 1, Start: done, End: &done}}
-	if over, _ := overBudget(run, 13.2, t0.Add(3*time.Hour)); over {
+	if over, _ := overBudget(run, 13.2, t0.Add(3*time.Hour), awsPrices()); over {
 		t.Error("a deleted instance is still projected")
 	}
 }

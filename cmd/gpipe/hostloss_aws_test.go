@@ -198,6 +198,7 @@ func TestSpotInterruptedTwiceFinishes(t *testing.T) {
 	if out := res.stdout + res.stderr; !strings.Contains(out, "host box") || !strings.Contains(out, "lost") {
 		t.Errorf("the console does not mention the losses:\n%s", res)
 	}
+	wantSpotCost(t, c, res)
 }
 
 // TestSpotInterruptedBeyondLimitFails: with max_host_losses: 1 the second

@@ -147,7 +147,7 @@ func (a *App) setupStatus(fs *flag.FlagSet) handler {
 			enc.SetIndent("", "  ")
 			return enc.Encode(run)
 		}
-		return a.printStatus(a.Stdout, run, url)
+		return a.printStatus(ctx, a.Stdout, run, url)
 	}
 }
 

@@ -13,9 +13,10 @@ import (
 
 // reportOptions are the summary options of every report the command writes:
 // the store (for the commands it suggests), what the AWS steps provision and
-// its prices, and the outputs the step types declare worth a column.
-func reportOptions(storeURL string) report.Options {
-	return report.Options{StateURL: storeURL, Resources: aws.Resources{}, Pricer: awsPrices(), KeyOutputs: keyOutputs()}
+// its prices (runCosts), and the outputs the step types declare worth a
+// column.
+func reportOptions(storeURL string, prices report.Pricer) report.Options {
+	return report.Options{StateURL: storeURL, Resources: aws.Resources{}, Pricer: prices, KeyOutputs: keyOutputs()}
 }
 
 // keyOutputs are the outputs the registered step types declare. A registry
@@ -24,11 +25,8 @@ func keyOutputs() []string {
 	return steps.NewRegistry(&steps.Executors{}, &aws.Steps{}).KeyOutputs()
 }
 
-// awsPrices are the on-demand prices the AWS steps know.
-func awsPrices() report.Pricer { return aws.DefaultPrices() }
-
-func (a *App) printStatus(w io.Writer, run *state.Run, storeURL string) error {
-	return report.Table(w, run, reportOptions(storeURL))
+func (a *App) printStatus(ctx context.Context, w io.Writer, run *state.Run, storeURL string) error {
+	return report.Table(w, run, reportOptions(storeURL, a.reportCosts(ctx, run)))
 }
 
 func (a *App) setupReport(fs *flag.FlagSet) handler {
@@ -42,7 +40,7 @@ func (a *App) setupReport(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
-		opt := reportOptions(url)
+		opt := reportOptions(url, a.reportCosts(ctx, run))
 		switch *format {
 		case "markdown":
 			return report.Markdown(a.Stdout, run, opt)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -119,10 +120,17 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "gpipe: console: %v\n", err)
 	}
+	// The run's context may be over (an interrupt): the prices of its spot
+	// instances are loaded under one that only a second interrupt ends.
+	hard := a.Hard
+	if hard == nil {
+		hard = context.Background()
+	}
+	prices := a.reportCosts(hard, run)
 	// A short summary on a terminal or in a log; in GitHub Actions the job
 	// summary has it.
 	if !r.github && run != nil {
-		if err := report.Brief(a.Stderr, run, reportOptions(r.storeURL)); err != nil {
+		if err := report.Brief(a.Stderr, run, reportOptions(r.storeURL, prices)); err != nil {
 			fmt.Fprintf(a.Stderr, "gpipe: %v\n", err)
 		}
 	}
@@ -155,7 +163,7 @@ func (r *runReporter) Finish(run *state.Run, runErr error) {
 	if !r.github {
 		return
 	}
-	opt := reportOptions(r.storeURL)
+	opt := reportOptions(r.storeURL, prices)
 	opt.GitHub = true
 	if r.gh != nil {
 		opt.LogTail = r.gh.LogTail

@@ -260,7 +260,7 @@ func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeUR
 	defer stopRun(nil)
 	stopBudget := func() {}
 	if budget > 0 {
-		stopBudget = watchBudget(runCtx, stopRun, j, budget)
+		stopBudget = a.watchBudget(runCtx, stopRun, j, budget, a.cloud().SpotPrices())
 	}
 	runErr := engine.Run(runCtx, p, j, engine.Options{
 		Registry:    a.registry(),

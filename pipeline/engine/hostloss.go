@@ -96,6 +96,14 @@ func (e *engine) hostLost(d done, ready []int) []int {
 	loss := state.HostLoss{Step: n.ps.ID, Attempt: la.num, Host: la.err.Host.Name, Address: addr, Zone: la.err.Zone,
 		Time: la.end.UTC(), Start: la.start.UTC(), Cause: la.full.Error()}
 	providers := e.providers(n)
+	for _, k := range providers {
+		if out := e.nodes[k].outputs; len(out) > 0 {
+			if loss.Providers == nil {
+				loss.Providers = map[string]map[string]string{}
+			}
+			loss.Providers[e.nodes[k].ps.ID] = maps.Clone(out)
+		}
+	}
 	var refuse error
 	switch {
 	case e.interrupt || e.detached || e.failed && !e.p.Spec.KeepGoing:

@@ -112,6 +112,10 @@ func TestHostLossRerunsTheHostsChain(t *testing.T) {
 			!slices.Equal(l.Rerun, []string{"up", "setup", "work"}) {
 			t.Errorf("loss %d = %+v", i, l)
 		}
+		// What the lost machine was survives the rerun that replaces it.
+		if got := l.Providers["up"]["host"]; got != addr || len(l.Providers) != 1 {
+			t.Errorf("loss %d: providers %v, want up's outputs naming %s", i, l.Providers, addr)
+		}
 	}
 	if ev := h.eventsOf(HostLost, "work"); len(ev) != 2 || !strings.Contains(ev[1].Reason, "host loss 2 of 2 allowed; running again: up, setup, work") {
 		t.Errorf("HostLost events: %+v", ev)

@@ -68,8 +68,19 @@ func Brief(w io.Writer, run *state.Run, opt Options) error {
 	if hidden > 0 {
 		fmt.Fprintf(&b, "  … and %d more succeeded (gpipe status %s lists them)\n", hidden, s.RunID)
 	}
+	if len(s.HostLosses) > 0 {
+		fmt.Fprintf(&b, "losses: %s\n", lossHeadline(s.HostLosses))
+		for _, in := range s.HostLosses {
+			for _, l := range lossLines(in) {
+				fmt.Fprintf(&b, "  %s\n", l)
+			}
+		}
+	}
 	if s.Cost != nil {
 		fmt.Fprintf(&b, "cost: %s\n", costSentence(s.Cost, ""))
+		for _, l := range instanceLines(s.Cost) {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write run summary: %w", err)

@@ -11,6 +11,12 @@
 // run (node ids are positional, n0, n1, ..., so any step id is safe) and show
 // the same data everywhere.
 //
+// Every summary lists the run's host losses (what was lost, when, why, what
+// ran again, the time lost) and estimates what its machines cost: each
+// machine a provision step made, lost ones included, priced by what the
+// step types know (Resources, Pricer, and UsagePricer for spot prices),
+// against the on-demand price.
+//
 // The GitHub Actions helpers (workflow commands, $GITHUB_OUTPUT) live here too
 // so that the CLI wires one package: they are plain functions over io.Writer,
 // testable against golden files.

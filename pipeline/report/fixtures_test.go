@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -90,6 +91,7 @@ func fixtures() map[string]*state.Run {
 				Attempts: []state.Attempt{{N: 1, Start: at(4), Log: "train.1"}}},
 			&state.Step{ID: "teardown", Type: "teardown", Status: state.StepPending, Needs: []string{"provision", "train"}},
 		), at(60.5)),
+		"interrupted": interruptedFixture(),
 		// Local pipeline with step ids and outputs that could break Markdown
 		// or Mermaid if they were not escaped.
 		"local": func() *state.Run {
@@ -118,7 +120,46 @@ func leased(r *state.Run, expires time.Time) *state.Run {
 	return r
 }
 
-// testPrices is a price table for tests, in dollars per hour.
+// interruptedFixture is a spot run whose training lost its host twice
+// (max_host_losses: 2): the first instance (us-east-1a) after 67 minutes,
+// the second (us-east-1b) after 15.5; each time provision, prepare and
+// train ran again, and the third instance finished the training.
+func interruptedFixture() *state.Run {
+	inst := func(n int, zone string, launch float64) map[string]string {
+		return map[string]string{"instance_id": fmt.Sprintf("i-000000000000000%d", n), "host": fmt.Sprintf("ssm:i-000000000000000%d", n),
+			"stack_name": "gpipe-spot-provision", "instance_type": "dl1.24xlarge", "region": "us-east-1",
+			"availability_zone": zone, "market_type": "spot", "launch_time": at(launch).Format(time.RFC3339)}
+	}
+	lostErr := func(n int, zone string) string {
+		return fmt.Sprintf("host box (ssm:i-000000000000000%d) lost in %s: spot interruption notice: terminate at 2026-03-14T10:12:00Z", n, zone)
+	}
+	r := newRun("unet-brain-20260314T090000Z-spot", state.RunSucceeded,
+		&state.Step{ID: "provision", Type: "provision-stack", Status: state.StepSucceeded,
+			Attempts: []state.Attempt{attempt(1, 0, 4, 0, ""), attempt(2, 71, 75, 0, ""), attempt(3, 91, 95, 0, "")},
+			Outputs:  inst(3, "us-east-1a", 94.5)},
+		&state.Step{ID: "prepare", Type: "prepare-disk", Status: state.StepSucceeded, Needs: []string{"provision"},
+			Attempts: []state.Attempt{attempt(1, 4, 6, 0, ""), attempt(2, 75, 77, 0, ""), attempt(3, 95, 97, 0, "")}},
+		&state.Step{ID: "train", Type: "train-unet", Status: state.StepSucceeded, Needs: []string{"prepare"},
+			Attempts: []state.Attempt{attempt(1, 6, 70, -1, lostErr(1, "us-east-1a")), attempt(2, 77, 90, -1, lostErr(2, "us-east-1b")),
+				attempt(3, 97, 180, 0, "")},
+			Outputs: map[string]string{"ckpt": "s3://results/spot/last.ckpt"}},
+		&state.Step{ID: "teardown", Type: "teardown", Status: state.StepSucceeded, Needs: []string{"provision", "train"},
+			Attempts: []state.Attempt{attempt(1, 180, 186, 0, "")},
+			Outputs:  map[string]string{"deleted_at": at(185).Format(time.RFC3339)}},
+	)
+	r.HostLosses = []state.HostLoss{
+		{Step: "train", Attempt: 1, Host: "box", Address: "ssm:i-0000000000000001", Zone: "us-east-1a", Time: at(70), Start: at(6),
+			Cause: lostErr(1, "us-east-1a"), Rerun: []string{"provision", "prepare", "train"},
+			Providers: map[string]map[string]string{"provision": inst(1, "us-east-1a", 3)}},
+		{Step: "train", Attempt: 2, Host: "box", Address: "ssm:i-0000000000000002", Zone: "us-east-1b", Time: at(90), Start: at(77),
+			Cause: lostErr(2, "us-east-1b"), Rerun: []string{"provision", "prepare", "train"},
+			Providers: map[string]map[string]string{"provision": inst(2, "us-east-1b", 74.5)}},
+	}
+	return r
+}
+
+// testPrices is a price table for tests, in dollars per hour: on-demand
+// prices, and spot prices by instance type and zone.
 type testPrices map[[2]string]float64
 
 func (p testPrices) HourlyPrice(instanceType, region string) (float64, bool) {
@@ -126,12 +167,40 @@ func (p testPrices) HourlyPrice(instanceType, region string) (float64, bool) {
 	return v, ok
 }
 
+// PriceUsage prices spot instances (market_type spot) at the zone's spot
+// price, else half the on-demand price, and not at all when lost in their
+// first hour, as steps/aws does; the rest on demand.
+func (p testPrices) PriceUsage(u Usage) (UsagePrice, bool) {
+	od, ok := p.HourlyPrice(u.InstanceType, u.Region)
+	if !ok {
+		return UsagePrice{}, false
+	}
+	h := u.End.Sub(u.Start).Hours()
+	odUSD := od * h
+	if u.Outputs["market_type"] != "spot" {
+		return UsagePrice{PricePerHour: od, Basis: basisOnDemand, USD: odUSD, OnDemandUSD: &odUSD}, true
+	}
+	zone := u.Outputs["availability_zone"]
+	up := UsagePrice{Market: "spot", Zone: zone, OnDemandUSD: &odUSD}
+	if v, ok := p[[2]string{u.InstanceType, zone}]; ok {
+		up.PricePerHour, up.Basis = v, "spot price history"
+	} else {
+		up.PricePerHour, up.Basis = od/2, "assumed: 50% of on-demand, no spot price history"
+	}
+	up.USD = up.PricePerHour * h
+	if u.Lost != nil && h < 1 {
+		up.USD, up.Note = 0, "interrupted in its first hour: not charged"
+	}
+	return up, true
+}
+
 // fixturePrices are AWS's on-demand list prices of the fixtures' instances.
 func fixturePrices() testPrices {
 	return testPrices{
-		{"dl1.24xlarge", "us-east-1"}: 13.11,
-		{"dl1.24xlarge", "us-west-2"}: 13.11,
-		{"p4d.24xlarge", "us-east-1"}: 32.77,
+		{"dl1.24xlarge", "us-east-1"}:  13.11,
+		{"dl1.24xlarge", "us-west-2"}:  13.11,
+		{"p4d.24xlarge", "us-east-1"}:  32.77,
+		{"dl1.24xlarge", "us-east-1a"}: 3.93,
 	}
 }
 

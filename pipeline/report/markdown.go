@@ -96,10 +96,18 @@ func Markdown(w io.Writer, run *state.Run, opt Options) error {
 		}
 	}
 
+	b.WriteString(markdownLosses(s.HostLosses))
+
 	if c := s.Cost; c != nil {
 		b.WriteString("\n**Estimated instance cost:** ")
 		b.WriteString(costSentence(c, "**"))
 		b.WriteString("\n")
+		if lines := instanceLines(c); len(lines) > 0 {
+			b.WriteString("\n")
+			for _, l := range lines {
+				b.WriteString("- " + mdEscape(l) + "\n")
+			}
+		}
 	}
 
 	b.WriteString(nextSteps(s, opt))

@@ -60,6 +60,8 @@ type Summary struct {
 	// Outputs holds every step output as outputs[step][key].
 	Outputs map[string]map[string]string `json:"outputs"`
 	Cost    *Cost                        `json:"cost"`
+	// HostLosses lists every host lost under a running step, in order.
+	HostLosses []Interruption `json:"host_losses"`
 
 	duration time.Duration
 }
@@ -110,7 +112,8 @@ func Build(run *state.Run, opt Options) *Summary {
 		ResumeCommand: ResumeCommand(opt.StateURL, run.ID),
 		Steps:         []StepSummary{},
 		Outputs:       map[string]map[string]string{},
-		Cost:          estimateCost(run, opt.Resources, opt.Pricer, t),
+		Cost:          estimateCost(run, withNow(opt, t)),
+		HostLosses:    interruptions(run),
 		Abandoned:     Abandonment(run, opt.StateURL, t, opt.Resources),
 	}
 	// Steps count to now while a runner drives them; in an abandoned run
@@ -169,6 +172,13 @@ func Build(run *state.Run, opt Options) *Summary {
 	s.duration = unionLength(spans)
 	s.DurationSeconds = s.duration.Seconds()
 	return s
+}
+
+// withNow fixes opt's clock at t, so every part of a summary counts to the
+// same moment.
+func withNow(opt Options, t time.Time) Options {
+	opt.Now = func() time.Time { return t }
+	return opt
 }
 
 // span is a stretch of time some attempt ran.

@@ -290,3 +290,52 @@ func TestMarkdownLargeGraphLeftOut(t *testing.T) {
 		t.Errorf("large graph not replaced by a note:\n%.600s", buf.String())
 	}
 }
+
+// TestCostOfLostInstances: each machine a host loss replaced counts from its
+// launch to the loss, with the price its provision step's outputs had then
+// (state.HostLoss.Providers), not the replacement's; a loss that was not
+// replaced leaves the step's outputs naming the lost machine, which counts
+// once, to the loss.
+func TestCostOfLostInstances(t *testing.T) {
+	opt := Options{Resources: testResources{}, Now: fixtureNow, Pricer: fixturePrices()}
+	c := Build(interruptedFixture(), opt).Cost
+	if len(c.Instances) != 3 {
+		t.Fatalf("instances %+v", c.Instances)
+	}
+	wantMin := []float64{67, 15.5, 90.5}
+	wantUSD := []float64{3.93 * 67 / 60, 0, 3.93 * 90.5 / 60}
+	for i, ic := range c.Instances {
+		if math.Abs(ic.Hours*60-wantMin[i]) > 1e-9 || ic.USD == nil || math.Abs(*ic.USD-wantUSD[i]) > 1e-9 || ic.Lost != (i < 2) {
+			t.Errorf("instance %d: %+v, want %v min, $%v", i, ic, wantMin[i], wantUSD[i])
+		}
+	}
+	od := 13.11 * (67 + 15.5 + 90.5) / 60
+	if c.OnDemandUSD == nil || math.Abs(*c.OnDemandUSD-od) > 1e-9 || c.SavedUSD == nil || math.Abs(*c.SavedUSD-(od-*c.USD)) > 1e-9 {
+		t.Errorf("on demand %v, saved %v; want %v", c.OnDemandUSD, c.SavedUSD, od)
+	}
+
+	// The second loss was not replaced (max_host_losses: 1): provision's
+	// outputs still name instance 2, lost at minute 90; teardown deleted
+	// its stack at 185, but the instance was gone.
+	r := interruptedFixture()
+	r.Status = state.RunFailed
+	r.Steps["provision"].Outputs = r.HostLosses[1].Providers["provision"]
+	r.Steps["provision"].Attempts = r.Steps["provision"].Attempts[:2]
+	r.Steps["train"].Attempts = r.Steps["train"].Attempts[:2]
+	r.Steps["train"].Status = state.StepFailed
+	r.HostLosses[1].Rerun, r.HostLosses[1].Failed = nil, "not replaced: this is host loss 2 and max_host_losses is 1"
+	s := Build(r, opt)
+	if c := s.Cost; len(c.Instances) != 2 || c.Instances[1].End != at(90) || c.Running {
+		t.Errorf("instances %+v", c.Instances)
+	}
+	if l := s.HostLosses[1]; l.ReplacedAfterSeconds != nil || l.TimeLostSeconds != 13*60 {
+		t.Errorf("loss not replaced: %+v", l)
+	}
+	var buf bytes.Buffer
+	if err := Table(&buf, r, opt); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "not replaced: this is host loss 2") {
+		t.Errorf("status does not say the loss was not replaced:\n%s", buf.String())
+	}
+}

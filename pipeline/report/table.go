@@ -60,8 +60,19 @@ func Table(w io.Writer, run *state.Run, opt Options) error {
 			fmt.Fprintf(&b, "failed: %s: %s\n", st.ID, truncate(oneLine(msg), 300))
 		}
 	}
+	if len(s.HostLosses) > 0 {
+		fmt.Fprintf(&b, "losses: %s\n", lossHeadline(s.HostLosses))
+		for _, in := range s.HostLosses {
+			for _, l := range lossLines(in) {
+				fmt.Fprintf(&b, "        %s\n", l)
+			}
+		}
+	}
 	if s.Cost != nil {
 		fmt.Fprintf(&b, "cost:   %s\n", costSentence(s.Cost, ""))
+		for _, l := range instanceLines(s.Cost) {
+			fmt.Fprintf(&b, "        %s\n", l)
+		}
 	}
 	fmt.Fprintf(&b, "resume: %s\n", s.ResumeCommand)
 	if _, err := io.WriteString(w, b.String()); err != nil {

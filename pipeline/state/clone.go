@@ -32,6 +32,12 @@ func (r *Run) Clone() *Run {
 		c.HostLosses = make([]HostLoss, len(r.HostLosses))
 		for i, l := range r.HostLosses {
 			l.Rerun = slices.Clone(l.Rerun)
+			if l.Providers != nil {
+				l.Providers = make(map[string]map[string]string, len(l.Providers))
+				for id, out := range r.HostLosses[i].Providers {
+					l.Providers[id] = maps.Clone(out)
+				}
+			}
 			c.HostLosses[i] = l
 		}
 	}

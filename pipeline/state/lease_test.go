@@ -147,7 +147,7 @@ func TestCloneCoversAllFields(t *testing.T) {
 		}},
 		Order: []string{"s"}, Runners: []string{"r"},
 		HostLosses: []state.HostLoss{{Step: "s", Attempt: 1, Host: "h", Address: "ssm:i-1", Zone: "z", Time: t0, Start: t0,
-			Cause: "c", Rerun: []string{"s"}, Failed: "f"}},
+			Cause: "c", Rerun: []string{"s"}, Failed: "f", Providers: map[string]map[string]string{"p": {"k": "v"}}}},
 	}
 	for _, v := range []any{*r, *r.Lease, *r.Steps["s"], r.Steps["s"].Attempts[0], r.HostLosses[0]} {
 		rv := reflect.ValueOf(v)
@@ -174,6 +174,10 @@ func TestCloneCoversAllFields(t *testing.T) {
 	c.HostLosses[0].Rerun[0] = "x"
 	if r.HostLosses[0].Rerun[0] != "s" {
 		t.Fatal("Clone shares a host loss's rerun list")
+	}
+	c.HostLosses[0].Providers["p"]["k"] = "x"
+	if r.HostLosses[0].Providers["p"]["k"] != "v" {
+		t.Fatal("Clone shares a host loss's provider outputs")
 	}
 	if r.Params["a"] != "b" || r.Lease.Owner != "o" || r.Steps["s"].Needs[0] != "n" || r.Steps["s"].Outputs["k"] != "v" ||
 		r.Steps["s"].Resume["r"] != "v" || *r.Steps["s"].Attempts[0].ExitCode != 3 ||

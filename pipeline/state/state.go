@@ -61,6 +61,11 @@ type HostLoss struct {
 	// replaced, and Failed says why.
 	Rerun  []string `json:"rerun,omitempty"`
 	Failed string   `json:"failed,omitempty"`
+	// Providers holds the outputs of the steps that made the lost host (by
+	// step id), as they were when it was lost: a rerun replaces them, and
+	// reports still need to know what the lost machine was and since when
+	// it ran (what it cost).
+	Providers map[string]map[string]string `json:"providers,omitempty"`
 }
 
 // RunStatus is the status of a whole run.

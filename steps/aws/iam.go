@@ -95,6 +95,7 @@ func runnerCalls() []apiCall {
 		{featProvision, "ec2:DescribeSubnets", anyResource},
 		{featProvision, "ec2:DescribeInstanceTypeOfferings", anyResource}, // zones that offer the instance type
 		{featProvision, "ssm:GetParameter", publicParams},                 // the default AMI id (Canonical's public parameter)
+		{featProvision, "ec2:DescribeSpotPriceHistory", anyResource},      // spot instances' cost estimate and budget (spotprices.go)
 		// steps/aws/ssmhost.
 		{featSSM, "ssm:SendCommand", runDocument},
 		{featSSM, "ssm:SendCommand", runInstances},

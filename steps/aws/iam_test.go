@@ -108,6 +108,7 @@ func requiredActions(t *testing.T) map[string]string {
 		"steps/aws/cfn/api.go":         {reflect.TypeFor[cfn.CloudFormation](), reflect.TypeFor[cfn.S3](), reflect.TypeFor[cfn.EC2](), reflect.TypeFor[cfn.SSM]()},
 		"steps/aws/ssmhost/ssmhost.go": {reflect.TypeFor[ssmhost.SSM](), reflect.TypeFor[ssmhost.Logs]()},
 		"steps/aws/ssmhost/lost.go":    {reflect.TypeFor[ssmhost.EC2]()},
+		"steps/aws/spotprices.go":      {reflect.TypeFor[SpotPriceAPI]()},
 		"pipeline/store/s3/s3.go":      {reflect.TypeFor[s3store.API]()},
 		"steps/msd/fetch.go":           {reflect.TypeFor[msd.S3API]()}, // in-process on a local host, with the runner's credentials
 	}

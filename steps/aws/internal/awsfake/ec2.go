@@ -31,6 +31,8 @@ type EC2 struct {
 	spotPrice  map[string]float64   // instance type → current spot price
 	quota      map[[2]string]int    // market, instance type → instances allowed at once
 	instances  map[string]*instance // by id (interrupt.go)
+	// spotHistory is what DescribeSpotPriceHistory lists (spotprice.go).
+	spotHistory []spotChange
 }
 
 // Offer sets the zones that offer an instance type (DescribeInstanceTypeOfferings;
@@ -345,6 +347,11 @@ func (e *EC2) serve(w http.ResponseWriter, form url.Values) {
 	case "DescribeInstances":
 		var ok bool
 		if body, ok = e.describeInstances(w, rid, form); !ok {
+			return
+		}
+	case "DescribeSpotPriceHistory":
+		var ok bool
+		if body, ok = e.describeSpotPriceHistory(w, rid, form); !ok {
 			return
 		}
 	default:
