@@ -74,13 +74,13 @@ func (e *Executors) For(h pipeline.Host) (host.Executor, error) {
 	switch {
 	case h.Address == "" || h.Address == "local":
 		return e.Local, nil
-	case strings.HasPrefix(h.Address, "ssm:"):
+	case strings.HasPrefix(h.Address, aws.HostScheme().Prefix):
 		if e.SSM == nil {
 			return nil, fmt.Errorf("host %s: SSM hosts are not available here", h.Name)
 		}
 		return e.SSM(h)
 	default:
-		return nil, fmt.Errorf("host %s: unknown address %q (want local or ssm:<instance id>)", h.Name, h.Address)
+		return nil, fmt.Errorf("host %s: unknown address %q (want local or %s)", h.Name, h.Address, aws.HostScheme().Usage)
 	}
 }
 

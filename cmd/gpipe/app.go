@@ -8,8 +8,10 @@ import (
 	"io"
 	"strings"
 
+	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/schemas"
+	"github.com/gpipe/gpipe/steps"
 	"github.com/gpipe/gpipe/steps/aws"
 	"github.com/gpipe/gpipe/steps/host"
 )
@@ -25,6 +27,7 @@ type App struct {
 	Hard context.Context
 
 	aws   *aws.Steps  // created on first use
+	specs *spec.Loader // created on first use; compiles the schema once
 	local *host.Local // created with the registry; Close removes its files
 	// signals lets run/resume --detach-on-signal take the first signal.
 	signals *signalRoute
@@ -169,4 +172,13 @@ func wantArgs(fs *flag.FlagSet, args []string, min, max int) error {
 		return &UsageError{Msg: fmt.Sprintf("gpipe %s: unexpected argument %q", cmd, args[max]), Hint: hint}
 	}
 	return nil
+}
+
+// loader is the spec loader, with what the step types add to the spec
+// language (steps.SpecOptions).
+func (a *App) loader() *spec.Loader {
+	if a.specs == nil {
+		a.specs = spec.NewLoader(steps.SpecOptions())
+	}
+	return a.specs
 }

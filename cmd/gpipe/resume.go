@@ -158,7 +158,7 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 		if err != nil {
 			return nil, fmt.Errorf("read spec snapshot of run %s: %w", o.runID, err)
 		}
-		sp, err = spec.ParseContext(ctx, prev.SpecFile, src)
+		sp, err = a.loader().ParseContext(ctx, prev.SpecFile, src)
 	}
 	if err != nil {
 		return nil, err

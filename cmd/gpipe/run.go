@@ -163,7 +163,7 @@ func specBlobName(digest string) string {
 // loadSpec loads and validates a spec, printing every error (and, inside
 // GitHub Actions, annotations) before returning.
 func (a *App) loadSpec(ctx context.Context, path string) (*spec.Spec, error) {
-	sp, err := spec.LoadContext(ctx, path)
+	sp, err := a.loader().LoadContext(ctx, path)
 	if err != nil && ctx.Err() != nil {
 		return nil, context.Cause(ctx) // says which signal
 	}
