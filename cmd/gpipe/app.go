@@ -26,9 +26,9 @@ type App struct {
 	// Hard is cancelled by a second interrupt: cleanup steps stop too.
 	Hard context.Context
 
-	aws   *aws.Steps  // created on first use
+	aws   *aws.Steps   // created on first use
 	specs *spec.Loader // created on first use; compiles the schema once
-	local *host.Local // created with the registry; Close removes its files
+	local *host.Local  // created with the registry; Close removes its files
 	// signals lets run/resume --detach-on-signal take the first signal.
 	signals *signalRoute
 	// stderr is Stderr when runMain made it: the live view routes it (termout.go).
