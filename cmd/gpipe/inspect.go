@@ -17,7 +17,6 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/report"
-	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
 	"github.com/gpipe/gpipe/steps/aws"
@@ -88,29 +87,7 @@ func (a *App) setupPlan(fs *flag.FlagSet) handler {
 		default:
 			return usagef("--format %q: want text, mermaid, dot or json", *format)
 		}
-		sp, err := a.loadSpec(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		given, err := parseParams(params)
-		if err != nil {
-			return err
-		}
-		// A plan is for looking: a required string param that was not given
-		// shows as a placeholder rather than stopping the plan, and a secret
-		// is never needed.
-		given = secretPlaceholders(sp, given)
-		for _, prm := range sp.Params {
-			if _, ok := given[prm.Name]; !ok && prm.Default == nil && prm.Type == "string" {
-				given[prm.Name] = "<" + prm.Name + ">"
-				fmt.Fprintf(a.Stderr, "gpipe: param %s not given; shown as <%s>\n", prm.Name, prm.Name)
-			}
-		}
-		resolved, err := spec.ResolveParams(sp, given)
-		if err != nil {
-			return err
-		}
-		p, err := plan.New(sp, resolved)
+		p, _, err := a.loadPlan(ctx, args[0], params, paramsToShowAll)
 		if err != nil {
 			return err
 		}

@@ -65,11 +65,7 @@ func (a *App) resolveStepIDs(ctx context.Context, st state.Store, run *state.Run
 // runSpec is the run's spec snapshot, or nil when it cannot be read (the
 // caller then knows only the expanded ids of the state).
 func (a *App) runSpec(ctx context.Context, st state.Store, run *state.Run) *spec.Spec {
-	src, err := st.GetBlob(ctx, run.ID, specBlobName(run.SpecDigest))
-	if err != nil {
-		return nil
-	}
-	sp, err := a.loader().ParseContext(ctx, run.SpecFile, src)
+	sp, err := a.snapshotSpec(ctx, st, run.ID, run.SpecFile, run.SpecDigest)
 	if err != nil {
 		return nil
 	}
