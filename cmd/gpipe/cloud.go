@@ -106,14 +106,8 @@ func (a *App) setupIAMPolicy(fs *flag.FlagSet) handler {
 		if err := withParamsResolved(sp, given); err != nil {
 			return err
 		}
-		url := *stateURL
-		if url == "" {
-			url = a.Getenv("GPIPE_STATE")
-		}
-		if url == "" {
-			url = sp.State
-		}
-		policy, err := aws.IAMPolicy(sp, url)
+		// The policy covers an s3:// store; the default local one needs none.
+		policy, err := aws.IAMPolicy(sp, a.stateURL(*stateURL, sp.State))
 		if err != nil {
 			return fmt.Errorf("IAM policy for %s: %w", args[0], err)
 		}

@@ -22,15 +22,15 @@ import (
 	"github.com/gpipe/gpipe/steps/aws"
 )
 
-// openStore opens the state store chosen by flag, then $GPIPE_STATE, then the
-// spec's state:, then the default local folder.
+// stateURL is the state store URL chosen by flag, then $GPIPE_STATE, then the
+// spec's state:, then the default local folder (store.ChooseURL).
+func (a *App) stateURL(flagURL, specURL string) string {
+	return store.ChooseURL(flagURL, a.Getenv(store.EnvVar), specURL)
+}
+
+// openStore opens the state store stateURL chooses.
 func (a *App) openStore(ctx context.Context, flagURL, specURL string) (state.Store, string, error) {
-	url := flagURL
-	for _, u := range []string{a.Getenv("GPIPE_STATE"), specURL, "file://.gpipe"} {
-		if url == "" {
-			url = u
-		}
-	}
+	url := a.stateURL(flagURL, specURL)
 	st, err := store.Open(ctx, url)
 	if err != nil {
 		return nil, "", err // the store's error names the URL

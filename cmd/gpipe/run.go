@@ -16,11 +16,12 @@ import (
 	"github.com/gpipe/gpipe/pipeline/secret"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/pipeline/store"
 )
 
 // stateFlag declares --state, shared by every command that reads a store.
 func stateFlag(fs *flag.FlagSet) *string {
-	return fs.String("state", "", "state store URL: file://DIR, a path, or s3://BUCKET/PREFIX (default $GPIPE_STATE, the spec's state:, then file://.gpipe)")
+	return fs.String("state", "", "state store URL: file://DIR, a path, or s3://BUCKET/PREFIX (default $"+store.EnvVar+", the spec's state:, then "+store.DefaultURL+")")
 }
 
 func (a *App) setupRun(fs *flag.FlagSet) handler {
