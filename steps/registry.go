@@ -72,7 +72,7 @@ type Executors struct {
 // For returns the executor for h.
 func (e *Executors) For(h pipeline.Host) (host.Executor, error) {
 	switch {
-	case h.Address == "" || h.Address == "local":
+	case host.IsLocal(h.Address):
 		return e.Local, nil
 	case strings.HasPrefix(h.Address, aws.HostScheme().Prefix):
 		if e.SSM == nil {

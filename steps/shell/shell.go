@@ -12,14 +12,9 @@ import (
 	"github.com/gpipe/gpipe/steps/host"
 )
 
-// Executors picks the executor for a step's host.
-type Executors interface {
-	For(h pipeline.Host) (host.Executor, error)
-}
-
 // Step is the shell step type.
 type Step struct {
-	Executors Executors
+	Executors host.Picker
 }
 
 // Strictness is the line every shell script starts with. Like GitHub
@@ -53,11 +48,7 @@ func (s *Step) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, 
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	ex, err := s.Executors.For(sr.Host)
-	if err != nil {
-		return pipeline.Result{}, err
-	}
-	out, err := ex.Exec(ctx, host.ScriptFor(sr, body))
+	out, err := host.Run(ctx, s.Executors, sr, body)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
