@@ -44,13 +44,6 @@ func NewLoader(o Options) *Loader {
 	return &Loader{schema: sync.OnceValues(compileSchema), opts: o}
 }
 
-// Load reads and loads the spec at path, with no Options.
-func Load(path string) (*Spec, error) { return NewLoader(Options{}).Load(path) }
-
-// Parse loads a spec from src, with no Options; file names it in error
-// messages.
-func Parse(file string, src []byte) (*Spec, error) { return NewLoader(Options{}).Parse(file, src) }
-
 // Load reads and loads the spec at path.
 func (l *Loader) Load(path string) (*Spec, error) { return l.LoadContext(context.Background(), path) }
 
