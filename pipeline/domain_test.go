@@ -28,9 +28,10 @@ var domainNames = []string{
 // no string literal at all.
 var domainParts = []string{"dl1.", "trn1.", "p4d.", "us-east-", "us-west-", "eu-west-", "ssm:", "secretsmanager:"}
 
-// domainExempt are the packages allowed AWS knowledge: the S3 state store
-// speaks to S3 and needs a region to sign with.
-var domainExempt = []string{"store/s3"}
+// domainExempt are the packages allowed AWS knowledge: none, since the S3
+// state store's client, region fallback included, comes from
+// internal/awsconfig.
+var domainExempt = []string{}
 
 // TestCoreKnowsNoDomain fails when a string literal in a non-test Go file
 // under pipeline/ is one of domainNames or holds one of domainParts.

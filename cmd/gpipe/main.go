@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gpipe/gpipe/internal/awsconfig"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/engine"
 	"github.com/gpipe/gpipe/pipeline/spec"
@@ -168,7 +169,7 @@ func hint(err error) string {
 	if h := usageHint(err); h != "" {
 		return h
 	}
-	if errors.Is(err, aws.ErrNoRegion) {
+	if errors.Is(err, awsconfig.ErrNoRegion) {
 		return "give the region with --region (teardown and gc), or set AWS_REGION"
 	}
 	msg := err.Error()

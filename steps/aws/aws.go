@@ -2,26 +2,22 @@
 // teardown (package cfn), the SSM host executor (package ssmhost) and the
 // built-in template (package template). AWS configuration is loaded lazily,
 // on the first AWS call, so a spec without AWS steps or hosts never needs
-// credentials. config.LoadDefaultConfig honours AWS_ENDPOINT_URL (and the
-// per-service AWS_ENDPOINT_URL_<SERVICE>), so gpipe runs against LocalStack.
+// credentials; internal/awsconfig decides region, endpoint, path style,
+// timeouts and retries.
 package aws
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"strings"
 	"sync"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/gpipe/gpipe/internal/awsconfig"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
 	"github.com/gpipe/gpipe/steps/aws/ssmhost"
@@ -32,8 +28,11 @@ import (
 // Options configure the AWS steps.
 type Options struct {
 	// LoadConfig loads the SDK configuration for a region ("" = default).
-	// nil uses config.LoadDefaultConfig.
+	// nil uses awsconfig.Load (tests put a fake's configuration here).
 	LoadConfig func(ctx context.Context, region string) (sdkaws.Config, error)
+	// Getenv reads gpipe's own variables (GPIPE_AWS_RESPONSE_TIMEOUT,
+	// GPIPE_S3_PATH_STYLE); nil means os.Getenv.
+	Getenv func(string) string
 	// SSM configures the SSM host (log group, S3 output archive, timeouts).
 	SSM ssmhost.Options
 	// Clock replaces time in the control steps' waits (tests).
@@ -52,11 +51,7 @@ type Steps struct {
 func New(opt Options) *Steps {
 	if opt.LoadConfig == nil {
 		opt.LoadConfig = func(ctx context.Context, region string) (sdkaws.Config, error) {
-			var fns []func(*config.LoadOptions) error
-			if region != "" {
-				fns = append(fns, config.WithRegion(region))
-			}
-			return config.LoadDefaultConfig(ctx, fns...)
+			return awsconfig.Load(ctx, awsconfig.Options{Region: region, Getenv: opt.Getenv})
 		}
 	}
 	s := &Steps{opt: opt, configs: map[string]sdkaws.Config{}}
@@ -78,18 +73,11 @@ func (s *Steps) config(ctx context.Context, region string) (sdkaws.Config, error
 	}
 	cfg, err := s.opt.LoadConfig(ctx, region)
 	if err != nil {
-		return sdkaws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		return sdkaws.Config{}, fmt.Errorf("load AWS configuration: %w: set AWS_REGION or the step's region", ErrNoRegion)
+		return sdkaws.Config{}, err // awsconfig says "load AWS configuration"
 	}
 	s.configs[region] = cfg
 	return cfg, nil
 }
-
-// ErrNoRegion says neither the caller nor the SDK's configuration named a
-// region.
-var ErrNoRegion = errors.New("no region")
 
 // Clients returns the CloudFormation, S3 and EC2 clients of a region; the
 // lead's `gpipe teardown` and `gpipe gc` use them with cfn.Teardown and
@@ -99,14 +87,7 @@ func (s *Steps) Clients(ctx context.Context, region string) (*cfn.Clients, error
 	if err != nil {
 		return nil, err
 	}
-	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		// An emulator's endpoint (AWS_ENDPOINT_URL[_S3]) has no per-bucket
-		// DNS names: address buckets by path there, as the S3 state store
-		// does (GPIPE_S3_PATH_STYLE=false opts out).
-		if o.BaseEndpoint != nil && *o.BaseEndpoint != "" {
-			o.UsePathStyle = !strings.EqualFold(os.Getenv("GPIPE_S3_PATH_STYLE"), "false")
-		}
-	})
+	s3c := s3.NewFromConfig(cfg, awsconfig.S3Options(s.opt.Getenv))
 	return &cfn.Clients{CFN: cloudformation.NewFromConfig(cfg), S3: s3c, EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg),
 		Region: cfg.Region}, nil
 }

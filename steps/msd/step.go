@@ -14,10 +14,9 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/gpipe/gpipe/internal/awsconfig"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/host"
 )
@@ -221,30 +220,23 @@ func (f *FetchMSD) Script(sr *pipeline.StepRun) (string, error) {
 	return c.render(), nil
 }
 
-// SDKClient builds an S3 client from the SDK's default configuration
-// (environment, shared config, instance role), so AWS_ENDPOINT_URL_S3 and
-// friends apply. A custom endpoint (versitygw, MinIO, LocalStack) gets
-// path-style addressing.
+// SDKClient builds an S3 client with gpipe's AWS configuration
+// (internal/awsconfig: environment, shared config, instance role,
+// AWS_ENDPOINT_URL_S3 and friends, path-style addressing on a custom endpoint
+// such as versitygw, MinIO or LocalStack). anonymous sends unsigned requests
+// (the public MSD buckets). region "" is the SDK's; with none configured
+// either, the error is awsconfig.ErrNoRegion.
 func SDKClient(ctx context.Context, region string, anonymous bool) (S3API, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConnsPerHost = 64
-		})),
-	}
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	if anonymous {
-		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{
+		Region: region, Anonymous: anonymous,
+		// Keep a connection per parallel ranged GET (concurrency is at most
+		// 64) instead of the transport's default of 10 idle per host.
+		Transport: func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 },
+	})
 	if err != nil {
-		return nil, fmt.Errorf("load AWS config: %w", err)
+		return nil, err
 	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if o.BaseEndpoint != nil {
-			o.UsePathStyle = true
-		}
+	return s3.NewFromConfig(cfg, awsconfig.S3Options(nil), func(o *s3.Options) {
 		// Ranged GETs carry no full-object checksum; the MD5 is verified.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	}), nil

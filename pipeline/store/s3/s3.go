@@ -33,20 +33,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
 
+	"github.com/gpipe/gpipe/internal/awsconfig"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -58,14 +54,12 @@ type API interface {
 	ListObjectsV2(ctx context.Context, in *s3sdk.ListObjectsV2Input, optFns ...func(*s3sdk.Options)) (*s3sdk.ListObjectsV2Output, error)
 }
 
-// Retry policy of the SDK client: up to 6 attempts with jittered exponential
-// backoff capped at 5s, and no client-side retry quota, which would otherwise
-// turn a burst of 503 SlowDown into failures of unrelated requests. Each
-// attempt is bounded by attemptTimeout so a stalled connection is retried
-// rather than waited on forever.
+// Retry policy of the store's client (internal/awsconfig supplies the rest):
+// up to 6 attempts, twice the default, since a run's every step depends on
+// its writes. Each attempt is bounded by attemptTimeout, body included, so a
+// stalled connection is retried rather than waited on forever.
 const (
 	maxAttempts    = 6
-	maxBackoff     = 5 * time.Second
 	attemptTimeout = 60 * time.Second
 )
 
@@ -99,59 +93,31 @@ func ParseURL(u string) (bucket, prefix string, err error) {
 
 // Options adjust Open; zero values mean the defaults.
 type Options struct {
-	// HTTPClient replaces the SDK's HTTP client (tests put a fault-injecting
-	// proxy's transport or counters here).
-	HTTPClient aws.HTTPClient
-	// PathStyle forces path-style addressing on or off. nil: on whenever a
-	// custom endpoint is configured (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL,
-	// endpoint_url in the profile), unless GPIPE_S3_PATH_STYLE=false.
-	PathStyle *bool
-	// ConfigOptions are passed to config.LoadDefaultConfig after the store's own.
+	// ConfigOptions are passed to config.LoadDefaultConfig after the store's
+	// own (tests: an endpoint, static credentials, no shared config files).
 	ConfigOptions []func(*config.LoadOptions) error
 }
 
-// Open connects to s3://bucket/prefix with the SDK's standard configuration:
-// credentials and region from the environment, profiles, SSO or web identity,
-// and the endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.
+// Open connects to s3://bucket/prefix with gpipe's AWS configuration
+// (internal/awsconfig): credentials and region from the environment,
+// profiles, SSO or web identity, the endpoint from AWS_ENDPOINT_URL_S3 /
+// AWS_ENDPOINT_URL, path-style addressing on a custom endpoint. S3 needs a
+// region only to sign, so none configured is no error.
 func Open(ctx context.Context, u string, opt Options) (*Store, error) {
 	bucket, prefix, err := ParseURL(u)
 	if err != nil {
 		return nil, err
 	}
-	loadOpts := []func(*config.LoadOptions) error{
-		// The SDK would also log what its error then says (an instance
-		// metadata service refusing a token); the error is printed once.
-		config.WithLogger(logging.Nop{}),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = maxAttempts
-				o.MaxBackoff = maxBackoff
-				o.RateLimiter = ratelimit.None
-			})
-		}),
-	}
-	if opt.HTTPClient != nil {
-		loadOpts = append(loadOpts, config.WithHTTPClient(opt.HTTPClient))
-	} else {
-		loadOpts = append(loadOpts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(attemptTimeout)))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, append(loadOpts, opt.ConfigOptions...)...)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: load AWS configuration: %w", u, err)
-	}
-	if cfg.Region == "" {
-		// S3 needs a region to sign; custom endpoints rarely care which.
-		cfg.Region = "us-east-1"
-	}
-	client := s3sdk.NewFromConfig(cfg, func(o *s3sdk.Options) {
-		switch {
-		case opt.PathStyle != nil:
-			o.UsePathStyle = *opt.PathStyle
-		case o.BaseEndpoint != nil && *o.BaseEndpoint != "":
-			o.UsePathStyle = !strings.EqualFold(os.Getenv("GPIPE_S3_PATH_STYLE"), "false")
-		}
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{
+		AnyRegion:      true,
+		MaxAttempts:    maxAttempts,
+		AttemptTimeout: attemptTimeout,
+		LoadOptions:    opt.ConfigOptions,
 	})
-	return New(client, bucket, prefix), nil
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", u, err)
+	}
+	return New(s3sdk.NewFromConfig(cfg, awsconfig.S3Options(nil)), bucket, prefix), nil
 }
 
 func (s *Store) String() string {
