@@ -11,7 +11,6 @@ import (
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/schemas"
-	"github.com/gpipe/gpipe/steps"
 	"github.com/gpipe/gpipe/steps/aws"
 	"github.com/gpipe/gpipe/steps/host"
 )
@@ -172,13 +171,4 @@ func wantArgs(fs *flag.FlagSet, args []string, min, max int) error {
 		return &UsageError{Msg: fmt.Sprintf("gpipe %s: unexpected argument %q", cmd, args[max]), Hint: hint}
 	}
 	return nil
-}
-
-// loader is the spec loader, with what the step types add to the spec
-// language (steps.SpecOptions).
-func (a *App) loader() *spec.Loader {
-	if a.specs == nil {
-		a.specs = spec.NewLoader(steps.SpecOptions())
-	}
-	return a.specs
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/steps"
 )
 
 // The one path from a spec to a plan, for every command: a spec file
@@ -32,6 +33,15 @@ const (
 	// param that was not given as a placeholder, and says so (gpipe plan).
 	paramsToShowAll
 )
+
+// loader is the spec loader, with what the step types add to the spec
+// language (steps.SpecOptions).
+func (a *App) loader() *spec.Loader {
+	if a.specs == nil {
+		a.specs = spec.NewLoader(steps.SpecOptions())
+	}
+	return a.specs
+}
 
 // loadSpec loads and validates a spec, printing every error (and, inside
 // GitHub Actions, annotations) before returning.
