@@ -193,7 +193,8 @@ func TestExtractLargeFilesPageCache(t *testing.T) {
 
 // What no retry can fix says so, so the engine does not retry it.
 func TestErrorsArePermanent(t *testing.T) {
-	for _, err := range []error{&UnsafeEntryError{Name: "../x", Reason: "escapes"}, &ChecksumError{Got: "a", Want: "b"}, &ParamError{Msg: "bad"}} {
+	_, badParam := Decode(map[string]any{"task": "01", "concurrency": 0})
+	for _, err := range []error{&UnsafeEntryError{Name: "../x", Reason: "escapes"}, &ChecksumError{Got: "a", Want: "b"}, badParam} {
 		if !pipeline.IsPermanent(fmt.Errorf("fetch: %w", err)) {
 			t.Errorf("%T is not permanent", err)
 		}

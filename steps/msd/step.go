@@ -2,16 +2,10 @@ package msd
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"path"
-	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -47,122 +41,6 @@ type FetchMSD struct {
 
 // New returns the fetch-msd step type.
 func New(ex Executors) *FetchMSD { return &FetchMSD{Exec: ex} }
-
-// Config is the decoded `with` of a fetch-msd step.
-type Config struct {
-	Task        Task
-	Bucket, Key string
-	MD5         string
-	Dest        string
-	Region      string
-	Anonymous   bool // a public MSD bucket: no credentials needed
-	Concurrency int
-	PartSizeMiB int
-}
-
-// Source is the archive's s3:// URL.
-func (c *Config) Source() string { return "s3://" + c.Bucket + "/" + c.Key }
-
-// ParamError is a bad with: value. A retry cannot fix it.
-type ParamError struct{ Msg string }
-
-func (e *ParamError) Error() string   { return e.Msg }
-func (e *ParamError) Permanent() bool { return true }
-
-// Decode applies defaults and checks values.
-func Decode(with map[string]any) (*Config, error) {
-	var errs []error
-	fail := func(key, format string, args ...any) {
-		errs = append(errs, &ParamError{Msg: fmt.Sprintf("%s: with.%s: %s", Type, key, fmt.Sprintf(format, args...))})
-	}
-	str := func(key string) string {
-		switch v := with[key].(type) {
-		case nil:
-			return ""
-		case string:
-			return strings.TrimSpace(v)
-		case int, int64, uint64, float64:
-			return fmt.Sprint(v)
-		default:
-			fail(key, "want a string, got %T", v)
-			return ""
-		}
-	}
-	integer := func(key string, def, lo, hi int) int {
-		s := str(key)
-		if s == "" {
-			return def
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || f != math.Trunc(f) {
-			fail(key, "want an integer, got %q", s)
-			return def
-		}
-		if f < float64(lo) || f > float64(hi) {
-			fail(key, "%v is outside %d..%d", f, lo, hi)
-			return def
-		}
-		return int(f)
-	}
-	known := map[string]bool{"task": true, "source": true, "md5": true, "dest": true, "region": true, "concurrency": true, "part_size_mib": true}
-	var unknown []string
-	for k := range with {
-		if !known[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		fail(k, "unknown parameter")
-	}
-
-	c := &Config{Dest: str("dest"), Region: str("region"), MD5: strings.ToLower(str("md5"))}
-	if c.Dest == "" {
-		c.Dest = "/data"
-	}
-	if !strings.HasPrefix(c.Dest, "/") {
-		fail("dest", "%q: want an absolute path", c.Dest)
-	}
-	c.Dest = path.Clean(c.Dest)
-	c.Concurrency = integer("concurrency", 8, 1, 64)
-	c.PartSizeMiB = integer("part_size_mib", 16, 1, 1024)
-	if t := str("task"); t == "" {
-		fail("task", "required")
-	} else if task, err := LookupTask(t); err != nil {
-		fail("task", "%v", err)
-	} else {
-		c.Task = task
-	}
-	if src := str("source"); src == "" {
-		c.Bucket, c.Key = Bucket, c.Task.Key()
-	} else if rest, ok := strings.CutPrefix(src, "s3://"); !ok || !strings.Contains(rest, "/") {
-		fail("source", "%q: want s3://bucket/key", src)
-	} else {
-		c.Bucket, c.Key, _ = strings.Cut(rest, "/")
-	}
-	official := (c.Bucket == Bucket || c.Bucket == MirrorBucket) && c.Key == c.Task.Key()
-	c.Anonymous = c.Bucket == Bucket || c.Bucket == MirrorBucket
-	if c.Region == "" && c.Bucket == Bucket {
-		c.Region = BucketRegion
-	}
-	if c.Region == "" && c.Bucket == MirrorBucket {
-		c.Region = MirrorRegion
-	}
-	switch {
-	case c.MD5 == "" && official && c.Task.MD5 != "":
-		c.MD5 = c.Task.MD5
-	case c.MD5 == "":
-		fail("md5", "required for %s (only the official archives have a known MD5)", c.Source())
-	default:
-		if b, err := hex.DecodeString(c.MD5); err != nil || len(b) != 16 {
-			fail("md5", "%q: want 32 hex digits", c.MD5)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
 
 // Run fetches in-process on the local host, and through a rendered AWS CLI
 // script on any other host (see the package documentation for why).

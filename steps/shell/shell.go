@@ -10,11 +10,28 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/host"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // Step is the shell step type.
 type Step struct {
 	Executors host.Picker
+}
+
+// Type is the step type name.
+const Type = "shell"
+
+type config struct{ run, workdir string }
+
+func decode(p *param.Reader) config {
+	return config{run: p.Required("run"), workdir: p.String("working_directory", "")}
+}
+
+// DescribeWith implements the steps' parameter description (see
+// steps/internal/param): what shell's decoder declares about each key of
+// with, and the error it returns for with.
+func (s *Step) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(Type, with, decode)
 }
 
 // Strictness is the line every shell script starts with. Like GitHub
@@ -26,14 +43,15 @@ const Strictness = "set -eo pipefail"
 
 // Script renders what runs: Strictness, then the step's script.
 func (s *Step) Script(sr *pipeline.StepRun) (string, error) {
-	run, _ := sr.With["run"].(string)
-	if strings.TrimSpace(run) == "" {
-		return "", fmt.Errorf("step %s: with.run is empty", sr.StepID)
+	c, err := param.Decode(Type, sr.With, decode)
+	if err != nil {
+		return "", err
 	}
+	run := c.run
 	var b strings.Builder
 	b.WriteString(Strictness + "\n")
-	if wd, _ := sr.With["working_directory"].(string); wd != "" {
-		fmt.Fprintf(&b, "cd -- %s\n", host.Quote(wd))
+	if c.workdir != "" {
+		fmt.Fprintf(&b, "cd -- %s\n", host.Quote(c.workdir))
 	}
 	b.WriteString(run)
 	if !strings.HasSuffix(run, "\n") {

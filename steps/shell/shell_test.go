@@ -37,7 +37,7 @@ func TestShellStep(t *testing.T) {
 		// No nounset, as in GitHub Actions' shell: bash.
 		{"unset variable is empty", map[string]any{"run": `echo "v=[${GPIPE_SURELY_UNSET_VAR}]"`}, nil, "v=[]\n", ""},
 		{"working directory", map[string]any{"run": `echo "wd=$PWD" >> "$GPIPE_OUTPUT"`, "working_directory": dir}, map[string]string{"wd": dir}, "", ""},
-		{"empty", map[string]any{"run": "  "}, nil, "", "with.run is empty"},
+		{"empty", map[string]any{"run": "  "}, nil, "", "shell: with.run: required"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/steps/host"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // DefaultModelReferences is the HabanaAI/Model-References tag the UNet steps
@@ -37,18 +38,12 @@ type container struct {
 	ModelReferences string
 }
 
-func decodeContainer(p *params) container {
-	c := container{
-		Image:           p.str("image", DefaultImage),
-		ModelReferences: p.str("model_references", DefaultModelReferences),
+func decodeContainer(p *param.Reader) container {
+	// An empty value is not given: the defaults apply (steps/internal/param).
+	return container{
+		Image:           p.String("image", DefaultImage),
+		ModelReferences: p.String("model_references", DefaultModelReferences),
 	}
-	if c.Image == "" {
-		p.fail("image", "must not be empty")
-	}
-	if c.ModelReferences == "" {
-		p.fail("model_references", "must not be empty")
-	}
-	return c
 }
 
 // dockerfile builds the derived image. The pins reach it only as --build-arg
@@ -214,20 +209,18 @@ func writeRunArgs(b *strings.Builder, r runSpec) {
 
 // checkPath validates a host path that is bind-mounted into the container:
 // docker's -v syntax cannot express a ':' in it.
-func checkPath(p *params, key, path string) {
+func checkPath(p *param.Reader, key, path string) {
 	switch {
-	case path == "":
-		p.fail(key, "must not be empty")
 	case !strings.HasPrefix(path, "/"):
-		p.fail(key, "%q: want an absolute path", path)
+		p.Fail(key, "%q: want an absolute path", path)
 	case strings.ContainsAny(path, ":\n"):
-		p.fail(key, "%q: a mounted path cannot contain ':' or a newline", path)
+		p.Fail(key, "%q: a mounted path cannot contain ':' or a newline", path)
 	}
 }
 
 // checkS3 validates an optional s3:// URL.
-func checkS3(p *params, key, url string) {
+func checkS3(p *param.Reader, key, url string) {
 	if url != "" && !strings.HasPrefix(url, "s3://") {
-		p.fail(key, "%q: want an s3:// URL", url)
+		p.Fail(key, "%q: want an s3:// URL", url)
 	}
 }

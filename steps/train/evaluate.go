@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // Evaluate scores a fold's checkpoint on that fold's validation split with
@@ -45,32 +46,35 @@ type EvalConfig struct {
 
 // DecodeEvaluate applies defaults and checks values.
 func DecodeEvaluate(with map[string]any) (*EvalConfig, error) {
-	p := newParams(TypeEvaluate, with)
+	return param.Decode(TypeEvaluate, with, decodeEvaluate)
+}
+
+func decodeEvaluate(p *param.Reader) *EvalConfig {
 	c := &EvalConfig{unetTask: decodeTask(p), container: decodeContainer(p)}
 	defBatch := 64
 	if c.Dim == 3 {
 		defBatch = 2
 	}
-	c.Fold = p.integer("fold", 0, 0, 4)
-	c.BatchSize = p.integer("batch_size", defBatch, 1, 4096)
-	c.ValBatchSize = p.integer("val_batch_size", defBatch, 1, 4096)
-	c.Precision = p.oneOf("precision", "bf16", "bf16", "fp32")
-	c.Seed = p.integer("seed", 1, 0, 1<<31-1)
-	c.Data = p.str("data", path.Join("/data", c.code()))
-	c.Workdir = p.str("workdir", "/data/results")
-	c.Results = strings.TrimSuffix(p.str("results", ""), "/")
-	c.Ckpt = p.str("ckpt", "")
-	c.MinDice = p.number("min_dice", 0, 0, 1)
+	c.Fold = p.Int("fold", 0, 0, 4)
+	c.BatchSize = p.Int("batch_size", defBatch, 1, 4096)
+	c.ValBatchSize = p.Int("val_batch_size", defBatch, 1, 4096)
+	c.Precision = p.OneOf("precision", "bf16", "bf16", "fp32")
+	c.Seed = p.Int("seed", 1, 0, 1<<31-1)
+	c.Data = p.String("data", "") // default: /data/<code>
+	if c.Data == "" {
+		c.Data = path.Join("/data", c.code())
+	}
+	c.Workdir = p.String("workdir", "/data/results")
+	c.Results = strings.TrimSuffix(p.String("results", ""), "/")
+	c.Ckpt = p.String("ckpt", "")
+	c.MinDice = p.Number("min_dice", 0, 0, 1)
 	checkPath(p, "data", c.Data)
 	checkPath(p, "workdir", c.Workdir)
 	if c.Ckpt != "" {
 		checkPath(p, "ckpt", c.Ckpt)
 	}
 	checkS3(p, "results", c.Results)
-	if err := p.done(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c
 }
 
 // Cards implements pipeline.CardDemander: evaluation runs on one card.

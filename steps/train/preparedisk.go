@@ -8,6 +8,7 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/host"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // PrepareDisk turns the instance-store NVMe disks into one filesystem: it
@@ -48,31 +49,31 @@ type DiskConfig struct {
 
 // DecodeDisk applies defaults and checks values.
 func DecodeDisk(with map[string]any) (*DiskConfig, error) {
-	p := newParams(TypePrepareDisk, with)
+	return param.Decode(TypePrepareDisk, with, decodeDisk)
+}
+
+func decodeDisk(p *param.Reader) *DiskConfig {
 	c := &DiskConfig{
-		Mount:      p.str("mount", "/data"),
-		FSType:     p.oneOf("fs_type", "ext4", "ext4", "xfs"),
-		MinFreeGiB: p.integer("min_free_gib", 0, 0, 1<<30),
-		Move:       p.strs("move", DefaultMove()),
+		Mount:      p.String("mount", "/data"),
+		FSType:     p.OneOf("fs_type", "ext4", "ext4", "xfs"),
+		MinFreeGiB: p.Int("min_free_gib", 0, 0, 1<<30),
+		Move:       p.Strings("move", DefaultMove()),
 	}
 	if !strings.HasPrefix(c.Mount, "/") || path.Clean(c.Mount) == "/" || strings.Contains(c.Mount, "\n") {
-		p.fail("mount", "%q: want an absolute path other than /", c.Mount)
+		p.Fail("mount", "%q: want an absolute path other than /", c.Mount)
 	}
 	c.Mount = path.Clean(c.Mount)
 	for i, d := range c.Move {
 		ok := (strings.HasPrefix(d, "/") || strings.HasPrefix(d, "~/")) && !strings.Contains(d, "\n")
 		clean := path.Clean(strings.TrimPrefix(d, "~"))
 		if !ok || clean == "/" || strings.Contains(d, "/../") || strings.HasSuffix(d, "/..") {
-			p.fail(fmt.Sprintf("move[%d]", i), "%q: want an absolute or ~/ path below /", d)
+			p.Fail(fmt.Sprintf("move[%d]", i), "%q: want an absolute or ~/ path below /", d)
 		}
 		if strings.HasPrefix(d, "/") && (clean == c.Mount || strings.HasPrefix(clean+"/", c.Mount+"/") || strings.HasPrefix(c.Mount+"/", clean+"/")) {
-			p.fail(fmt.Sprintf("move[%d]", i), "%q overlaps the mount point %s", d, c.Mount)
+			p.Fail(fmt.Sprintf("move[%d]", i), "%q overlaps the mount point %s", d, c.Mount)
 		}
 	}
-	if err := p.done(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c
 }
 
 // Script renders the disk preparation script.

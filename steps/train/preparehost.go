@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // PrepareHost makes a host able to run the pipeline's Gaudi container, and
@@ -54,27 +55,30 @@ var releaseRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 
 // DecodeHost applies defaults and checks values.
 func DecodeHost(with map[string]any) (*HostConfig, error) {
-	p := newParams(TypePrepareHost, with)
-	c := &HostConfig{Image: p.str("image", DefaultImage)}
+	return param.Decode(TypePrepareHost, with, decodeHost)
+}
+
+func decodeHost(p *param.Reader) *HostConfig {
+	c := &HostConfig{Image: p.String("image", DefaultImage)}
 	fromImage, _ := ImageRelease(c.Image)
-	c.Release = p.str("release", fromImage)
-	c.Install = p.oneOf("install", "true", "true", "false") == "true"
-	c.Artifactory = strings.TrimSuffix(p.str("artifactory", DefaultArtifactory), "/")
+	c.Release = p.String("release", "") // default: the image's
+	if c.Release == "" {
+		c.Release = fromImage
+	}
+	c.Install = p.Bool("install", true)
+	c.Artifactory = strings.TrimSuffix(p.String("artifactory", DefaultArtifactory), "/")
 	switch {
 	case c.Release == "":
-		p.fail("release", "required: image %q does not name its release (…/gaudi-docker/<release>/…)", c.Image)
+		p.Fail("release", "required: image %q does not name its release (…/gaudi-docker/<release>/…)", c.Image)
 	case !releaseRE.MatchString(c.Release):
-		p.fail("release", "%q: want a Gaudi software release such as 1.21.0", c.Release)
+		p.Fail("release", "%q: want a Gaudi software release such as 1.21.0", c.Release)
 	case fromImage != "" && !SameRelease(c.Release, fromImage):
-		p.fail("release", "%s contradicts image %s of release %s", c.Release, c.Image, fromImage)
+		p.Fail("release", "%s contradicts image %s of release %s", c.Release, c.Image, fromImage)
 	}
 	if !strings.HasPrefix(c.Artifactory, "https://") || strings.ContainsAny(c.Artifactory, " '\"\n") {
-		p.fail("artifactory", "%q: want an https:// URL", c.Artifactory)
+		p.Fail("artifactory", "%q: want an https:// URL", c.Artifactory)
 	}
-	if err := p.done(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c
 }
 
 // Script renders the host preparation script.

@@ -148,7 +148,7 @@ func TestDecodeHost(t *testing.T) {
 		{map[string]any{"image": "my-registry/unet:v1"}, "with.release: required"},
 		{map[string]any{"image": "my-registry/unet:v1", "release": "1.21"}, "want a Gaudi software release"},
 		{map[string]any{"release": "1.20.0"}, "contradicts image"},
-		{map[string]any{"install": "maybe"}, `"maybe" is not one of true, false`},
+		{map[string]any{"install": "maybe"}, "with.install: want true or false, got maybe"},
 		{map[string]any{"artifactory": "http://plain"}, "want an https:// URL"},
 	} {
 		if _, err := DecodeHost(bad.with); err == nil || !strings.Contains(err.Error(), bad.want) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // Preprocess runs Model-References' preprocess.py for one task and dimension:
@@ -29,32 +30,27 @@ type PreprocessConfig struct {
 
 // DecodePreprocess applies defaults and checks values.
 func DecodePreprocess(with map[string]any) (*PreprocessConfig, error) {
-	p := newParams(TypePreprocess, with)
+	return param.Decode(TypePreprocess, with, decodePreprocess)
+}
+
+func decodePreprocess(p *param.Reader) *PreprocessConfig {
 	c := &PreprocessConfig{
 		unetTask:  decodeTask(p),
 		container: decodeContainer(p),
-		Data:      p.str("data", "/data"),
-		Results:   p.str("results", "/data"),
-		NJobs:     p.integer("n_jobs", -1, -1, 1024),
+		Data:      p.String("data", "/data"),
+		Results:   p.String("results", "/data"),
+		NJobs:     p.Int("n_jobs", -1, -1, 1024),
 		// Training and evaluate read only the training pass (evaluate
 		// scores a fold's validation split of it); val and test are for
 		// predict on the test images.
-		Modes: p.strs("exec_modes", []string{"training"}),
+		Modes: p.Strings("exec_modes", []string{"training"}, "training", "val", "test"),
 	}
 	checkPath(p, "data", c.Data)
 	checkPath(p, "results", c.Results)
-	for _, m := range c.Modes {
-		if m != "training" && m != "val" && m != "test" {
-			p.fail("exec_modes", "%q is not one of training, val, test", m)
-		}
-	}
 	if c.NJobs == 0 {
-		p.fail("n_jobs", "0 jobs: use -1 for all cores")
+		p.Fail("n_jobs", "0 jobs: use -1 for all cores")
 	}
-	if err := p.done(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c
 }
 
 // Output is where preprocess.py writes for this task and dimension.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/host"
+	"github.com/gpipe/gpipe/steps/internal/param"
 	"github.com/gpipe/gpipe/steps/msd"
 )
 
@@ -62,17 +63,16 @@ type unetTask struct {
 	Dim  int
 }
 
-func decodeTask(p *params) unetTask {
+func decodeTask(p *param.Reader) unetTask {
 	var t unetTask
-	s := p.str("task", "")
-	if s == "" {
-		p.fail("task", "required")
-	} else if task, err := msd.LookupTask(s); err != nil {
-		p.fail("task", "%v", err)
-	} else {
+	if s := p.Required("task"); s != "" {
+		task, err := msd.LookupTask(s)
+		if err != nil {
+			p.Fail("task", "%v", err)
+		}
 		t.Task = task
 	}
-	t.Dim = p.integer("dim", 2, 2, 3)
+	t.Dim = p.Int("dim", 2, 2, 3)
 	return t
 }
 
@@ -86,4 +86,31 @@ func renderAndRun(ctx context.Context, ex Executors, sr *pipeline.StepRun, r pip
 		return nil, err
 	}
 	return host.RunNamed(ctx, ex, sr, body)
+}
+
+// DescribeWith implements the steps' parameter description (see
+// steps/internal/param): what the step type's decoder declares about each
+// key of with, and the error it returns for with.
+func (s *PrepareDisk) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypePrepareDisk, with, decodeDisk)
+}
+
+// DescribeWith: as PrepareDisk's.
+func (s *PrepareHost) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypePrepareHost, with, decodeHost)
+}
+
+// DescribeWith: as PrepareDisk's.
+func (s *Preprocess) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypePreprocess, with, decodePreprocess)
+}
+
+// DescribeWith: as PrepareDisk's.
+func (s *TrainUNet) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypeTrainUNet, with, decodeTrain)
+}
+
+// DescribeWith: as PrepareDisk's.
+func (s *Evaluate) DescribeWith(with map[string]any) ([]param.Decl, error) {
+	return param.Describe(TypeEvaluate, with, decodeEvaluate)
 }

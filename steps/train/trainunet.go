@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // TrainUNet trains one fold of the Habana UNet with Model-References main.py.
@@ -58,36 +59,39 @@ type TrainConfig struct {
 
 // DecodeTrain applies defaults and checks values.
 func DecodeTrain(with map[string]any) (*TrainConfig, error) {
-	p := newParams(TypeTrainUNet, with)
+	return param.Decode(TypeTrainUNet, with, decodeTrain)
+}
+
+func decodeTrain(p *param.Reader) *TrainConfig {
 	c := &TrainConfig{unetTask: decodeTask(p), container: decodeContainer(p)}
 	// The README's batch sizes: 64 slices for 2D, 2 volumes for 3D.
 	defBatch := 64
 	if c.Dim == 3 {
 		defBatch = 2
 	}
-	c.Fold = p.integer("fold", 0, 0, 4)
-	c.HPUs = p.integer("hpus", 1, 1, 8)
-	c.BatchSize = p.integer("batch_size", defBatch, 1, 4096)
-	c.ValBatchSize = p.integer("val_batch_size", defBatch, 1, 4096)
-	c.MinEpochs = p.integer("min_epochs", 30, 0, 1<<20)
-	c.MaxEpochs = p.integer("max_epochs", 10000, 1, 1<<20)
-	c.Precision = p.oneOf("precision", "bf16", "bf16", "fp32")
-	c.Seed = p.integer("seed", 1, 0, 1<<31-1)
-	c.Data = p.str("data", path.Join("/data", c.code()))
-	c.Workdir = p.str("workdir", "/data/results")
-	c.Results = strings.TrimSuffix(p.str("results", ""), "/")
-	c.SyncMinutes = p.integer("checkpoint_sync_minutes", 10, 1, 24*60)
-	c.ExtraArgs = p.strs("extra_args", nil)
+	c.Fold = p.Int("fold", 0, 0, 4)
+	c.HPUs = p.Int("hpus", 1, 1, 8)
+	c.BatchSize = p.Int("batch_size", defBatch, 1, 4096)
+	c.ValBatchSize = p.Int("val_batch_size", defBatch, 1, 4096)
+	c.MinEpochs = p.Int("min_epochs", 30, 1, 1<<20)
+	c.MaxEpochs = p.Int("max_epochs", 10000, 1, 1<<20)
+	c.Precision = p.OneOf("precision", "bf16", "bf16", "fp32")
+	c.Seed = p.Int("seed", 1, 0, 1<<31-1)
+	c.Data = p.String("data", "") // default: /data/<code>
+	if c.Data == "" {
+		c.Data = path.Join("/data", c.code())
+	}
+	c.Workdir = p.String("workdir", "/data/results")
+	c.Results = strings.TrimSuffix(p.String("results", ""), "/")
+	c.SyncMinutes = p.Int("checkpoint_sync_minutes", 10, 1, 24*60)
+	c.ExtraArgs = p.Strings("extra_args", nil)
 	if c.MinEpochs > c.MaxEpochs {
-		p.fail("min_epochs", "%d is above max_epochs %d", c.MinEpochs, c.MaxEpochs)
+		p.Fail("min_epochs", "%d is above max_epochs %d", c.MinEpochs, c.MaxEpochs)
 	}
 	checkPath(p, "data", c.Data)
 	checkPath(p, "workdir", c.Workdir)
 	checkS3(p, "results", c.Results)
-	if err := p.done(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c
 }
 
 // FoldDir is the fold's local results directory (main.py --results).
@@ -112,8 +116,8 @@ func (s *TrainUNet) Cards(with map[string]any) int {
 	if err != nil {
 		// Run reports the error; demand what was asked so the engine's
 		// capacity check still sees it.
-		p := newParams(TypeTrainUNet, with)
-		return p.integer("hpus", 1, 1, 1<<10)
+		p := param.New(TypeTrainUNet, with)
+		return p.Int("hpus", 1, 1, 1<<10)
 	}
 	return c.HPUs
 }

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gpipe/gpipe/pipeline/engine"
+	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -287,7 +288,7 @@ func (l *Live) view() []string {
 	}
 	width := max(l.opt.Width()-1, 20)
 	lines := []string{fit(l.paint(bold, "gpipe")+" "+strings.Join(parts, " · ")+
-		l.paint(dim, " · "+FormatDuration(now.Sub(l.first).Truncate(time.Second))), width)}
+		l.paint(dim, " · "+report.FormatDuration(now.Sub(l.first).Truncate(time.Second))), width)}
 
 	idw := 0
 	for _, id := range l.running {
@@ -301,7 +302,7 @@ func (l *Live) view() []string {
 		}
 		st := l.steps[id]
 		row := fmt.Sprintf("%s %s%-*s%s %7s", l.paint(blue, spin), l.stepColor(id), idw, id, l.reset(),
-			FormatDuration(now.Sub(st.start).Truncate(time.Second)))
+			report.FormatDuration(now.Sub(st.start).Truncate(time.Second)))
 		if st.attempt > 1 {
 			row += fmt.Sprintf(" (attempt %d)", st.attempt)
 		}

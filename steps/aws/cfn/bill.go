@@ -2,7 +2,6 @@ package cfn
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -36,33 +35,20 @@ type Bill struct {
 // has none.
 func (p *Provision) Bill(with map[string]any, defaultRegion string) (Bill, error) {
 	b := Bill{}
-	pl, err := newPlacer(with)
+	c, err := decodeProvisionWith(with)
 	if err != nil {
 		return b, err
 	}
+	pl := newPlacer(c)
 	b.InstanceType, b.Market = pl.types[0], pl.markets[0]
 	if len(pl.markets) > 1 {
 		b.Fallback = pl.markets[1]
 	}
-	if b.Region, err = str(with, "region"); err != nil {
-		return b, err
-	}
+	b.Region = c.Region
 	if b.Region == "" {
 		b.Region = defaultRegion
 	}
-	if b.MaxLifetime, err = duration(with, "max_lifetime", DefaultMaxLifetime); err != nil {
-		return b, err
-	}
-	if b.IdleTimeout, err = duration(with, "idle_timeout", DefaultIdleTimeout); err != nil {
-		return b, err
-	}
-	spotPrice, err := str(with, "spot_price")
-	if err != nil {
-		return b, err
-	}
-	if spotPrice != "" && b.Market != MarketSpot {
-		return b, fmt.Errorf("with.spot_price estimates spot instances: set market: spot")
-	}
+	b.MaxLifetime, b.IdleTimeout = c.MaxLifetime, c.IdleTimeout
 	if p.Prices == nil {
 		return b, nil
 	}
@@ -73,12 +59,8 @@ func (p *Provision) Bill(with map[string]any, defaultRegion string) (Bill, error
 	b.PricePerHour = b.OnDemandPerHour
 	if b.Market == MarketSpot {
 		switch {
-		case spotPrice != "":
-			v, err := strconv.ParseFloat(spotPrice, 64)
-			if err != nil || v <= 0 {
-				return b, fmt.Errorf("with.spot_price: %q: want a price per hour in USD", spotPrice)
-			}
-			b.PricePerHour, b.SpotBasis = v, "with.spot_price"
+		case c.SpotPrice > 0:
+			b.PricePerHour, b.SpotBasis = c.SpotPrice, "with.spot_price"
 		default:
 			b.PricePerHour = b.OnDemandPerHour * (1 - p.SpotDiscount)
 			b.SpotBasis = fmt.Sprintf("on-demand less a typical %.0f%% spot discount", p.SpotDiscount*100)
@@ -93,8 +75,8 @@ func (p *Provision) Bill(with map[string]any, defaultRegion string) (Bill, error
 			return b, nil
 		}
 		worst := od
-		if b.Market == MarketSpot && b.Fallback == "" && pl.maxPrice != "" {
-			worst, _ = strconv.ParseFloat(pl.maxPrice, 64)
+		if b.Market == MarketSpot && b.Fallback == "" && c.MaxPrice > 0 {
+			worst = c.MaxPrice
 		}
 		b.WorstPerHour = max(b.WorstPerHour, worst)
 	}

@@ -41,9 +41,9 @@ func TestBillSpot(t *testing.T) {
 		t.Errorf("a type without a price leaves the worst case known: %+v", b)
 	}
 	for want, with := range map[string]map[string]any{
-		"with.spot_price estimates spot": {"spot_price": "3"},
-		"with.spot_price: \"soon\"":      {"market": "spot", "spot_price": "soon"},
-		"with.fallback":                  {"fallback": "on-demand"},
+		"with.spot_price: estimates spot":              {"spot_price": "3"},
+		"with.spot_price: want a number, got \"soon\"": {"market": "spot", "spot_price": "soon"},
+		"with.fallback": {"fallback": "on-demand"},
 	} {
 		if _, err := p.Bill(with, ""); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: err %v, want %q", with, err, want)

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gpipe/gpipe/steps/aws/template"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // Markets an instance can be bought in (provision-stack with.market).
@@ -60,96 +60,28 @@ type placer struct {
 	quota  map[[2]string]bool // market, type
 }
 
-func newPlacer(with map[string]any) (*placer, error) {
-	zone, err := str(with, "availability_zone")
-	if err != nil {
-		return nil, err
-	}
-	zoneList, err := strList(with, "availability_zones")
-	if err != nil {
-		return nil, err
-	}
-	subnet, err := str(with, "subnet_id")
-	if err != nil {
-		return nil, err
-	}
-	typ, err := str(with, "instance_type")
-	if err != nil {
-		return nil, err
-	}
-	types, err := strList(with, "instance_types")
-	if err != nil {
-		return nil, err
-	}
-	market, err := str(with, "market")
-	if err != nil {
-		return nil, err
-	}
-	fallback, err := str(with, "fallback")
-	if err != nil {
-		return nil, err
-	}
-	maxPrice, err := str(with, "max_price")
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case zone != "" && len(zoneList) > 0:
-		return nil, errors.New("with.availability_zone and with.availability_zones: set one, not both")
-	case subnet != "" && (zone != "" || len(zoneList) > 0):
-		return nil, errors.New("with.subnet_id fixes the zone: drop with.availability_zone(s)")
-	case typ != "" && len(types) > 0:
-		return nil, errors.New("with.instance_type and with.instance_types: set one, not both")
-	}
-	pl := &placer{auto: zone == "" && len(zoneList) == 0 && subnet == "", zones: zoneList, types: types,
+func newPlacer(c *provisionConfig) *placer {
+	pl := &placer{auto: c.Zone == "" && len(c.Zones) == 0 && c.SubnetID == "", zones: c.Zones, types: c.types(),
+		markets: []string{c.Market}, maxPrice: c.MaxPriceText,
 		failed: map[placement]string{}, quota: map[[2]string]bool{}}
-	if zone != "" {
-		pl.zones = []string{zone}
+	if c.Zone != "" {
+		pl.zones = []string{c.Zone}
 	}
-	if len(pl.types) == 0 {
-		if typ == "" {
-			typ = DefaultInstanceType
-		}
-		pl.types = []string{typ}
+	if c.Fallback != "" {
+		pl.markets = append(pl.markets, c.Fallback)
 	}
-	if market == "" {
-		market = MarketOnDemand
-	}
-	if market != MarketOnDemand && market != MarketSpot {
-		return nil, fmt.Errorf("with.market: %q: want %s or %s", market, MarketOnDemand, MarketSpot)
-	}
-	pl.markets = []string{market}
-	switch fallback {
-	case "":
-	case MarketOnDemand:
-		if market != MarketSpot {
-			return nil, errors.New("with.fallback: on-demand falls back from spot: set market: spot")
-		}
-		pl.markets = append(pl.markets, MarketOnDemand)
-	default:
-		return nil, fmt.Errorf("with.fallback: %q: want %s", fallback, MarketOnDemand)
-	}
-	if maxPrice != "" {
-		if f, err := strconv.ParseFloat(maxPrice, 64); err != nil || f <= 0 {
-			return nil, fmt.Errorf("with.max_price: %q: want a price per hour in USD, such as 5.50", maxPrice)
-		}
-		if market != MarketSpot {
-			return nil, errors.New("with.max_price applies to spot instances: set market: spot")
-		}
-		pl.maxPrice = maxPrice
-	}
-	return pl, nil
+	return pl
 }
 
 // plan lists the placements once the template's parameters are known: a
 // template that cannot take a zone, type or market gets none chosen for it.
 func (pl *placer) plan(ctx context.Context, cl *Clients, declared map[string]bool, log io.Writer) error {
 	if len(pl.types) > 1 && !declared[template.ParamInstanceType] {
-		return fmt.Errorf("with.instance_types: the template has no %s parameter to pass them in", template.ParamInstanceType)
+		return &param.Error{Type: TypeProvision, Key: "instance_types", Msg: "the template has no " + template.ParamInstanceType + " parameter to pass them in"}
 	}
 	for _, m := range pl.markets {
 		if m == MarketSpot && !declared[template.ParamMarketType] {
-			return fmt.Errorf("with.market spot: the template has no %s parameter to pass it in", template.ParamMarketType)
+			return &param.Error{Type: TypeProvision, Key: "market", Msg: "spot: the template has no " + template.ParamMarketType + " parameter to pass it in"}
 		}
 	}
 	zonesOf := map[string][]string{}

@@ -56,15 +56,13 @@ type Provision struct {
 // with an error, for engines that keep a failed step's outputs.
 func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
 	clock := p.Clock.withDefaults()
-	with := sr.With
-	region, err := str(with, "region")
+	// All of with is decoded before the first AWS call: a bad value fails
+	// the step at once, and permanently (no retry can fix it).
+	c, err := decodeProvisionWith(sr.With)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	name, err := str(with, "stack_name")
-	if err != nil {
-		return pipeline.Result{}, err
-	}
+	name := c.StackName
 	if name == "" {
 		name = sr.Resume[ResumeStackName]
 	}
@@ -72,20 +70,17 @@ func (p *Provision) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Res
 		name = StackName(sr.RunID, sr.StepID)
 	}
 	partial := pipeline.Result{Outputs: map[string]string{"stack_name": name}}
-	cl, err := p.Clients(ctx, region)
+	cl, err := p.Clients(ctx, c.Region)
 	if err != nil {
 		return partial, err
 	}
 
-	pl, err := newPlacer(sr.With)
-	if err != nil {
-		return partial, err
-	}
+	pl := newPlacer(c)
 	replaced := false
 	for try := 0; try < maxCreates; try++ {
 		st, err := describe(ctx, cl.CFN, clock, name)
 		if errors.Is(err, ErrStackNotFound) {
-			if err := p.create(ctx, sr, cl, name, try, pl); err != nil {
+			if err := p.create(ctx, sr, cl, c, name, try, pl); err != nil {
 				return partial, err
 			}
 			continue
@@ -232,8 +227,8 @@ func tag(st *types.Stack, key string) string {
 
 // create sends CreateStack and saves the stack name and id for resume as soon
 // as it exists.
-func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, name string, try int, pl *placer) error {
-	body, params, err := p.templateAndParams(ctx, sr, cl)
+func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Clients, c *provisionConfig, name string, try int, pl *placer) error {
+	body, params, err := p.templateAndParams(ctx, sr, cl, c)
 	if err != nil {
 		return err
 	}
@@ -274,12 +269,8 @@ func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Client
 		{Key: aws.String("gpipe:run-id"), Value: aws.String(sr.RunID)},
 		{Key: aws.String("gpipe:step"), Value: aws.String(sr.StepID)},
 	}
-	userTags, tagKeys, err := strMap(sr.With, "tags")
-	if err != nil {
-		return err
-	}
-	for _, k := range tagKeys {
-		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(userTags[k])})
+	for _, k := range c.TagKeys {
+		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(c.Tags[k])})
 	}
 	in := &cloudformation.CreateStackInput{
 		StackName:          aws.String(name),
@@ -312,82 +303,37 @@ func (p *Provision) create(ctx context.Context, sr *pipeline.StepRun, cl *Client
 // templateAndParams returns the template body and the values of the built-in
 // template's parameters (resolving the AMI and the subnet's VPC), merged with
 // with.parameters, which win.
-func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun, cl *Clients) (string, map[string]string, error) {
-	w := sr.With
+func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun, cl *Clients, c *provisionConfig) (string, map[string]string, error) {
 	body := string(template.Template())
-	path, err := str(w, "template")
-	if err != nil {
-		return "", nil, err
-	}
-	if path != "" {
-		b, err := os.ReadFile(path)
+	if c.Template != "" {
+		b, err := os.ReadFile(c.Template)
 		if err != nil {
 			return "", nil, fmt.Errorf("read template: %w", err)
 		}
 		body = string(b)
 	}
-	instanceType, err := str(w, "instance_type")
-	if err != nil {
-		return "", nil, err
-	}
-	if instanceType == "" {
-		instanceType = DefaultInstanceType
-	}
-	gib, err := integer(w, "root_volume_gib", 200)
-	if err != nil {
-		return "", nil, err
-	}
-	life, err := duration(w, "max_lifetime", DefaultMaxLifetime)
-	if err != nil {
-		return "", nil, err
-	}
-	idle, err := duration(w, "idle_timeout", DefaultIdleTimeout)
-	if err != nil {
-		return "", nil, err
-	}
-	if idle < 0 {
-		return "", nil, fmt.Errorf("with.idle_timeout: %s is negative", idle)
-	}
 	params := map[string]string{
-		template.ParamIdleTimeoutMinutes: strconv.Itoa(int(math.Ceil(idle.Minutes()))),
+		template.ParamIdleTimeoutMinutes: strconv.Itoa(int(math.Ceil(c.IdleTimeout.Minutes()))),
 		template.ParamRunID:              sr.RunID,
 		template.ParamStepID:             sr.StepID,
-		template.ParamInstanceType:       instanceType,
-		template.ParamRootVolumeGiB:      strconv.Itoa(gib),
-		template.ParamMaxLifetimeMinutes: strconv.Itoa(max(10, int(math.Ceil(life.Minutes())))),
+		template.ParamInstanceType:       c.InstanceType,
+		template.ParamRootVolumeGiB:      strconv.Itoa(c.RootVolumeGiB),
+		template.ParamMaxLifetimeMinutes: strconv.Itoa(max(10, int(math.Ceil(c.MaxLifetime.Minutes())))),
+		template.ParamSubnetID:           c.SubnetID,
+		template.ParamAvailabilityZone:   c.Zone,
+		template.ParamDataBucket:         c.DataBucket,
+		template.ParamResultsBucket:      c.ResultsBucket,
+		template.ParamResultsKmsKey:      c.ResultsKMSKey,
 	}
-	for key, param := range map[string]string{"subnet_id": template.ParamSubnetID, "availability_zone": template.ParamAvailabilityZone,
-		"data_bucket": template.ParamDataBucket, "results_bucket": template.ParamResultsBucket, "results_kms_key": template.ParamResultsKmsKey} {
-		v, err := str(w, key)
-		if err != nil {
-			return "", nil, err
-		}
-		params[param] = v
-	}
-	if params[template.ParamDataBucket], err = bucketOf(params[template.ParamDataBucket]); err != nil {
-		return "", nil, fmt.Errorf("with.data_bucket: %w", err)
-	}
-	if params[template.ParamSubnetID] != "" {
-		vpc, err := subnetVPC(ctx, cl.EC2, params[template.ParamSubnetID])
+	if c.SubnetID != "" {
+		vpc, err := subnetVPC(ctx, cl.EC2, c.SubnetID)
 		if err != nil {
 			return "", nil, err
 		}
 		params[template.ParamVpcID] = vpc
 	}
-	extra, keys, err := strMap(w, "parameters")
-	if err != nil {
-		return "", nil, err
-	}
-	if _, ok := extra[template.ParamImageID]; !ok {
-		ami, err := str(w, "ami")
-		if err != nil {
-			return "", nil, err
-		}
-		owner, err := str(w, "ami_owner")
-		if err != nil {
-			return "", nil, err
-		}
-		img, err := resolveAMI(ctx, cl, ami, owner)
+	if _, ok := c.Parameters[template.ParamImageID]; !ok {
+		img, err := resolveAMI(ctx, cl, c.AMI, c.AMIOwner)
 		if err != nil {
 			return "", nil, err
 		}
@@ -398,8 +344,8 @@ func (p *Provision) templateAndParams(ctx context.Context, sr *pipeline.StepRun,
 		params[template.ParamImageID] = img.id
 		params[template.ParamRootDeviceName] = img.root
 	}
-	for _, k := range keys {
-		params[k] = extra[k]
+	for _, k := range c.ParameterKeys {
+		params[k] = c.Parameters[k]
 	}
 	return body, params, nil
 }

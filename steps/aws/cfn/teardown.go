@@ -15,6 +15,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/gpipe/gpipe/pipeline"
+	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
 // TeardownStep is the teardown step: with.stack (a name or id; usually
@@ -30,19 +31,12 @@ type TeardownStep struct {
 }
 
 func (t *TeardownStep) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, error) {
-	region, err := str(sr.With, "region")
+	c, err := param.Decode(TypeTeardown, sr.With, decodeTeardown)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	stack, err := str(sr.With, "stack")
-	if err != nil {
-		return pipeline.Result{}, err
-	}
-	empty, err := boolean(sr.With, "empty_buckets", true)
-	if err != nil {
-		return pipeline.Result{}, err
-	}
-	cl, err := t.Clients(ctx, region)
+	stack, empty := c.Stack, c.EmptyBuckets
+	cl, err := t.Clients(ctx, c.Region)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
