@@ -15,16 +15,18 @@ import (
 // (steps/...), never to the core: step types other than shell, metrics and
 // the AWS steps' outputs, as a whole string literal (the words "teardown" or
 // "evaluate" in a sentence are fine). The core asks for what they mean
-// through interfaces the command wires up (report.Resources,
-// report.Options.KeyOutputs).
+// through interfaces and options the command wires up (report.Resources,
+// report.Options.KeyOutputs, spec.Options).
 var domainNames = []string{
 	// not "teardown": it is also gpipe's command the report advises.
 	"provision-stack", "prepare-disk", "prepare-host", "fetch-msd", "preprocess", "train-unet", "evaluate",
 	"mean_dice", "instance_id", "stack_name", "ckpt",
 }
 
-// domainParts are instance types and regions: in no string literal at all.
-var domainParts = []string{"dl1.", "trn1.", "p4d.", "us-east-", "us-west-", "eu-west-"}
+// domainParts are instance types, regions, and the address schemes of host
+// kinds and secret sources (the loader learns those from spec.Options): in
+// no string literal at all.
+var domainParts = []string{"dl1.", "trn1.", "p4d.", "us-east-", "us-west-", "eu-west-", "ssm:", "secretsmanager:"}
 
 // domainExempt are the packages allowed AWS knowledge: none, since the S3
 // state store's client, region fallback included, comes from

@@ -72,15 +72,15 @@ type Executors struct {
 // For returns the executor for h.
 func (e *Executors) For(h pipeline.Host) (host.Executor, error) {
 	switch {
-	case h.Address == "" || h.Address == "local":
+	case host.IsLocal(h.Address):
 		return e.Local, nil
-	case strings.HasPrefix(h.Address, "ssm:"):
+	case strings.HasPrefix(h.Address, aws.HostScheme().Prefix):
 		if e.SSM == nil {
 			return nil, fmt.Errorf("host %s: SSM hosts are not available here", h.Name)
 		}
 		return e.SSM(h)
 	default:
-		return nil, fmt.Errorf("host %s: unknown address %q (want local or ssm:<instance id>)", h.Name, h.Address)
+		return nil, fmt.Errorf("host %s: unknown address %q (want local or %s)", h.Name, h.Address, aws.HostScheme().Usage)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/schemas"
 	"github.com/gpipe/gpipe/steps/aws"
@@ -24,8 +25,9 @@ type App struct {
 	// Hard is cancelled by a second interrupt: cleanup steps stop too.
 	Hard context.Context
 
-	aws   *aws.Steps  // created on first use
-	local *host.Local // created with the registry; Close removes its files
+	aws   *aws.Steps   // created on first use
+	specs *spec.Loader // created on first use; compiles the schema once
+	local *host.Local  // created with the registry; Close removes its files
 	// signals lets run/resume --detach-on-signal take the first signal.
 	signals *signalRoute
 	// stderr is Stderr when runMain made it: the live view routes it (termout.go).

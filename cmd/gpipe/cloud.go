@@ -8,8 +8,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/gpipe/gpipe/pipeline"
-	"github.com/gpipe/gpipe/pipeline/expr"
-	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/steps"
 	"github.com/gpipe/gpipe/steps/aws"
@@ -63,25 +61,15 @@ func (a *App) setupIAMPolicy(fs *flag.FlagSet) handler {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
 		}
-		sp, err := a.loadSpec(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		given, err := parseParams(params)
+		sp, given, err := a.loadSpecParams(ctx, args[0], params)
 		if err != nil {
 			return err
 		}
 		if err := withParamsResolved(sp, given); err != nil {
 			return err
 		}
-		url := *stateURL
-		if url == "" {
-			url = a.Getenv("GPIPE_STATE")
-		}
-		if url == "" {
-			url = sp.State
-		}
-		policy, err := aws.IAMPolicy(sp, url)
+		// The policy covers an s3:// store; the default local one needs none.
+		policy, err := aws.IAMPolicy(sp, a.stateURL(*stateURL, sp.State))
 		if err != nil {
 			return fmt.Errorf("IAM policy for %s: %w", args[0], err)
 		}
@@ -160,41 +148,4 @@ func (a *App) setupGC(fs *flag.FlagSet) handler {
 		}
 		return stacks.Delete(ctx, stray)
 	}
-}
-
-// withParamsResolved replaces, in every step's with, the strings whose
-// expressions name only params by their values, so that the IAM policy can
-// scope what the spec leaves to params (results_bucket). Params that were
-// not given and have no default stay expressions.
-func withParamsResolved(sp *spec.Spec, given map[string]string) error {
-	vals := map[string]string{}
-	for _, p := range sp.Params {
-		if v, ok := given[p.Name]; ok {
-			vals[p.Name] = v
-		} else if p.Default != nil {
-			vals[p.Name] = fmt.Sprint(p.Default)
-		}
-	}
-	for k := range given {
-		if _, ok := vals[k]; !ok {
-			return usagef("-p %s: the spec declares no such param", k)
-		}
-	}
-	sc := &expr.Scope{Params: vals}
-	for i := range sp.Steps {
-		for k, v := range sp.Steps[i].With {
-			str, ok := v.(string)
-			if !ok {
-				continue
-			}
-			t, err := expr.Parse(str)
-			if err != nil || t.IsLiteral() {
-				continue
-			}
-			if out, err := t.Eval(sc); err == nil {
-				sp.Steps[i].With[k] = out
-			}
-		}
-	}
-	return nil
 }

@@ -184,7 +184,7 @@ func (a *App) completeStepIDs(ctx context.Context, stateURL, typedRun string) []
 		return nil
 	}
 	var out []string
-	if sp := runSpec(ctx, st, run); sp != nil {
+	if sp := a.runSpec(ctx, st, run); sp != nil {
 		for i := range sp.Steps {
 			if len(sp.Steps[i].Matrix) > 0 {
 				out = append(out, sp.Steps[i].ID)

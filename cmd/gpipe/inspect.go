@@ -17,21 +17,20 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/report"
-	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
 	"github.com/gpipe/gpipe/steps/aws"
 )
 
-// openStore opens the state store chosen by flag, then $GPIPE_STATE, then the
-// spec's state:, then the default local folder.
+// stateURL is the state store URL chosen by flag, then $GPIPE_STATE, then the
+// spec's state:, then the default local folder (store.ChooseURL).
+func (a *App) stateURL(flagURL, specURL string) string {
+	return store.ChooseURL(flagURL, a.Getenv(store.EnvVar), specURL)
+}
+
+// openStore opens the state store stateURL chooses.
 func (a *App) openStore(ctx context.Context, flagURL, specURL string) (state.Store, string, error) {
-	url := flagURL
-	for _, u := range []string{a.Getenv("GPIPE_STATE"), specURL, "file://.gpipe"} {
-		if url == "" {
-			url = u
-		}
-	}
+	url := a.stateURL(flagURL, specURL)
 	st, err := store.Open(ctx, url)
 	if err != nil {
 		return nil, "", err // the store's error names the URL
@@ -88,29 +87,7 @@ func (a *App) setupPlan(fs *flag.FlagSet) handler {
 		default:
 			return usagef("--format %q: want text, mermaid, dot or json", *format)
 		}
-		sp, err := a.loadSpec(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		given, err := parseParams(params)
-		if err != nil {
-			return err
-		}
-		// A plan is for looking: a required string param that was not given
-		// shows as a placeholder rather than stopping the plan, and a secret
-		// is never needed.
-		given = secretPlaceholders(sp, given)
-		for _, prm := range sp.Params {
-			if _, ok := given[prm.Name]; !ok && prm.Default == nil && prm.Type == "string" {
-				given[prm.Name] = "<" + prm.Name + ">"
-				fmt.Fprintf(a.Stderr, "gpipe: param %s not given; shown as <%s>\n", prm.Name, prm.Name)
-			}
-		}
-		resolved, err := spec.ResolveParams(sp, given)
-		if err != nil {
-			return err
-		}
-		p, err := plan.New(sp, resolved)
+		p, _, err := a.loadPlan(ctx, args[0], params, paramsToShowAll)
 		if err != nil {
 			return err
 		}

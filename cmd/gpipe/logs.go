@@ -41,7 +41,7 @@ func (a *App) setupLogs(fs *flag.FlagSet) handler {
 			if len(args) == 2 && f.steps == nil {
 				// A matrix step's spec id shows all its copies, each line
 				// prefixed with the copy's id.
-				ids, err := resolveStepIDs(ctx, st, run, args[1])
+				ids, err := a.resolveStepIDs(ctx, st, run, args[1])
 				if err != nil {
 					return err
 				}

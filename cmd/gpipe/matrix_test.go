@@ -15,6 +15,7 @@ import (
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
+	"github.com/gpipe/gpipe/steps"
 )
 
 // TestReadmeFromTrainFiveFold: the README's `gpipe resume --from train RUN_ID`
@@ -78,7 +79,7 @@ func TestReadmeFromTrainFiveFold(t *testing.T) {
 func writeSucceededRun(t *testing.T, ctx context.Context, dir, runID, specPath string, src []byte, params map[string]string,
 	other map[string]state.StepStatus) *state.Run {
 	t.Helper()
-	sp, err := spec.Parse(specPath, src)
+	sp, err := spec.NewLoader(steps.SpecOptions()).Parse(specPath, src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,12 +153,7 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 	if o.specFile != "" {
 		sp, err = a.loadSpec(ctx, o.specFile)
 	} else {
-		var src []byte
-		src, err = o.store.GetBlob(ctx, o.runID, specBlobName(prev.SpecDigest))
-		if err != nil {
-			return nil, fmt.Errorf("read spec snapshot of run %s: %w", o.runID, err)
-		}
-		sp, err = spec.ParseContext(ctx, prev.SpecFile, src)
+		sp, err = a.snapshotSpec(ctx, o.store, o.runID, prev.SpecFile, prev.SpecDigest)
 	}
 	if err != nil {
 		return nil, err
@@ -167,11 +162,7 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 	if err != nil {
 		return nil, err
 	}
-	params, err := spec.ResolveParams(sp, given)
-	if err != nil {
-		return nil, err
-	}
-	p, err := plan.New(sp, params)
+	p, err := plan.New(sp, given)
 	if err != nil {
 		return nil, err
 	}

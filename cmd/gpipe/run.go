@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"regexp"
 	"strings"
@@ -17,11 +16,12 @@ import (
 	"github.com/gpipe/gpipe/pipeline/secret"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
+	"github.com/gpipe/gpipe/pipeline/store"
 )
 
 // stateFlag declares --state, shared by every command that reads a store.
 func stateFlag(fs *flag.FlagSet) *string {
-	return fs.String("state", "", "state store URL: file://DIR, a path, or s3://BUCKET/PREFIX (default $GPIPE_STATE, the spec's state:, then file://.gpipe)")
+	return fs.String("state", "", "state store URL: file://DIR, a path, or s3://BUCKET/PREFIX (default $"+store.EnvVar+", the spec's state:, then "+store.DefaultURL+")")
 }
 
 func (a *App) setupRun(fs *flag.FlagSet) handler {
@@ -43,33 +43,19 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
-		sp, err := a.loadSpec(ctx, args[0])
-		if err != nil {
-			return err
-		}
-		given, err := parseParams(params)
-		if err != nil {
-			return err
-		}
 		if *dryRun {
 			// Like plan: no secret is needed (or read) to show the steps.
-			p, err := plan.New(sp, secretPlaceholders(sp, given))
+			p, _, err := a.loadPlan(ctx, args[0], params, paramsToShow)
 			if err != nil {
 				return err
 			}
 			return p.Render(a.Stdout, "text", nil)
 		}
-		if given, err = a.gatherSecrets(ctx, sp, given); err != nil {
-			return err
-		}
-		resolved, err := spec.ResolveParams(sp, given)
+		p, given, err := a.loadPlan(ctx, args[0], params, paramsToRun)
 		if err != nil {
 			return err
 		}
-		p, err := plan.New(sp, resolved)
-		if err != nil {
-			return err
-		}
+		sp := p.Spec
 		st, url, err := a.openStore(ctx, *stateURL, sp.State)
 		if err != nil {
 			return err
@@ -112,7 +98,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 		if err := st.PutBlob(ctx, id, specBlobName(sp.Digest()), sp.Source); err != nil {
 			return fmt.Errorf("save spec snapshot of run %s: %w", id, err)
 		}
-		run := newRunState(id, sp, resolved, secretParamsGiven(sp, given), time.Now())
+		run := newRunState(id, sp, p.Params, secretParamsGiven(sp, given), time.Now())
 		j, err := state.Create(ctx, st, run, a.leaseOptions(false))
 		if err != nil {
 			if errors.Is(err, state.ErrExists) {
@@ -158,27 +144,6 @@ func specBlobName(digest string) string {
 		digest = digest[:16]
 	}
 	return "spec-" + digest + ".yaml"
-}
-
-// loadSpec loads and validates a spec, printing every error (and, inside
-// GitHub Actions, annotations) before returning.
-func (a *App) loadSpec(ctx context.Context, path string) (*spec.Spec, error) {
-	sp, err := spec.LoadContext(ctx, path)
-	if err != nil && ctx.Err() != nil {
-		return nil, context.Cause(ctx) // says which signal
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, usagef("spec %s: no such file", path)
-	}
-	if err != nil {
-		var errs spec.Errors
-		if errors.As(err, &errs) {
-			a.reportSpecErrors(errs)
-			return nil, reported{errs}
-		}
-		return nil, err
-	}
-	return sp, nil
 }
 
 // reported carries an error whose details were already printed, so main

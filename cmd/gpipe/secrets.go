@@ -101,9 +101,10 @@ func (a *App) resumeParams(ctx context.Context, sp *spec.Spec, prev *state.Run, 
 		given[k] = flags[k]
 	}
 	if planOnly {
-		return secretPlaceholders(sp, given), nil // needs no secret, not even a saved one
+		// needs no secret, not even a saved one
+		return a.fillParams(ctx, sp, given, paramsToShow)
 	}
-	given, err := a.gatherSecrets(ctx, sp, given)
+	given, err := a.fillParams(ctx, sp, given, paramsToRun)
 	if err != nil {
 		return nil, err
 	}

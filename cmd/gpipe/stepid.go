@@ -32,12 +32,12 @@ func planStepNames(p *plan.Plan) []string {
 // the step itself, or every copy of a matrix step named by its spec id
 // (train → train-fold-0 … train-fold-4), which the run's spec snapshot
 // knows. An unknown name is a usage error with a did-you-mean.
-func resolveStepIDs(ctx context.Context, st state.Store, run *state.Run, typed string) ([]string, error) {
+func (a *App) resolveStepIDs(ctx context.Context, st state.Store, run *state.Run, typed string) ([]string, error) {
 	if run.Steps[typed] != nil {
 		return []string{typed}, nil
 	}
 	names := slices.Clone(run.Order)
-	if sp := runSpec(ctx, st, run); sp != nil {
+	if sp := a.runSpec(ctx, st, run); sp != nil {
 		for i := range sp.Steps {
 			s := &sp.Steps[i]
 			insts, err := spec.Expand(s)
@@ -64,12 +64,8 @@ func resolveStepIDs(ctx context.Context, st state.Store, run *state.Run, typed s
 
 // runSpec is the run's spec snapshot, or nil when it cannot be read (the
 // caller then knows only the expanded ids of the state).
-func runSpec(ctx context.Context, st state.Store, run *state.Run) *spec.Spec {
-	src, err := st.GetBlob(ctx, run.ID, specBlobName(run.SpecDigest))
-	if err != nil {
-		return nil
-	}
-	sp, err := spec.ParseContext(ctx, run.SpecFile, src)
+func (a *App) runSpec(ctx context.Context, st state.Store, run *state.Run) *spec.Spec {
+	sp, err := a.snapshotSpec(ctx, st, run.ID, run.SpecFile, run.SpecDigest)
 	if err != nil {
 		return nil
 	}

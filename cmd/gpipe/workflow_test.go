@@ -10,6 +10,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/steps"
 )
 
 // TestWorkflowParamsAreDeclared: every `name=` line a workflow passes to the
@@ -55,7 +56,7 @@ func TestWorkflowParamsAreDeclared(t *testing.T) {
 				if m := regexp.MustCompile(`^\$\{\{ inputs\.([\w-]+) \}\}$`).FindStringSubmatch(specPath); m != nil {
 					specPath, _ = wf.On.WorkflowDispatch.Inputs[m[1]].Default.(string)
 				}
-				sp, err := spec.Load(filepath.Join(root, specPath))
+				sp, err := spec.NewLoader(steps.SpecOptions()).Load(filepath.Join(root, specPath))
 				if err != nil {
 					t.Fatalf("%s: spec %q: %v", f, specPath, err)
 				}

@@ -21,7 +21,7 @@ steps:
   - {id: down, type: shell, needs: [work], if: always(), cleans: [up], matrix: {fold: [0, 1, 2]}, with: {run: "true"}}
   - {id: combine, type: shell, needs: [work], with: {run: "true"}}
 `
-	s, err := spec.Parse("fleet.yaml", []byte(src))
+	s, err := spec.NewLoader(spec.Options{}).Parse("fleet.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}

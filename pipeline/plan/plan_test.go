@@ -14,7 +14,7 @@ import (
 
 func load(t *testing.T, path string) *spec.Spec {
 	t.Helper()
-	s, err := spec.Load(path)
+	s, err := spec.NewLoader(spec.Options{}).Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func bigSpec(n int) []byte {
 }
 
 func TestBigSpecLoads(t *testing.T) {
-	s, err := NewLoader().Parse("big.yaml", bigSpec(2000))
+	s, err := testLoader().Parse("big.yaml", bigSpec(2000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestBigSpecErrors(t *testing.T) {
 	src := string(bigSpec(400))
 	src = strings.Replace(src, "  - id: s399\n    type: shell\n", "  - id: s399\n    type: shel\n", 1)
 	src = strings.Replace(src, "  - id: s300\n    type: shell\n", "  - id: s300\n    type: shell\n    colour: red\n", 1)
-	_, err := Parse("big.yaml", []byte(src))
+	_, err := testLoader().Parse("big.yaml", []byte(src))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -72,7 +72,7 @@ func BenchmarkLoad10000(b *testing.B) {
 	b.SetBytes(int64(len(src)))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := NewLoader().Parse("big.yaml", src); err != nil {
+		if _, err := testLoader().Parse("big.yaml", src); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 // checker runs the semantic checks the schema cannot express: ids, needs,
 // cycles, matrix copies, hosts, and what expressions refer to.
 type checker struct {
+	opts  *Options
 	errs  *errList
 	spec  *Spec
 	nodes []*ynode // the mapping node of each of spec.Steps
@@ -32,8 +33,8 @@ type checker struct {
 	gen  int
 }
 
-func check(ctx context.Context, root *ynode, s *Spec, errs *errList) error {
-	c := &checker{errs: errs, spec: s, root: root, byID: map[string]int{}, owner: map[string]int{}, params: map[string]bool{}, hosts: map[string]int{}}
+func check(ctx context.Context, opts *Options, root *ynode, s *Spec, errs *errList) error {
+	c := &checker{opts: opts, errs: errs, spec: s, root: root, byID: map[string]int{}, owner: map[string]int{}, params: map[string]bool{}, hosts: map[string]int{}}
 	if st := root.get("steps"); st != nil && st.kind == seqNode {
 		for _, it := range st.items {
 			if it.kind == mapNode {
@@ -388,7 +389,7 @@ func (c *checker) checkHost(i int, h *ynode) {
 		}
 		return
 	}
-	if strings.Contains(s, "${{") || s == "local" || strings.HasPrefix(s, "ssm:") {
+	if strings.Contains(s, "${{") || s == "local" || c.opts.hostScheme(s) {
 		return
 	}
 	names := make([]string, 0, len(c.spec.Hosts))
@@ -399,7 +400,7 @@ func (c *checker) checkHost(i int, h *ynode) {
 		c.errs.add(h.pos, "step %s: unknown host %q%s", c.stepName(i), s, hint)
 		return
 	}
-	c.errs.add(h.pos, "step %s: unknown host %q (declare it under hosts, or use local or ssm:<instance id>)", c.stepName(i), s)
+	c.errs.add(h.pos, "step %s: unknown host %q (declare it under hosts, or use %s)", c.stepName(i), s, c.opts.hostUsage())
 }
 
 func (c *checker) hasAxis(i int, name string) bool {

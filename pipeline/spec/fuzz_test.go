@@ -24,7 +24,7 @@ func FuzzLoad(f *testing.F) {
 			f.Add(src)
 		}
 	}
-	l := NewLoader()
+	l := testLoader()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		s, err := l.Parse("fuzz.yaml", src)
 		if err == nil {

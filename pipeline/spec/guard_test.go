@@ -63,7 +63,7 @@ func TestHostileYAMLEndsFast(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start, cpu0 := time.Now(), cpuTime(t)
-			_, err := Parse("test.yaml", []byte(tc.src))
+			_, err := testLoader().Parse("test.yaml", []byte(tc.src))
 			took, cpu := time.Since(start), cpuTime(t)-cpu0
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %.500v, want %q", err, tc.want)
@@ -83,7 +83,7 @@ func TestHostileYAMLEndsFast(t *testing.T) {
 // a mapping of 5,000 keys, values nested 90 deep, sequences of mappings at
 // the mapping's own column.
 func TestYAMLLimitsLeaveRealSpecsAlone(t *testing.T) {
-	s, err := Parse("ok.yaml", []byte(flatMapping(5000)))
+	s, err := testLoader().Parse("ok.yaml", []byte(flatMapping(5000)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestYAMLLimitsLeaveRealSpecsAlone(t *testing.T) {
 	}
 	deep := "version: 1\nname: x\nsteps:\n- id: a\n  type: shell\n  with:\n    run: echo\n  env:\n    X: " +
 		"\n" + "version2: " + strings.Repeat("[", 90) + strings.Repeat("]", 90) + "\n"
-	_, err = Parse("deep.yaml", []byte(deep))
+	_, err = testLoader().Parse("deep.yaml", []byte(deep))
 	if err == nil || strings.Contains(err.Error(), "nest") || !strings.Contains(err.Error(), `unknown top-level field "version2"`) {
 		t.Fatalf("want only the unknown field reported, got %v", err)
 	}
@@ -100,7 +100,7 @@ func TestYAMLLimitsLeaveRealSpecsAlone(t *testing.T) {
 	for range 200 {
 		sameCol += "- id: x\n  type: shell\n  needs:\n  - b\n  with: {run: echo}\n"
 	}
-	if _, err := Parse("same.yaml", []byte(sameCol)); err == nil || strings.Contains(err.Error(), "nest") {
+	if _, err := testLoader().Parse("same.yaml", []byte(sameCol)); err == nil || strings.Contains(err.Error(), "nest") {
 		t.Fatalf("want duplicate ids only, got %.300v", err)
 	}
 }
@@ -109,7 +109,7 @@ func TestParseStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	start := time.Now()
-	_, err := ParseContext(ctx, "big.yaml", bigSpec(10_000))
+	_, err := testLoader().ParseContext(ctx, "big.yaml", bigSpec(10_000))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}

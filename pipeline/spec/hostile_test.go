@@ -35,7 +35,7 @@ func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
 		big:         "more than the 16777216 bytes (16 MiB) a spec may have",
 	} {
 		done := make(chan error, 1)
-		go func() { _, err := Load(path); done <- err }()
+		go func() { _, err := testLoader().Load(path); done <- err }()
 		select {
 		case err := <-done:
 			var re *ReadError
@@ -53,7 +53,7 @@ func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
 // the caret still points at the column it names.
 func TestErrorsEscapeControlBytes(t *testing.T) {
 	src := "version: 1\nname: x\x1b[31mred\nsteps: [{id: \"\x01\u202e\", type: shell, with: {run: echo}, colour: 1}]\n"
-	_, err := Parse("ctl.yaml", []byte(src))
+	_, err := testLoader().Parse("ctl.yaml", []byte(src))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -76,14 +76,14 @@ func TestErrorsEscapeControlBytes(t *testing.T) {
 // TestBOMIsAccepted: editors on Windows save UTF-8 with a byte order mark.
 func TestBOMIsAccepted(t *testing.T) {
 	src := "\ufeffversion: 1\nname: bom\nsteps: [{id: a, type: shell, with: {run: echo}}]\n"
-	s, err := Parse("bom.yaml", []byte(src))
+	s, err := testLoader().Parse("bom.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Name != "bom" {
 		t.Errorf("name = %q", s.Name)
 	}
-	_, err = Parse("bom.yaml", []byte("\ufeffversion: 1\nname: bom\nsteps: []\ncolour: red\n"))
+	_, err = testLoader().Parse("bom.yaml", []byte("\ufeffversion: 1\nname: bom\nsteps: []\ncolour: red\n"))
 	if err == nil || !strings.Contains(err.Error(), "bom.yaml:4:1: ") {
 		t.Errorf("want an error at 4:1, got %v", err)
 	}
@@ -96,7 +96,7 @@ func TestColumnsCountRunes(t *testing.T) {
 		"  - {id: a, type: shell, with: {run: \"éé ${{ params.nope }}\"}, colour: 1}\n" +
 		"  - {id: b, type: shell, with: {run: \"é\"}, needs: [ééé]}\n" +
 		"  - {id: c, type: shell, with: {run: éé ${{ x }}}}\n"
-	_, err := Parse("mb.yaml", []byte(src))
+	_, err := testLoader().Parse("mb.yaml", []byte(src))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -104,7 +104,7 @@ func TestColumnsCountRunes(t *testing.T) {
 	if !strings.Contains(err.Error(), "mb.yaml:6:42: invalid YAML") {
 		t.Errorf("syntax error column:\n%v", err)
 	}
-	_, err = Parse("mb.yaml", []byte(src[:strings.LastIndex(src, "  - {id: c")]))
+	_, err = testLoader().Parse("mb.yaml", []byte(src[:strings.LastIndex(src, "  - {id: c")]))
 	lines := strings.Split(src, "\n")
 	col := func(line int, sub string) int {
 		l := lines[line-1]
@@ -137,13 +137,13 @@ func TestMatrixCopyIDLength(t *testing.T) {
 	}
 	long := strings.Repeat("v", 60)
 	src := "version: 1\nname: x\nsteps:\n  - id: train\n    type: shell\n    matrix: {lr: [short, " + long + "]}\n    with: {run: echo}\n"
-	_, err := Parse("m.yaml", []byte(src))
+	_, err := testLoader().Parse("m.yaml", []byte(src))
 	want := fmt.Sprintf(`m.yaml:6:13: step "train": matrix copy id "train-lr-%s" is longer than the 64 characters`, long)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("want %q, got %v", want, err)
 	}
 	ok := strings.Replace(src, long, strings.Repeat("v", 64-len("train-lr-")), 1)
-	if _, err := Parse("m.yaml", []byte(ok)); err != nil {
+	if _, err := testLoader().Parse("m.yaml", []byte(ok)); err != nil {
 		t.Fatalf("a 64-character copy id is refused: %v", err)
 	}
 }
@@ -172,16 +172,16 @@ func matrixChain(steps, copies int, pair bool) string {
 // previous step made a valid 80 KB spec with 19 million plan edges (2.85 GB).
 func TestPlanSizeIsBounded(t *testing.T) {
 	cpu0 := cpuTime(t)
-	_, err := Parse("chain.yaml", []byte(matrixChain(20, 1000, false)))
+	_, err := testLoader().Parse("chain.yaml", []byte(matrixChain(20, 1000, false)))
 	if err == nil || !strings.Contains(err.Error(), `chain.yaml:12:12: step "s1": the spec's steps have more than 200000 needs`) {
 		t.Errorf("20 × 1000 copies, all to all: %.300v", err)
 	}
-	_, err = Parse("chain.yaml", []byte(matrixChain(21, 1000, true)))
+	_, err = testLoader().Parse("chain.yaml", []byte(matrixChain(21, 1000, true)))
 	if err == nil || !strings.Contains(err.Error(), `chain.yaml:105:13: step "s20": the spec expands to more than 20000 steps (matrix copies included)`) {
 		t.Errorf("21 × 1000 paired copies: %.300v", err)
 	}
 	// Paired on a shared axis the same shape has 1,000 edges per need.
-	if _, err := Parse("chain.yaml", []byte(matrixChain(10, 1000, true))); err != nil {
+	if _, err := testLoader().Parse("chain.yaml", []byte(matrixChain(10, 1000, true))); err != nil {
 		t.Errorf("10 × 1000 paired copies: %.300v", err)
 	}
 	if cpu := cpuTime(t) - cpu0; cpu > hostileBudget*raceSlowdown {

@@ -36,27 +36,12 @@ func (e *ReadError) Unwrap() error { return e.Err }
 // it once. The zero value is not usable; use NewLoader.
 type Loader struct {
 	schema func() (*compiledSchema, error)
+	opts   Options
 }
 
-// NewLoader returns a Loader.
-func NewLoader() *Loader {
-	return &Loader{schema: sync.OnceValues(compileSchema)}
-}
-
-// Load reads and loads the spec at path.
-func Load(path string) (*Spec, error) { return NewLoader().Load(path) }
-
-// Parse loads a spec from src; file names it in error messages.
-func Parse(file string, src []byte) (*Spec, error) { return NewLoader().Parse(file, src) }
-
-// LoadContext is Load that stops, with ctx's error, when ctx ends.
-func LoadContext(ctx context.Context, path string) (*Spec, error) {
-	return NewLoader().LoadContext(ctx, path)
-}
-
-// ParseContext is Parse that stops, with ctx's error, when ctx ends.
-func ParseContext(ctx context.Context, file string, src []byte) (*Spec, error) {
-	return NewLoader().ParseContext(ctx, file, src)
+// NewLoader returns a Loader that knows what o adds to the spec language.
+func NewLoader(o Options) *Loader {
+	return &Loader{schema: sync.OnceValues(compileSchema), opts: o}
 }
 
 // Load reads and loads the spec at path.
@@ -155,7 +140,7 @@ func (l *Loader) ParseContext(ctx context.Context, file string, src []byte) (*Sp
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cs.validate(root, errs)
+	cs.validate(&l.opts, root, errs)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -163,7 +148,7 @@ func (l *Loader) ParseContext(ctx context.Context, file string, src []byte) (*Sp
 	spec.File = file
 	spec.Source = src
 	if root.kind == mapNode {
-		if err := check(ctx, root, spec, errs); err != nil {
+		if err := check(ctx, &l.opts, root, spec, errs); err != nil {
 			return nil, err
 		}
 	}

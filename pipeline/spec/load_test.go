@@ -11,7 +11,7 @@ import (
 
 func mustLoad(t *testing.T, path string) *Spec {
 	t.Helper()
-	s, err := Load(path)
+	s, err := testLoader().Load(path)
 	if err != nil {
 		t.Fatalf("Load(%s):\n%v", path, err)
 	}
@@ -23,7 +23,7 @@ func TestValidSpecsLoad(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no valid specs")
 	}
-	l := NewLoader()
+	l := testLoader()
 	for _, f := range files {
 		if _, err := l.Load(f); err != nil {
 			t.Errorf("Load(%s):\n%v", f, err)
@@ -153,20 +153,20 @@ func TestExpand(t *testing.T) {
 
 func TestYAMLLanguageServerCommentIsHarmless(t *testing.T) {
 	src := "# yaml-language-server: $schema=../schemas/pipeline.schema.json\nversion: 1\nname: x\nsteps: [{id: a, type: shell, with: {run: 'true'}}]\n"
-	if _, err := Parse("x.yaml", []byte(src)); err != nil {
+	if _, err := testLoader().Parse("x.yaml", []byte(src)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestErrorFormat(t *testing.T) {
 	src := "version: 1\nname: x\nsteps:\n  - id: a\n    type: train-unet\n    with:\n\t\t# tab-indented comment\n      task: '01'\n"
-	_, err := Parse("f.yaml", []byte(src))
+	_, err := testLoader().Parse("f.yaml", []byte(src))
 	var errs Errors
 	if !errors.As(err, &errs) || len(errs) != 1 {
 		t.Fatalf("err = %v", err)
 	}
 	src = "version: 1\nname: x\nsteps:\n  - id: a\n    type: train-unet\n    with: {task: '01', hpus: 9}\n"
-	_, err = Parse("f.yaml", []byte(src))
+	_, err = testLoader().Parse("f.yaml", []byte(src))
 	want := "f.yaml:6:30: step \"a\": \"hpus\" must be at most 8\n" +
 		"    6 |     with: {task: '01', hpus: 9}\n" +
 		"      |                              ^"
@@ -179,7 +179,7 @@ func TestErrorFormat(t *testing.T) {
 }
 
 func TestAllErrorsSortedByPosition(t *testing.T) {
-	_, err := Load("testdata/invalid/wrong_value.yaml")
+	_, err := testLoader().Load("testdata/invalid/wrong_value.yaml")
 	var errs Errors
 	if !errors.As(err, &errs) || len(errs) < 10 {
 		t.Fatalf("err = %v", err)
@@ -199,7 +199,7 @@ func TestCycleOrderIsStable(t *testing.T) {
 		"steps:\n- {id: a, type: shell, needs: [b], with: {run: x}}\n- {id: c, type: shell, needs: [a], with: {run: x}}\n- {id: b, type: shell, needs: [c], with: {run: x}}\n",
 	}
 	for _, s := range specs {
-		_, err := Parse("c.yaml", []byte("version: 1\nname: c\n"+s))
+		_, err := testLoader().Parse("c.yaml", []byte("version: 1\nname: c\n"+s))
 		if err == nil || !strings.Contains(err.Error(), "dependency cycle: a -> b -> c -> a") {
 			t.Errorf("err = %v", err)
 		}
@@ -210,15 +210,15 @@ func TestDigests(t *testing.T) {
 	a := "version: 1\nname: d\nsteps:\n  - id: s\n    type: shell\n    needs: [x, y]\n    env: {A: '1', B: '2'}\n    with: {run: echo, working_directory: /tmp}\n  - {id: x, type: shell, with: {run: 'true'}}\n  - {id: y, type: shell, with: {run: 'true'}}\n"
 	b := "version: 1\nname: d\nsteps:\n  - {id: x, type: shell, with: {run: 'true'}}\n  - {id: y, type: shell, with: {run: 'true'}}\n  - id: s\n    with: {working_directory: /tmp, run: echo}\n    env: {B: '2', A: '1'}\n    needs: [y, x]\n    type: shell\n"
 	c := strings.Replace(a, "run: echo,", "run: echo hi,", 1)
-	sa, err := Parse("a", []byte(a))
+	sa, err := testLoader().Parse("a", []byte(a))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := Parse("b", []byte(b))
+	sb, err := testLoader().Parse("b", []byte(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := Parse("c", []byte(c))
+	sc, err := testLoader().Parse("c", []byte(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ params:
   bucket: {description: required}
 steps: [{id: a, type: shell, with: {run: 'true'}}]
 `
-	s, err := Parse("p.yaml", []byte(src))
+	s, err := testLoader().Parse("p.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ steps: [{id: a, type: shell, with: {run: 'true'}}]
 }
 
 func TestLoaderReuse(t *testing.T) {
-	l := NewLoader()
+	l := testLoader()
 	for i := 0; i < 3; i++ {
 		if _, err := l.Load("testdata/valid/hosts.yaml"); err != nil {
 			t.Fatal(err)

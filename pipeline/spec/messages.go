@@ -11,10 +11,12 @@ import (
 )
 
 // patternPhrase says what a pattern wants. The patterns of the schema's
-// shared $defs get words; any other pattern is shown as is.
-func patternPhrase(pat any, absLoc string, got string) string {
+// shared $defs, and those the options give words to, get words; any other
+// pattern is shown as is.
+func (o *Options) patternPhrase(pat any, absLoc string, got string) string {
 	p, _ := pat.(string)
 	var want string
+	phrase, domain := o.defPhrase(absLoc)
 	switch {
 	case strings.Contains(absLoc, "/$defs/identifier/"):
 		want = `must be a name (a letter or "_", then letters, digits, "_" or "-")`
@@ -24,12 +26,12 @@ func patternPhrase(pat any, absLoc string, got string) string {
 		want = `must be letters, digits and "_", not starting with a digit`
 	case strings.HasSuffix(absLoc, "#/properties/name/pattern"):
 		want = `must be letters, digits, ".", "_" or "-", starting with a letter or digit`
-	case strings.Contains(absLoc, "/$defs/msd-task/"):
-		want = `must be a task number "01" to "10" or a folder name like "Task01_BrainTumour"`
+	case domain:
+		want = phrase
 	case strings.HasPrefix(p, "^s3://"):
 		want = "must be an s3:// URL"
-	case strings.HasSuffix(absLoc, "/$defs/param/properties/from/pattern"):
-		want = "must be ssm:<parameter name or ARN> or secretsmanager:<secret id or ARN>"
+	case strings.HasSuffix(absLoc, "/$defs/param/properties/from/pattern") && len(o.SecretSources) > 0:
+		want = "must be " + o.secretUsage()
 	case p == "^[0-9a-fA-F]{32}$":
 		want = "must be 32 hexadecimal digits"
 	default:

@@ -33,7 +33,7 @@ func TestSecretParamErrorsHideValue(t *testing.T) {
 }
 
 func TestSecretFrom(t *testing.T) {
-	s, err := Parse("f.yaml", []byte(`version: 1
+	s, err := testLoader().Parse("f.yaml", []byte(`version: 1
 name: x
 params:
   token: {secret: true, from: "ssm:/gpipe/token"}
@@ -52,7 +52,7 @@ steps:
 		{`t: {secret: true, default: "d", from: "ssm:/x"}`, `f.yaml:4:30: param "t": a param read from ssm:/x has no default`},
 		{`t: {secret: true, from: "vault:/x"}`, `f.yaml:4:27: param "t": "from" must be ssm:<parameter name or ARN> or secretsmanager:<secret id or ARN>, not "vault:/x"`},
 	} {
-		_, err := Parse("f.yaml", []byte("version: 1\nname: x\nparams:\n  "+c.params+"\nsteps:\n  - {id: a, type: shell, with: {run: \"true\"}}\n"))
+		_, err := testLoader().Parse("f.yaml", []byte("version: 1\nname: x\nparams:\n  "+c.params+"\nsteps:\n  - {id: a, type: shell, with: {run: \"true\"}}\n"))
 		var errs Errors
 		if !errors.As(err, &errs) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", c.params, err, c.want)
@@ -64,7 +64,7 @@ steps:
 // a warning at its own line and column, with the env: form to use instead;
 // env: values, other fields and other step types are left alone.
 func TestInjectionWarnings(t *testing.T) {
-	s, err := Parse("f.yaml", []byte(`version: 1
+	s, err := testLoader().Parse("f.yaml", []byte(`version: 1
 name: x
 params:
   who: {default: world}

@@ -49,7 +49,7 @@ func compileSchema() (*compiledSchema, error) {
 
 // validate checks the document against the schema and reports each failure
 // at its YAML node, in plain words.
-func (cs *compiledSchema) validate(root *ynode, errs *errList) {
+func (cs *compiledSchema) validate(opts *Options, root *ynode, errs *errList) {
 	doc := root.value()
 	var steps []any
 	if m, ok := doc.(map[string]any); ok {
@@ -72,7 +72,7 @@ func (cs *compiledSchema) validate(root *ynode, errs *errList) {
 		found = append(found, cs.validateSteps(steps[1:], 1)...)
 	}
 	for _, l := range found {
-		cs.report(root, l, errs)
+		cs.report(opts, root, l, errs)
 	}
 }
 
@@ -316,7 +316,7 @@ func subject(own string, rel []string) string {
 	return own + ": " + strconv.Quote(field)
 }
 
-func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
+func (cs *compiledSchema) report(opts *Options, root *ynode, l leaf, errs *errList) {
 	toks := pointerTokens(l.InstanceLocation)
 	node, key, _ := locate(root, toks)
 	if node.bad {
@@ -351,7 +351,7 @@ func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
 		if own != "" {
 			pre = own + ": "
 		}
-		errs.add(at, "%s%s %q %s", pre, kind, name, patternPhrase(kwVal, l.AbsoluteKeywordLocation, ""))
+		errs.add(at, "%s%s %q %s", pre, kind, name, opts.patternPhrase(kwVal, l.AbsoluteKeywordLocation, ""))
 		return
 	}
 
@@ -421,7 +421,7 @@ func (cs *compiledSchema) report(root *ynode, l leaf, errs *errList) {
 		errs.add(at, "%s must list at most %s %s", subject(own, rel), jsonText(kwVal), plural(jsonText(kwVal), "item"))
 	case "pattern":
 		got, _ := node.scalar().(string)
-		errs.add(at, "%s %s", subject(own, rel), patternPhrase(kwVal, l.AbsoluteKeywordLocation, got))
+		errs.add(at, "%s %s", subject(own, rel), opts.patternPhrase(kwVal, l.AbsoluteKeywordLocation, got))
 	default:
 		errs.add(at, "%s: %s", subject(own, rel), l.Message)
 	}

@@ -31,7 +31,7 @@ func worstCase(st *spec.Step) time.Duration {
 // what teardown waits for, each at its worst (every attempt to its timeout).
 func TestMaxLifetimeCoversRetryBudget(t *testing.T) {
 	for _, file := range []string{"../../specs/unet-brain.yaml", "../../specs/unet-brain-5fold.yaml", "../../specs/unet-brain-5fold-fleet.yaml"} {
-		s, err := spec.Load(file)
+		s, err := specLoader().Load(file)
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}

@@ -10,7 +10,6 @@ import (
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/engine"
 	"github.com/gpipe/gpipe/pipeline/plan"
-	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store/memory"
 )
@@ -50,7 +49,7 @@ steps:
     retry: {attempts: 3, backoff: 1s}
     with:
       ` + c.with + "\n"
-			sp, err := spec.Parse("bad-param.yaml", []byte(src))
+			sp, err := specLoader().Parse("bad-param.yaml", []byte(src))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -127,7 +127,7 @@ type unetEnv struct {
 }
 
 func newUnet(t *testing.T) *unetEnv {
-	sp, err := spec.Parse("unet-brain.yaml", []byte(unetSpec))
+	sp, err := specLoader().Parse("unet-brain.yaml", []byte(unetSpec))
 	if err != nil {
 		t.Fatal(err)
 	}

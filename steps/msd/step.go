@@ -16,9 +16,7 @@ import (
 )
 
 // Executors picks the executor for a step's host.
-type Executors interface {
-	For(h pipeline.Host) (host.Executor, error)
-}
+type Executors = host.Picker
 
 // ClientFunc makes the S3 client for a region; anonymous is set for the
 // public MSD buckets.
@@ -51,7 +49,7 @@ func (f *FetchMSD) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Resu
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	if sr.Host.Address != "" && sr.Host.Address != "local" {
+	if !host.IsLocal(sr.Host.Address) {
 		return f.runRemote(ctx, sr, c)
 	}
 	newClient := f.NewClient
@@ -79,16 +77,9 @@ func (f *FetchMSD) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Resu
 }
 
 func (f *FetchMSD) runRemote(ctx context.Context, sr *pipeline.StepRun, c *Config) (pipeline.Result, error) {
-	if f.Exec == nil {
-		return pipeline.Result{}, fmt.Errorf("%s: no executor for host %s", sr.StepID, sr.Host.Address)
-	}
-	e, err := f.Exec.For(sr.Host)
+	out, err := host.RunNamed(ctx, f.Exec, sr, c.render())
 	if err != nil {
-		return pipeline.Result{}, fmt.Errorf("%s: host %s: %w", sr.StepID, sr.Host.Address, err)
-	}
-	out, err := e.Exec(ctx, host.ScriptFor(sr, c.render()))
-	if err != nil {
-		return pipeline.Result{}, fmt.Errorf("%s: %w", sr.StepID, err)
+		return pipeline.Result{}, err
 	}
 	return pipeline.Result{Outputs: out}, nil
 }
@@ -100,7 +91,7 @@ func (f *FetchMSD) Script(sr *pipeline.StepRun) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if sr.Host.Address == "" || sr.Host.Address == "local" {
+	if host.IsLocal(sr.Host.Address) {
 		return "# fetch-msd runs in-process on the local host (ranged GETs, MD5 and extraction in Go);\n" +
 			"# on a remote host it runs this script:\n" + c.render(), nil
 	}

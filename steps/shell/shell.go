@@ -13,14 +13,9 @@ import (
 	"github.com/gpipe/gpipe/steps/internal/param"
 )
 
-// Executors picks the executor for a step's host.
-type Executors interface {
-	For(h pipeline.Host) (host.Executor, error)
-}
-
 // Step is the shell step type.
 type Step struct {
-	Executors Executors
+	Executors host.Picker
 }
 
 // Type is the step type name.
@@ -71,11 +66,7 @@ func (s *Step) Run(ctx context.Context, sr *pipeline.StepRun) (pipeline.Result, 
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	ex, err := s.Executors.For(sr.Host)
-	if err != nil {
-		return pipeline.Result{}, err
-	}
-	out, err := ex.Exec(ctx, host.ScriptFor(sr, body))
+	out, err := host.Run(ctx, s.Executors, sr, body)
 	if err != nil {
 		return pipeline.Result{}, err
 	}

@@ -4,13 +4,19 @@ import (
 	"testing"
 
 	"github.com/gpipe/gpipe/pipeline/spec"
+	"github.com/gpipe/gpipe/steps/aws"
+	"github.com/gpipe/gpipe/steps/msd"
 )
 
 // TestExampleSpecsLoad checks that the unet-brain specs validate and expand
 // to the steps and cards this package expects.
 func TestExampleSpecsLoad(t *testing.T) {
 	for file, wantTrain := range map[string]int{"../../specs/unet-brain.yaml": 1, "../../specs/unet-brain-5fold.yaml": 5} {
-		s, err := spec.Load(file)
+		s, err := spec.NewLoader(spec.Options{
+			HostSchemes:    []spec.Scheme{aws.HostScheme()},
+			SecretSources:  aws.SecretSources(),
+			PatternPhrases: []spec.PatternPhrase{msd.PatternPhrase()},
+		}).Load(file)
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}

@@ -34,9 +34,7 @@ import (
 )
 
 // Executors picks the executor for a step's host.
-type Executors interface {
-	For(h pipeline.Host) (host.Executor, error)
-}
+type Executors = host.Picker
 
 // Step type names.
 const (
@@ -57,24 +55,6 @@ func New(ex Executors) map[string]pipeline.Runner {
 		TypeTrainUNet:   &TrainUNet{Exec: ex},
 		TypeEvaluate:    &Evaluate{Exec: ex},
 	}
-}
-
-func run(ctx context.Context, ex Executors, sr *pipeline.StepRun, body string) (map[string]string, error) {
-	if ex == nil {
-		return nil, fmt.Errorf("%s: no executors configured", sr.Type)
-	}
-	e, err := ex.For(sr.Host)
-	if err != nil {
-		return nil, fmt.Errorf("%s: host %s: %w", sr.StepID, sr.Host.Address, err)
-	}
-	out, err := e.Exec(ctx, host.ScriptFor(sr, body))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", sr.StepID, err)
-	}
-	if out == nil {
-		out = map[string]string{}
-	}
-	return out, nil
 }
 
 // unetTask decodes the task/dim pair every UNet step has.
@@ -105,7 +85,7 @@ func renderAndRun(ctx context.Context, ex Executors, sr *pipeline.StepRun, r pip
 	if err != nil {
 		return nil, err
 	}
-	return run(ctx, ex, sr, body)
+	return host.RunNamed(ctx, ex, sr, body)
 }
 
 // DescribeWith implements the steps' parameter description (see

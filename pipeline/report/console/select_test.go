@@ -45,7 +45,7 @@ func typeName(r Reporter) string {
 func TestPlanPos(t *testing.T) {
 	src := "version: 1\nname: p\nsteps:\n  - id: a\n    type: shell\n    with: {run: 'true'}\n" +
 		"  - id: train\n    type: shell\n    matrix:\n      fold: [0, 1]\n    with: {run: 'true'}\n"
-	s, err := spec.Parse("specs/p.yaml", []byte(src))
+	s, err := spec.NewLoader(spec.Options{}).Parse("specs/p.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
