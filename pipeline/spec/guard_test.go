@@ -109,12 +109,21 @@ func TestParseStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	start := time.Now()
-	_, err := testLoader().ParseContext(ctx, "big.yaml", bigSpec(10_000))
+	_, err := testLoader().ParseContext(ctx, "big.yaml", bigSpec(2000))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if took := time.Since(start); took > 200*time.Millisecond {
-		t.Errorf("took %v after cancel", took)
+	took := time.Since(start)
+	// Compare with a full parse of the same input on the same machine, not a
+	// wall-clock budget: under -race on a loaded machine both slow down.
+	start = time.Now()
+	if _, err := testLoader().ParseContext(context.Background(), "big.yaml", bigSpec(2000)); err != nil {
+		t.Fatal(err)
+	}
+	full := time.Since(start)
+	t.Logf("cancelled parse %v, full parse %v", took, full)
+	if took > full/4 {
+		t.Errorf("a cancelled parse took %v, a full one %v: cancellation is not checked early", took, full)
 	}
 }
 
