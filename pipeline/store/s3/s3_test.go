@@ -54,21 +54,27 @@ var unsafe = regexp.MustCompile(`[^a-zA-Z0-9-]+`)
 func TestStore(t *testing.T) {
 	srv := testtool.Versitygw(t)
 	makeBucket(t, openTest(t, srv, srv.Endpoint, "s3://suite", Options{}))
-	storetest.Run(t, func(t *testing.T) state.Store {
+	storetest.RunReopen(t, func(t *testing.T) state.Store {
 		// A fresh prefix per subtest; the prefix has a slash to check nesting.
 		return openTest(t, srv, srv.Endpoint, "s3://suite/gpipe/"+unsafe.ReplaceAllString(t.Name(), "-"), Options{})
-	})
+	}, reopen)
 }
 
 func TestStoreNoPrefix(t *testing.T) {
 	srv := testtool.Versitygw(t)
 	n := 0
-	storetest.Run(t, func(t *testing.T) state.Store {
+	storetest.RunReopen(t, func(t *testing.T) state.Store {
 		n++
 		s := openTest(t, srv, srv.Endpoint, fmt.Sprintf("s3://bare-%d", n), Options{})
 		makeBucket(t, s)
 		return s
-	})
+	}, reopen)
+}
+
+// reopen is a new Store over s's bucket and prefix, with nothing cached.
+func reopen(s state.Store) state.Store {
+	o := s.(*Store)
+	return New(o.api, o.bucket, o.prefix)
 }
 
 func TestLayout(t *testing.T) {
