@@ -194,7 +194,7 @@ func TestRetriedWriteIsNotAConflict(t *testing.T) {
 	base := openTest(t, srv, srv.Endpoint, "s3://retry/p", Options{})
 	makeBucket(t, base)
 	ctx := t.Context()
-	for _, op := range []string{"create", "save", "append"} {
+	for _, op := range []string{"create", "save", "append", "record", "snapshot"} {
 		t.Run(op, func(t *testing.T) {
 			s := New(&lostFirstResponse{API: base.api}, "retry", "p/"+op)
 			var err error
@@ -207,6 +207,18 @@ func TestRetriedWriteIsNotAConflict(t *testing.T) {
 					t.Fatal(cerr)
 				}
 				_, err = s.Save(ctx, "r", []byte("doc2"), v)
+			case "record", "snapshot":
+				// The journal's slots: Append's, and the one a Save
+				// writes before state.json.
+				v, cerr := New(base.api, "retry", "p/"+op).Create(ctx, "r", []byte("doc"))
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				if op == "record" {
+					_, err = s.Append(ctx, "r", []byte("rec"), v)
+				} else {
+					_, err = s.Save(ctx, "r", []byte("doc2"), v)
+				}
 			case "append":
 				if err = s.AppendLog(ctx, "r", "l", []byte("once")); err == nil {
 					var b []byte
