@@ -53,7 +53,7 @@ const (
 	kindRecord    = "record"
 	kindSnapshot  = "snapshot"
 	// loadParallel bounds the slot GETs a load has in flight.
-	loadParallel = 16
+	loadParallel = 64
 )
 
 // version is what a state.Version of this store says. A run written
