@@ -199,6 +199,7 @@ func (s *Store) Append(ctx context.Context, runID string, rec []byte, v state.Ve
 	if err != nil {
 		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, err)
 	}
+	s.noteSlot(ctx, runID, pv.jid, pv.next, rec)
 	pv.next++
 	return pv.String(), nil
 }
@@ -230,6 +231,7 @@ func (s *Store) saveSnapshot(ctx context.Context, runID string, doc []byte, v ve
 	if err != nil {
 		return version{}, err
 	}
+	s.noteSlot(ctx, runID, v.jid, v.next, nil)
 	// The snapshot is durable now: loads roll forward to it. The copy
 	// saves them the replay.
 	key := s.runKey(runID) + stateObject
@@ -309,6 +311,7 @@ func (s *Store) LoadJournal(ctx context.Context, runID string) ([]byte, [][]byte
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("load run %s from %s: %w", runID, s, err)
 	}
+	s.seedTail(runID, v.jid, v.next, slots)
 	var recs [][]byte
 	for _, sl := range slots {
 		if sl.kind == kindSnapshot {
@@ -351,9 +354,18 @@ list:
 	}
 	slots := make([]slot, len(keys))
 	found := make([]bool, len(keys))
+	if len(keys) > 1 {
+		for n, rec := range s.readSegments(ctx, runID, v.jid, v.next, v.next+int64(len(keys))) {
+			i := n - v.next
+			slots[i], found[i] = slot{kind: kindRecord, body: rec}, true
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(loadParallel)
 	for i, key := range keys {
+		if found[i] {
+			continue
+		}
 		g.Go(func() error {
 			body, _, meta, ok, err := s.getMeta(gctx, key)
 			if err != nil {

@@ -21,8 +21,8 @@ import (
 // countingProxy forwards to an S3 server and counts the PUT requests that
 // reach it and their body bytes.
 type countingProxy struct {
-	up          *httputil.ReverseProxy
-	puts, bytes atomic.Int64
+	up                *httputil.ReverseProxy
+	puts, bytes, gets atomic.Int64
 }
 
 func newCountingProxy(t *testing.T, target string) (*countingProxy, string) {
@@ -40,6 +40,9 @@ func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPut {
 		p.puts.Add(1)
 		p.bytes.Add(r.ContentLength)
+	}
+	if r.Method == http.MethodGet && !r.URL.Query().Has("list-type") {
+		p.gets.Add(1)
 	}
 	p.up.ServeHTTP(w, r)
 }
@@ -207,4 +210,70 @@ func TestDeleteRemovesJournal(t *testing.T) {
 	if ids, err := s.List(ctx); err != nil || len(ids) != 0 {
 		t.Fatalf("List after a Save to the deleted run = %q, %v; want nothing (its slot dropped)", ids, err)
 	}
+}
+
+// TestSegments: a load reads the records of full segments with one GET each
+// instead of one per slot, and gets the same records, also across a snapshot
+// slot and when the segment was completed by another Store that loaded the
+// first part.
+func TestSegments(t *testing.T) {
+	srv := testtool.Versitygw(t)
+	cp, endpoint := newCountingProxy(t, srv.Endpoint)
+	s := openTest(t, srv, endpoint, "s3://seg/runs", Options{})
+	makeBucket(t, s)
+	ctx := t.Context()
+	v, err := s.Create(ctx, "r", []byte("snap-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	appendN := func(s *Store, n int) {
+		t.Helper()
+		for range n {
+			rec := fmt.Sprintf(`{"n":%d}`, len(want))
+			if v, err = s.Append(ctx, "r", []byte(rec), v); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, rec)
+		}
+	}
+	load := func(what, wantDoc string, maxGets int64) {
+		t.Helper()
+		fresh := New(s.api, s.bucket, s.prefix)
+		gets0 := cp.gets.Load()
+		doc, recs, lv, err := fresh.LoadJournal(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, string(r))
+		}
+		if string(doc) != wantDoc || strings.Join(got, " ") != strings.Join(want, " ") || lv != v {
+			t.Fatalf("%s: LoadJournal = %q, %d records %q, %q; want %q, %d records, %q", what, doc, len(got), got, lv, wantDoc, len(want), v)
+		}
+		if gets := cp.gets.Load() - gets0; gets > maxGets {
+			t.Errorf("%s: %d GETs, want at most %d", what, gets, maxGets)
+		}
+	}
+	appendN(s, 150)
+	// state.json, segments 0 and 1, slots 128..149.
+	load("150 records", "snap-0", 1+2+22)
+
+	// A Save that died after its slot (150), then a Store that loaded the
+	// journal completes segment 2 (slots 128..191).
+	pv := parseVersion(v)
+	if err := s.writeSlot(ctx, s.slotKey("r", pv.jid, pv.next), []byte("snap-1"), kindSnapshot); err != nil {
+		t.Fatal(err)
+	}
+	other := New(s.api, s.bucket, s.prefix)
+	if _, _, v, err = other.LoadJournal(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	want = nil
+	appendN(other, 50)
+	// state.json, segments 0..2 (2 written by the other Store), slot 150
+	// (the snapshot, which segments leave out) and slots 192..200, which
+	// no segment holds yet.
+	load("after a crashed Save", "snap-1", 1+3+1+9)
 }

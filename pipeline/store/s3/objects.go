@@ -75,6 +75,7 @@ func (s *Store) Delete(ctx context.Context, runID string) error {
 		}
 	}
 	s.mu.Lock()
+	delete(s.tails, runID)
 	for k := range s.logs {
 		if strings.HasPrefix(k, runID+"/") {
 			delete(s.logs, k)

@@ -80,13 +80,15 @@ type Store struct {
 	bucket string
 	prefix string // "" or "a/b" (no leading or trailing slash)
 
-	mu   sync.Mutex
-	logs map[string]*logCache // by run id + "/" + log name
+	mu    sync.Mutex
+	logs  map[string]*logCache // by run id + "/" + log name
+	tails map[string]*tail     // by run id: the journal segment being filled
 }
 
 // New returns a store over api. prefix may be empty.
 func New(api API, bucket, prefix string) *Store {
-	return &Store{api: api, bucket: bucket, prefix: strings.Trim(prefix, "/"), logs: make(map[string]*logCache)}
+	return &Store{api: api, bucket: bucket, prefix: strings.Trim(prefix, "/"), logs: make(map[string]*logCache),
+		tails: make(map[string]*tail)}
 }
 
 // ParseURL splits s3://bucket/prefix.
