@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -184,6 +185,10 @@ func (s *Store) head(ctx context.Context, key string) (found bool, etag string, 
 func (s *Store) Append(ctx context.Context, runID string, rec []byte, v state.Version) (state.Version, error) {
 	if err := state.CheckName("run id", runID); err != nil {
 		return "", err
+	}
+	if bytes.IndexByte(rec, '\n') >= 0 {
+		// Segments hold a record per line.
+		return "", fmt.Errorf("append to run %s in %s: record holds a newline", runID, s)
 	}
 	pv := parseVersion(v)
 	if pv.jid == "" {
