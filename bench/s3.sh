@@ -94,7 +94,7 @@ printf '  gpipe, file state  %8.3f s\n' "$m_file"
 printf '  gpipe, S3 state    %8.3f s\n' "$m_s3"
 printf '  S3 / file:         %8.2f   (median of the rounds'\'' ratios; ratio of the medians %.2f; target <= 1.3)\n' \
   "$(median "$work/ratio")" "$(echo "$m_s3 / $m_file" | bc -l)"
-printf '  PUTs per step:     %8.2f   (state.json %.2f, journal slots %.2f, log chunks %.2f, per run: %d total)\n' \
+printf '  PUTs per step:     %8.2f   (state.json %.2f, journal slots %.2f, log chunks %.2f, per run: %.0f total)\n' \
   "$(echo "$(median "$work/puts.total") / $steps" | bc -l)" \
   "$(echo "$(median "$work/puts.state") / $steps" | bc -l)" \
   "$(echo "$(median "$work/puts.journal") / $steps" | bc -l)" \
