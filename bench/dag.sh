@@ -7,7 +7,9 @@
 # and the median ratio gpipe/make, with the 1-minute load average sampled before
 # each round (median and maximum: a busy machine narrows the ratio, since both
 # tools then wait for CPU), then the peak memory of a 10,000-step run and the
-# time to validate a 10,000-step spec.
+# time to validate a 10,000-step spec. With S3 it also prints what a run sent
+# to the server per step: PUT requests and their body bytes (from versitygw's
+# access log), which stay constant as the run grows when state is journaled.
 #
 #   bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task] [--no-big]
 set -euo pipefail
@@ -46,7 +48,9 @@ if [ "$s3" = 1 ]; then
   command -v versitygw >/dev/null || go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
   port=$(( 20000 + RANDOM % 20000 ))
   mkdir -p "$work/s3/bench"
-  versitygw --access benchkey --secret benchsecret --port "127.0.0.1:$port" posix "$work/s3" >"$work/vgw.log" 2>&1 &
+  # --keep-alive: the SDK reuses connections, as it would with AWS.
+  versitygw --access benchkey --secret benchsecret --port "127.0.0.1:$port" --keep-alive --quiet \
+    --access-log "$work/access.log" posix "$work/s3" >"$work/vgw.log" 2>&1 &
   vgw_pid=$!
   for _ in $(seq 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
@@ -68,6 +72,12 @@ run_timed() {
   echo "$real" >>"$work/$name.times"
   echo "$user + $sys" | bc -l >>"$work/$name.cpu"
 }
+# put_stats RUN_ID: "<PUT requests> <PUT body bytes>" the run sent to versitygw.
+# Access log fields (S3 server access log format, the time holds a space):
+# ... $8 operation, $9 key, $11 status, $14 object size.
+put_stats() {
+  awk -v run="runs/$1/" '$8 == "s3_PutObject" && index($9, run) == 1 { n++; b += ($14 == "-" ? 0 : $14) } END { printf "%d %d\n", n, b }' "$work/access.log"
+}
 median() { sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 for r in $(seq "$rounds"); do
@@ -75,7 +85,13 @@ for r in $(seq "$rounds"); do
   run_timed gpipe-file "$work/gpipe" run --state "file://$work/state" --concurrency "$jobs" --run-id "file-$r" "$work/spec.yaml"
   run_timed make make -s -j "$jobs" -f "$work/Makefile"
   if [ "$task" = 1 ]; then run_timed task task --concurrency "$jobs" --silent --taskfile "$work/Taskfile.yml"; fi
-  if [ "$s3" = 1 ]; then run_timed gpipe-s3 "$work/gpipe" run --state "s3://bench/runs" --concurrency "$jobs" --run-id "s3-$r" "$work/spec.yaml"; fi
+  if [ "$s3" = 1 ]; then
+    run_timed gpipe-s3 "$work/gpipe" run --state "s3://bench/runs" --concurrency "$jobs" --run-id "s3-$r" "$work/spec.yaml"
+    sleep 0.2 # let versitygw write its last log lines
+    read -r n b < <(put_stats "s3-$r")
+    echo "$n / $steps" | bc -l >>"$work/s3.puts"
+    echo "$b / $steps" | bc -l >>"$work/s3.bytes"
+  fi
 done
 
 echo "DAG of $steps steps, concurrency $jobs, $rounds alternating rounds (medians); $(nproc) cores, load before a round: median $(median "$work/load"), max $(sort -g "$work/load" | tail -1)"
@@ -88,6 +104,8 @@ for t in make gpipe-file gpipe-s3 task; do
 done
 if [ -f "$work/gpipe-s3.times" ]; then
   printf '  S3 / file state: %.2f\n' "$(echo "$(median "$work/gpipe-s3.times") / $(median "$work/gpipe-file.times")" | bc -l)"
+  printf '  S3 server: %.2f PUTs/step, %.0f bytes/step (PUT bodies: state, journal, logs, spec)\n' \
+    "$(median "$work/s3.puts")" "$(median "$work/s3.bytes")"
 fi
 
 [ "$big" = 1 ] || exit 0

@@ -4,7 +4,7 @@
 # with S3 state on a local versitygw. Prints the median wall time of each, the
 # median of the rounds' ratios S3/file (target <= 1.3), and the PUT requests
 # per step that reached the server (counted from versitygw's request log),
-# split by kind. With -l, every S3 request is delayed by that much
+# split by kind (state.json snapshots, journal slots, log chunks). With -l, every S3 request is delayed by that much
 # (bench/s3latency) to stand in for the round trip to a real S3 endpoint.
 #
 #   bench/s3.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [-l LATENCY, e.g. 20ms]
@@ -80,6 +80,7 @@ for r in $(seq "$rounds"); do
   total=$(puts "s3-$r" '.')
   echo "$total" >>"$work/puts.total"
   puts "s3-$r" 'state[.]json$' >>"$work/puts.state"
+  puts "s3-$r" '/journal/' >>"$work/puts.journal"
   puts "s3-$r" '/logs/' >>"$work/puts.logs"
   echo "$(tail -1 "$work/s3.times") / $(tail -1 "$work/file.times")" | bc -l >>"$work/ratio"
   printf 'round %d: file %.3f s, S3 %.3f s, ratio %.2f, %d PUTs\n' "$r" "$(tail -1 "$work/file.times")" \
@@ -93,8 +94,9 @@ printf '  gpipe, file state  %8.3f s\n' "$m_file"
 printf '  gpipe, S3 state    %8.3f s\n' "$m_s3"
 printf '  S3 / file:         %8.2f   (median of the rounds'\'' ratios; ratio of the medians %.2f; target <= 1.3)\n' \
   "$(median "$work/ratio")" "$(echo "$m_s3 / $m_file" | bc -l)"
-printf '  PUTs per step:     %8.2f   (state.json %.2f, log chunks %.2f, per run: %d total)\n' \
+printf '  PUTs per step:     %8.2f   (state.json %.2f, journal slots %.2f, log chunks %.2f, per run: %.0f total)\n' \
   "$(echo "$(median "$work/puts.total") / $steps" | bc -l)" \
   "$(echo "$(median "$work/puts.state") / $steps" | bc -l)" \
+  "$(echo "$(median "$work/puts.journal") / $steps" | bc -l)" \
   "$(echo "$(median "$work/puts.logs") / $steps" | bc -l)" \
   "$(median "$work/puts.total")"

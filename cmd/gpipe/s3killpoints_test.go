@@ -63,7 +63,8 @@ func (p *holdProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestS3KillPoints kills the runner while one chosen write to S3 is in
 // flight (held by a proxy, never landing), for the writes where a crash is
 // most likely to leave something behind: the spec snapshot, the first state
-// document, the save that adds the steps, a log chunk, a step's success, and
+// document, the snapshot that adds the steps (its journal slot, and its copy
+// to state.json after the slot landed), a log chunk, a step's success, and
 // the final save of a finished run. Afterwards the run either does not exist
 // (then running it again works) or loads; resuming it completes it; no step
 // recorded succeeded runs again.
@@ -71,6 +72,11 @@ func TestS3KillPoints(t *testing.T) {
 	h := newS3Harness(t)
 	path := func(r *http.Request, suffix string) bool {
 		return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, suffix)
+	}
+	// A change is a record in a journal slot, or a snapshot in a slot
+	// and then in state.json (pipeline/store/s3/journal.go).
+	stateWrite := func(r *http.Request) bool {
+		return path(r, "/state.json") || (r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/journal/"))
 	}
 	points := []struct {
 		name string
@@ -82,17 +88,20 @@ func TestS3KillPoints(t *testing.T) {
 		{"state created", func(r *http.Request, _ []byte) bool {
 			return path(r, "/state.json") && r.Header.Get("If-None-Match") == "*"
 		}},
-		{"steps added", func(r *http.Request, _ []byte) bool {
+		{"steps added to the journal", func(r *http.Request, _ []byte) bool {
+			return stateWrite(r) && r.Header.Get("X-Amz-Meta-Gpipe-Kind") == "snapshot"
+		}},
+		{"steps added to state.json", func(r *http.Request, _ []byte) bool {
 			return path(r, "/state.json") && r.Header.Get("If-Match") != ""
 		}},
 		{"log chunk", func(r *http.Request, _ []byte) bool {
 			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/logs/b.1/")
 		}},
 		{"success of b", func(r *http.Request, body []byte) bool {
-			return path(r, "/state.json") && bytes.Contains(body, []byte(`"id":"b","type":"shell","status":"succeeded"`))
+			return stateWrite(r) && bytes.Contains(body, []byte(`"id":"b","type":"shell","status":"succeeded"`))
 		}},
 		{"final save", func(r *http.Request, body []byte) bool {
-			return path(r, "/state.json") && bytes.Contains(body, []byte(`"status":"succeeded","created"`))
+			return stateWrite(r) && bytes.Contains(body, []byte(`"status":"succeeded","created"`))
 		}},
 	}
 	for i, pt := range points {

@@ -18,7 +18,8 @@ import (
 )
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) state.Store { return New(filepath.Join(t.TempDir(), ".gpipe")) })
+	storetest.RunReopen(t, func(t *testing.T) state.Store { return New(filepath.Join(t.TempDir(), ".gpipe")) },
+		func(s state.Store) state.Store { return New(s.(*Store).Dir()) })
 }
 
 func TestLayout(t *testing.T) {

@@ -89,7 +89,7 @@ func (s *Store) AppendLog(ctx context.Context, runID, name string, p []byte) err
 	for try := 0; ; try++ {
 		seq := c.next
 		key := chunkKey(prefix, seq)
-		_, outcome, err := s.condPut(ctx, key, p, "")
+		_, outcome, err := s.condPut(ctx, key, p, "", nil)
 		if err != nil {
 			return fmt.Errorf("append to log %s of run %s in %s: %w", name, runID, s, err)
 		}

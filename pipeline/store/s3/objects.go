@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -46,19 +47,35 @@ func (s *Store) Delete(ctx context.Context, runID string) error {
 	if _, err := s.api.DeleteObject(ctx, &s3sdk.DeleteObjectInput{Bucket: &s.bucket, Key: &stateKey}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete run %s from %s: %w", runID, s, err)
 	}
+	// The rest (blobs, log chunks, journal slots: thousands for a long run)
+	// goes a listing page, at most 1000 keys, per DeleteObjects request.
 	p := s3sdk.NewListObjectsV2Paginator(s.api, &s3sdk.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return fmt.Errorf("delete run %s from %s: %w", runID, s, err)
 		}
-		for _, o := range page.Contents {
-			if _, err := s.api.DeleteObject(ctx, &s3sdk.DeleteObjectInput{Bucket: &s.bucket, Key: o.Key}); err != nil && !isNotFound(err) {
-				return fmt.Errorf("delete run %s from %s: %w", runID, s, err)
+		if len(page.Contents) == 0 {
+			continue
+		}
+		ids := make([]types.ObjectIdentifier, len(page.Contents))
+		for i, o := range page.Contents {
+			ids[i] = types.ObjectIdentifier{Key: o.Key}
+		}
+		out, err := s.api.DeleteObjects(ctx, &s3sdk.DeleteObjectsInput{
+			Bucket: &s.bucket, Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return fmt.Errorf("delete run %s from %s: %w", runID, s, err)
+		}
+		for _, e := range out.Errors {
+			if aws.ToString(e.Code) != "NoSuchKey" {
+				return fmt.Errorf("delete run %s from %s: %s: %s %s", runID, s, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message))
 			}
 		}
 	}
 	s.mu.Lock()
+	delete(s.tails, runID)
 	for k := range s.logs {
 		if strings.HasPrefix(k, runID+"/") {
 			delete(s.logs, k)

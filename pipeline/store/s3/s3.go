@@ -3,14 +3,17 @@
 //
 // Layout under the prefix, one folder per run:
 //
-//	<prefix>/<run-id>/state.json             the run document
+//	<prefix>/<run-id>/state.json             the run document (last snapshot)
+//	<prefix>/<run-id>/journal/<id>/<n>       journal slots: records and snapshots
+//	                                         (journal.go), n zero-padded to 10 digits
 //	<prefix>/<run-id>/<blob>                 blobs, e.g. spec.yaml
 //	<prefix>/<run-id>/logs/<name>/<seq>      log chunks: one object per AppendLog,
 //	                                         seq zero-padded to 10 digits
 //
 // Compare-and-swap uses S3 conditional writes: Create is a PUT with
-// If-None-Match: *, Save a PUT with If-Match: <ETag>, and the ETag is the
-// version. 412 means another writer got there first (ErrExists, ErrConflict),
+// If-None-Match: *, Append and Save create the journal's next slot with
+// If-None-Match: *, and Save then replaces state.json with If-Match: <ETag>
+// (journal.go). 412 means another writer got there first (ErrExists, ErrConflict),
 // 404 on If-Match that the run is gone (ErrNotFound). 409
 // ConditionalRequestConflict means a concurrent conditional write to the key
 // is in flight: the store reads the object again, and retries only while it is
@@ -50,7 +53,9 @@ import (
 type API interface {
 	GetObject(ctx context.Context, in *s3sdk.GetObjectInput, optFns ...func(*s3sdk.Options)) (*s3sdk.GetObjectOutput, error)
 	PutObject(ctx context.Context, in *s3sdk.PutObjectInput, optFns ...func(*s3sdk.Options)) (*s3sdk.PutObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3sdk.HeadObjectInput, optFns ...func(*s3sdk.Options)) (*s3sdk.HeadObjectOutput, error)
 	DeleteObject(ctx context.Context, in *s3sdk.DeleteObjectInput, optFns ...func(*s3sdk.Options)) (*s3sdk.DeleteObjectOutput, error)
+	DeleteObjects(ctx context.Context, in *s3sdk.DeleteObjectsInput, optFns ...func(*s3sdk.Options)) (*s3sdk.DeleteObjectsOutput, error)
 	ListObjectsV2(ctx context.Context, in *s3sdk.ListObjectsV2Input, optFns ...func(*s3sdk.Options)) (*s3sdk.ListObjectsV2Output, error)
 }
 
@@ -69,13 +74,15 @@ type Store struct {
 	bucket string
 	prefix string // "" or "a/b" (no leading or trailing slash)
 
-	mu   sync.Mutex
-	logs map[string]*logCache // by run id + "/" + log name
+	mu    sync.Mutex
+	logs  map[string]*logCache // by run id + "/" + log name
+	tails map[string]*tail     // by run id: the journal segment being filled
 }
 
 // New returns a store over api. prefix may be empty.
 func New(api API, bucket, prefix string) *Store {
-	return &Store{api: api, bucket: bucket, prefix: strings.Trim(prefix, "/"), logs: make(map[string]*logCache)}
+	return &Store{api: api, bucket: bucket, prefix: strings.Trim(prefix, "/"), logs: make(map[string]*logCache),
+		tails: make(map[string]*tail)}
 }
 
 // ParseURL splits s3://bucket/prefix.
@@ -177,7 +184,7 @@ func checkBlobName(name string) error {
 	if err := state.CheckName("blob name", name); err != nil {
 		return err
 	}
-	if name == stateObject || name == logsFolder {
+	if name == stateObject || name == logsFolder || name == journalFolder {
 		return fmt.Errorf("%w: blob name %q is reserved", state.ErrInvalidName, name)
 	}
 	return nil

@@ -54,21 +54,27 @@ var unsafe = regexp.MustCompile(`[^a-zA-Z0-9-]+`)
 func TestStore(t *testing.T) {
 	srv := testtool.Versitygw(t)
 	makeBucket(t, openTest(t, srv, srv.Endpoint, "s3://suite", Options{}))
-	storetest.Run(t, func(t *testing.T) state.Store {
+	storetest.RunReopen(t, func(t *testing.T) state.Store {
 		// A fresh prefix per subtest; the prefix has a slash to check nesting.
 		return openTest(t, srv, srv.Endpoint, "s3://suite/gpipe/"+unsafe.ReplaceAllString(t.Name(), "-"), Options{})
-	})
+	}, reopen)
 }
 
 func TestStoreNoPrefix(t *testing.T) {
 	srv := testtool.Versitygw(t)
 	n := 0
-	storetest.Run(t, func(t *testing.T) state.Store {
+	storetest.RunReopen(t, func(t *testing.T) state.Store {
 		n++
 		s := openTest(t, srv, srv.Endpoint, fmt.Sprintf("s3://bare-%d", n), Options{})
 		makeBucket(t, s)
 		return s
-	})
+	}, reopen)
+}
+
+// reopen is a new Store over s's bucket and prefix, with nothing cached.
+func reopen(s state.Store) state.Store {
+	o := s.(*Store)
+	return New(o.api, o.bucket, o.prefix)
 }
 
 func TestLayout(t *testing.T) {
@@ -188,7 +194,7 @@ func TestRetriedWriteIsNotAConflict(t *testing.T) {
 	base := openTest(t, srv, srv.Endpoint, "s3://retry/p", Options{})
 	makeBucket(t, base)
 	ctx := t.Context()
-	for _, op := range []string{"create", "save", "append"} {
+	for _, op := range []string{"create", "save", "append", "record", "snapshot"} {
 		t.Run(op, func(t *testing.T) {
 			s := New(&lostFirstResponse{API: base.api}, "retry", "p/"+op)
 			var err error
@@ -201,6 +207,18 @@ func TestRetriedWriteIsNotAConflict(t *testing.T) {
 					t.Fatal(cerr)
 				}
 				_, err = s.Save(ctx, "r", []byte("doc2"), v)
+			case "record", "snapshot":
+				// The journal's slots: Append's, and the one a Save
+				// writes before state.json.
+				v, cerr := New(base.api, "retry", "p/"+op).Create(ctx, "r", []byte("doc"))
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				if op == "record" {
+					_, err = s.Append(ctx, "r", []byte("rec"), v)
+				} else {
+					_, err = s.Save(ctx, "r", []byte("doc2"), v)
+				}
 			case "append":
 				if err = s.AppendLog(ctx, "r", "l", []byte("once")); err == nil {
 					var b []byte

@@ -43,6 +43,13 @@ type Deleter interface {
 // Run runs the suite; newStore must return an empty store, fresh for each
 // subtest.
 func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
+	RunReopen(t, newStore, func(s state.Store) state.Store { return s })
+}
+
+// RunReopen is Run for a store that can be opened again over the same data
+// (a directory, a bucket): reopen returns a new Store over s's data, with
+// nothing cached, and the journal tests read through it.
+func RunReopen(t *testing.T, newStore func(t *testing.T) state.Store, reopen func(s state.Store) state.Store) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s state.Store)
@@ -72,6 +79,11 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 	for _, tc := range journalTests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t).(state.Appender))
+		})
+	}
+	for _, tc := range journalRunTests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t).(state.Appender), reopen)
 		})
 	}
 }
