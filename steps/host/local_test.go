@@ -54,6 +54,36 @@ func TestLocalOutputsEnvAndLog(t *testing.T) {
 	}
 }
 
+// The output file is the script's to create: a step that writes none leaves
+// no file behind, and each step gets a name of its own.
+func TestLocalOutputFileCreatedByFirstWrite(t *testing.T) {
+	l := &Local{TempDir: t.TempDir()}
+	defer l.Close()
+	seen := map[string]bool{}
+	for i := range 3 {
+		var log syncBuffer
+		body := "[ ! -e \"$GPIPE_OUTPUT\" ] || { echo exists; exit 3; }\necho \"$GPIPE_OUTPUT\"\n"
+		if i == 1 {
+			body += "echo n=1 >>\"$GPIPE_OUTPUT\"\n"
+		}
+		out, err := l.Exec(context.Background(), Script{Body: body, Log: &log})
+		if err != nil {
+			t.Fatalf("step %d: %v (log %q)", i, err, log.String())
+		}
+		if want := map[bool]int{true: 1}[i == 1]; len(out) != want {
+			t.Errorf("step %d: outputs %q", i, out)
+		}
+		path := strings.TrimSpace(log.String())
+		if seen[path] {
+			t.Errorf("step %d: output path %s reused", i, path)
+		}
+		seen[path] = true
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("step %d: output file left behind: %v", i, err)
+		}
+	}
+}
+
 func TestLocalExitCode(t *testing.T) {
 	l := &Local{}
 	_, err := l.Exec(context.Background(), Script{Body: "exit 7"})
