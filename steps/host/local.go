@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +45,7 @@ type Local struct {
 
 	bashOnce sync.Once
 	bashPath string
+	devNull  int // the scripts' stdin, opened once
 	bashErr  error
 
 	leftMu   sync.Mutex
@@ -51,11 +53,22 @@ type Local struct {
 	started  map[string]bool // RUNNER/STEP/ prefixes of the tokens of processes this executor started
 }
 
-// bash is bash's path, looked up in $PATH once: exec.Command("bash") stats
-// every $PATH entry on every step.
-func (l *Local) bash() (string, error) {
-	l.bashOnce.Do(func() { l.bashPath, l.bashErr = exec.LookPath("bash") })
-	return l.bashPath, l.bashErr
+// bash is bash's path, looked up in $PATH once (exec.Command("bash") stats
+// every $PATH entry on every step), and a descriptor of /dev/null for the
+// scripts' stdin, which Close closes.
+func (l *Local) bash() (string, int, error) {
+	l.bashOnce.Do(func() {
+		l.bashPath, l.bashErr = exec.LookPath("bash")
+		if l.bashErr != nil {
+			return
+		}
+		l.devNull, l.bashErr = syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if l.bashErr != nil {
+			l.bashErr = fmt.Errorf("open %s: %w", os.DevNull, l.bashErr)
+			l.devNull = -1
+		}
+	})
+	return l.bashPath, l.devNull, l.bashErr
 }
 
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
@@ -115,34 +128,27 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		scriptW.Close()
 	}()
 
-	// An *os.File as Stdout keeps exec from starting a copy goroutine that
-	// would wait for every background child to close its end of the pipe.
+	// The log is a pipe that this process reads: a file as the script's
+	// stdout and stderr, and no copy goroutine that would wait for every
+	// background child to close its end.
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("make log pipe: %w", err)
 	}
-	bash, err := l.bash()
+	bash, devNull, err := l.bash()
 	if err != nil {
 		pr.Close()
 		pw.Close()
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
-	cmd := exec.Command(bash, "--noprofile", "--norc", "/dev/fd/3")
-	cmd.Args[0] = "bash"
-	cmd.ExtraFiles = []*os.File{scriptR}
-	cmd.Env = l.env(s.Env, outputPath, token)
-	cmd.Stdin = nil
-	cmd.Stdout = pw
-	cmd.Stderr = pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	l.noteStarted(token)
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return nil, fmt.Errorf("start bash: %w", err)
-	}
+	c, err := startChild(bash, []string{"bash", "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, scriptR)
 	pw.Close()
 	scriptR.Close()
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("start bash: %w", err)
+	}
 	copied := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(log, pr)
@@ -150,15 +156,35 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		copied <- err
 	}()
 
-	pgid := cmd.Process.Pid
-	l.noteGroup(s, pgid, token)
+	pgid := c.pid
+	// Where the group runs is noted once the script has run for a while:
+	// the attempt's token already finds its processes, and reading /proc
+	// and saving the note cost a short step a tenth of its CPU. The lock
+	// keeps the note from racing the step's end: once the script exited it
+	// is not made any more.
+	var noteMu sync.Mutex
+	ended := false
+	noteTimer := time.AfterFunc(noteGroupAfter, func() {
+		noteMu.Lock()
+		defer noteMu.Unlock()
+		if !ended {
+			l.noteGroup(s, pgid, token)
+		}
+	})
 	exited := make(chan struct{})
-	go l.stopOnCancel(ctx, pgid, exited)
-	waitErr := cmd.Wait()
+	stopCancel := context.AfterFunc(ctx, func() { l.stopGroup(pgid, exited) })
+	c.awaitExit()
+	noteMu.Lock()
+	ended = true
+	noteMu.Unlock()
+	noteTimer.Stop()
+	stopCancel()
 	close(exited)
 	// The script is done; whatever it left running in the background would
-	// otherwise outlive the step and hold its log open.
+	// otherwise outlive the step and hold its log open. Until reaped, the
+	// exited leader keeps the group's number from being reused.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	ws, waitErr := c.reap()
 	if err := drainOutput(copied, pr, log); err != nil {
 		return nil, fmt.Errorf("copy step output: %w", err)
 	}
@@ -167,15 +193,13 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		return nil, context.Cause(ctx)
 	}
 	if waitErr != nil {
-		var ee *exec.ExitError
-		if errors.As(waitErr, &ee) {
-			code := ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				code = 128 + int(ws.Signal())
-			}
-			return nil, &pipeline.ExitError{Code: code}
-		}
 		return nil, fmt.Errorf("run bash: %w", waitErr)
+	}
+	switch {
+	case ws.Signaled():
+		return nil, &pipeline.ExitError{Code: 128 + int(ws.Signal())}
+	case ws.ExitStatus() != 0:
+		return nil, &pipeline.ExitError{Code: ws.ExitStatus()}
 	}
 	f, err := os.Open(outputPath)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -212,15 +236,14 @@ func drainOutput(copied <-chan error, pr *os.File, log io.Writer) error {
 	return err
 }
 
-// stopOnCancel sends SIGTERM to the script's process group when ctx ends and
-// SIGKILL after the grace period or once l.Hard is closed, unless the script
-// exits first.
-func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct{}) {
-	select {
-	case <-exited:
-		return
-	case <-ctx.Done():
-	}
+// noteGroupAfter is how long a script runs before Exec notes its process
+// group (see noteGroup).
+const noteGroupAfter = 20 * time.Millisecond
+
+// stopGroup runs when a step is cancelled: it sends SIGTERM to the script's
+// process group, and SIGKILL after the grace period or once l.Hard is
+// closed, unless the script exits first.
+func (l *Local) stopGroup(pgid int, exited <-chan struct{}) {
 	select {
 	case <-l.Hard:
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -243,12 +266,16 @@ func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct
 	}
 }
 
+// env is the script's environment: the base, the step's variables, the
+// attempt's token and $GPIPE_OUTPUT, a later entry of a name replacing an
+// earlier one in its place (as exec.Cmd does).
 func (l *Local) env(extra map[string]string, outputPath, token string) []string {
 	base := l.BaseEnv
 	if base == nil {
 		base = os.Environ()
 	}
-	env := append([]string(nil), base...)
+	env := make([]string, 0, len(base)+len(extra)+2)
+	env = append(env, base...)
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
 		keys = append(keys, k)
@@ -260,5 +287,34 @@ func (l *Local) env(extra map[string]string, outputPath, token string) []string 
 	if token != "" {
 		env = append(env, tokenEnv+"="+token)
 	}
-	return append(env, "GPIPE_OUTPUT="+outputPath)
+	return dedupEnv(append(env, "GPIPE_OUTPUT="+outputPath))
+}
+
+// dedupEnv keeps the last entry of each name, where the last one was.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, len(env))
+	n := len(out)
+	for i := len(env) - 1; i >= 0; i-- {
+		kv := env[i]
+		i := strings.IndexByte(kv, '=')
+		if i == 0 { // "=C:=..." names on Windows, as exec.Cmd reads them
+			i = strings.IndexByte(kv[1:], '=') + 1
+		}
+		if i <= 0 {
+			if kv != "" { // not name=value: kept as it is, as exec.Cmd does
+				n--
+				out[n] = kv
+			}
+			continue
+		}
+		k := kv[:i]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		n--
+		out[n] = kv
+	}
+	return out[n:]
 }

@@ -84,6 +84,24 @@ func TestLocalOutputFileCreatedByFirstWrite(t *testing.T) {
 	}
 }
 
+// The environment follows exec.Cmd's rule: a later entry of a name wins, in
+// its own place.
+func TestDedupEnv(t *testing.T) {
+	got := dedupEnv([]string{"A=1", "B=2", "junk", "A=3", "", "=C:=x", "C=4", "=C:=y", "B=5"})
+	want := []string{"junk", "A=3", "C=4", "=C:=y", "B=5"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dedupEnv = %q, want %q", got, want)
+	}
+	var log syncBuffer
+	l := &Local{BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "X=base"}}
+	if _, err := l.Exec(t.Context(), Script{Body: "echo \"$X\"; env | grep -c '^X='", Env: map[string]string{"X": "step"}, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if got := log.String(); got != "step\n1\n" {
+		t.Errorf("a step's variable over the runner's: log %q, want step and one X", got)
+	}
+}
+
 func TestLocalExitCode(t *testing.T) {
 	l := &Local{}
 	_, err := l.Exec(context.Background(), Script{Body: "exit 7"})
