@@ -21,6 +21,7 @@ import (
 type compiledSchema struct {
 	schema *jsonschema.Schema
 	step   *jsonschema.Schema // $defs/step, to validate big specs' steps in parallel
+	ident  *jsonschema.Schema // $defs/identifier, what a step's id must be
 	raw    any
 }
 
@@ -40,11 +41,15 @@ func compileSchema() (*compiledSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile pipeline schema: %w", err)
 	}
+	ident, err := c.Compile(schemaURL + "#/$defs/identifier")
+	if err != nil {
+		return nil, fmt.Errorf("compile pipeline schema: %w", err)
+	}
 	var raw any
 	if err := json.Unmarshal(schemas.Pipeline(), &raw); err != nil {
 		return nil, fmt.Errorf("decode pipeline schema: %w", err)
 	}
-	return &compiledSchema{schema: s, step: step, raw: raw}, nil
+	return &compiledSchema{schema: s, step: step, ident: ident, raw: raw}, nil
 }
 
 // validate checks the document against the schema and reports each failure
@@ -95,9 +100,16 @@ func (cs *compiledSchema) validateSteps(steps []any, first int) []leaf {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			valid := map[string]bool{} // shapes (see shape) that validated
 			for i := lo; i < hi; i++ {
+				key, ok := cs.shape(steps[i])
+				if ok && valid[key] {
+					continue
+				}
 				if err := cs.step.Validate(steps[i]); err != nil {
 					results[w] = cs.collect(err, "/steps/"+strconv.Itoa(first+i), results[w])
+				} else if ok {
+					valid[key] = true
 				}
 			}
 		}()
@@ -108,6 +120,43 @@ func (cs *compiledSchema) validateSteps(steps []any, first int) []leaf {
 		out = append(out, r...)
 	}
 	return out
+}
+
+// shape is what decides whether a step is valid: the step without its id
+// and needs, when the id is a valid identifier and needs a list of strings.
+// Nothing in the step schema looks at either beyond that (a test checks), so
+// steps of one shape are all valid once one is, and big generated specs,
+// whose steps differ mostly in id and needs, validate each shape once. ok is
+// false for a step that must be validated on its own, and then it is: its
+// errors come from the full schema, as for any step.
+func (cs *compiledSchema) shape(step any) (key string, ok bool) {
+	m, isMap := step.(map[string]any)
+	if !isMap || cs.ident.Validate(m["id"]) != nil {
+		return "", false
+	}
+	if needs, has := m["needs"]; has {
+		list, isList := needs.([]any)
+		if !isList {
+			return "", false
+		}
+		for _, n := range list {
+			if _, isStr := n.(string); !isStr {
+				return "", false
+			}
+		}
+	}
+	rest := make(map[string]any, len(m))
+	for k, v := range m {
+		if k != "id" && k != "needs" {
+			rest[k] = v
+		}
+	}
+	_, hasNeeds := m["needs"]
+	b, err := json.Marshal(rest) // sorted keys: one text per shape
+	if err != nil {
+		return "", false
+	}
+	return strconv.FormatBool(hasNeeds) + string(b), true
 }
 
 // collect flattens one validation error; prefix is the instance location of
