@@ -73,8 +73,8 @@ func (l *Local) bash() (string, int, error) {
 
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
 //
-// The script reaches bash through a pipe (bash reads /dev/fd/3) and nothing
-// is created on disk but the output file, by the script when it writes one,
+// The script reaches bash as fd 3 (bash reads /dev/fd/3), a memfd on Linux
+// and a pipe elsewhere, and nothing is created on disk but the output file, by the script when it writes one,
 // in one directory per executor: creating and deleting three files and a
 // directory per step was most of a short step's cost on ext4.
 //
@@ -116,17 +116,11 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	outputPath := filepath.Join(dir, "outputs-"+strconv.FormatUint(l.outputs.Add(1), 10))
 	defer os.Remove(outputPath)
 
-	scriptR, scriptW, err := os.Pipe()
+	script, err := scriptFile(s.Body)
 	if err != nil {
-		return nil, fmt.Errorf("make script pipe: %w", err)
+		return nil, fmt.Errorf("pass the script to bash: %w", err)
 	}
-	defer scriptR.Close()
-	go func() {
-		// bash reads the script as it runs; an early exit closes the read end
-		// and this write fails, which is fine.
-		_, _ = io.WriteString(scriptW, s.Body)
-		scriptW.Close()
-	}()
+	defer script.Close()
 
 	// The log is a pipe that this process reads: a file as the script's
 	// stdout and stderr, and no copy goroutine that would wait for every
@@ -142,9 +136,9 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
 	l.noteStarted(token)
-	c, err := startChild(bash, []string{"bash", "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, scriptR)
+	c, err := startChild(bash, []string{"bash", "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, script)
 	pw.Close()
-	scriptR.Close()
+	script.Close()
 	if err != nil {
 		pr.Close()
 		return nil, fmt.Errorf("start bash: %w", err)

@@ -4,10 +4,28 @@ package host
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
 )
+
+// scriptFile returns the read end of a pipe that body is written into, for
+// bash to read as fd 3.
+func scriptFile(body string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("make script pipe: %w", err)
+	}
+	go func() {
+		// bash reads the script as it runs; an early exit closes the read end
+		// and this write fails, which is fine.
+		_, _ = io.WriteString(w, body)
+		w.Close()
+	}()
+	return r, nil
+}
 
 // child is a script's process, started by startChild.
 type child struct {
