@@ -42,6 +42,9 @@ type Local struct {
 	mach        machine
 
 	outputs atomic.Uint64 // numbers the steps' output files
+	// copyBufs holds the buffers that copy scripts' output to their logs:
+	// io.Copy allocates 32 KiB per step, most of a short step's garbage.
+	copyBufs sync.Pool
 
 	bashOnce sync.Once
 	bashPath string
@@ -145,7 +148,14 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	}
 	copied := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(log, pr)
+		buf, _ := l.copyBufs.Get().(*[]byte)
+		if buf == nil {
+			b := make([]byte, 32<<10)
+			buf = &b
+		}
+		// Only Read: *os.File's WriteTo would allocate a buffer of its own.
+		_, err := io.CopyBuffer(log, struct{ io.Reader }{pr}, *buf)
+		l.copyBufs.Put(buf)
 		pr.Close()
 		copied <- err
 	}()
