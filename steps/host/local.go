@@ -48,7 +48,6 @@ type Local struct {
 
 	bashOnce sync.Once
 	bashPath string
-	devNull  int // the scripts' stdin, opened once
 	bashErr  error
 
 	leftMu   sync.Mutex
@@ -56,22 +55,11 @@ type Local struct {
 	started  map[string]bool // RUNNER/STEP/ prefixes of the tokens of processes this executor started
 }
 
-// bash is bash's path, looked up in $PATH once (exec.Command("bash") stats
-// every $PATH entry on every step), and a descriptor of /dev/null for the
-// scripts' stdin, which Close closes.
-func (l *Local) bash() (string, int, error) {
-	l.bashOnce.Do(func() {
-		l.bashPath, l.bashErr = exec.LookPath("bash")
-		if l.bashErr != nil {
-			return
-		}
-		l.devNull, l.bashErr = syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if l.bashErr != nil {
-			l.bashErr = fmt.Errorf("open %s: %w", os.DevNull, l.bashErr)
-			l.devNull = -1
-		}
-	})
-	return l.bashPath, l.devNull, l.bashErr
+// bash is bash's path, looked up in $PATH once: exec.Command("bash") stats
+// every $PATH entry on every step.
+func (l *Local) bash() (string, error) {
+	l.bashOnce.Do(func() { l.bashPath, l.bashErr = exec.LookPath("bash") })
+	return l.bashPath, l.bashErr
 }
 
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
@@ -117,7 +105,9 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	// executor's alone and the number is never reused, so nobody else
 	// creates the name.
 	outputPath := filepath.Join(dir, "outputs-"+strconv.FormatUint(l.outputs.Add(1), 10))
-	defer os.Remove(outputPath)
+	// Unlink, not os.Remove: the file is mostly absent, and os.Remove then
+	// tries rmdir too.
+	defer syscall.Unlink(outputPath) //nolint:errcheck // absent when the script wrote no outputs
 
 	script, err := scriptFile(s.Body)
 	if err != nil {
@@ -132,14 +122,23 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make log pipe: %w", err)
 	}
-	bash, devNull, err := l.bash()
+	bash, err := l.bash()
 	if err != nil {
 		pr.Close()
 		pw.Close()
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
+	// The script's stdin; a raw descriptor, without the poller registration
+	// and mode changes that os.Open makes.
+	devNull, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("start bash: open %s: %w", os.DevNull, err)
+	}
 	l.noteStarted(token)
 	c, err := startChild(bash, []string{"bash", "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, script)
+	syscall.Close(devNull)
 	pw.Close()
 	script.Close()
 	if err != nil {

@@ -36,7 +36,8 @@ type child struct {
 // startChild starts path in a process group of its own with stdin, out as
 // stdout and stderr, and script as fd 3. It forks without os/exec: exec.Cmd
 // copies and deduplicates the environment, opens /dev/null and dups a pidfd
-// on every start, which a run of short steps pays once per step.
+// on every start, which a run of short steps pays once per step. stdin is a
+// raw descriptor, the caller's to close.
 func startChild(path string, argv, env []string, stdin int, out, script *os.File) (*child, error) {
 	pidfd := -1
 	attr := &syscall.ProcAttr{

@@ -54,10 +54,6 @@ func (l *Local) tempDir() string {
 // Close removes the executor's directory, and those of dead runners whose
 // last steps were still running when it started.
 func (l *Local) Close() error {
-	if l.bashPath != "" && l.bashErr == nil {
-		syscall.Close(l.devNull)
-		l.bashPath = "" // a later Exec fails rather than read a closed stdin
-	}
 	if l.dir == "" {
 		return nil
 	}
