@@ -65,9 +65,10 @@ func (l *Local) bash() (string, error) {
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
 //
 // The script reaches bash as fd 3 (bash reads /dev/fd/3), a memfd on Linux
-// and a pipe elsewhere, and nothing is created on disk but the output file, by the script when it writes one,
-// in one directory per executor: creating and deleting three files and a
-// directory per step was most of a short step's cost on ext4.
+// and a pipe elsewhere. Nothing is created on disk but the output file, by
+// the script when it writes one, in one directory per executor: creating and
+// deleting three files and a directory per step was most of a short step's
+// cost on ext4.
 //
 // Every process of the script carries s.Token in its environment
 // (GPIPE_ATTEMPT_TOKEN). Before it starts, Exec stops what earlier attempts
