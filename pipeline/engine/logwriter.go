@@ -50,35 +50,34 @@ type logWriter struct {
 	tail    []byte
 	err     error // first AppendLog failure; later writes still reach events
 
+	// timer flushes every flushEvery once output arrives; under mu. Most
+	// steps of a big run write nothing, and so start no timer.
+	timer  *time.Timer
+	closed bool
+
 	flushMu sync.Mutex // serializes AppendLog calls so chunks keep their order
-	stop    chan struct{}
-	stopped chan struct{}
 }
 
 func newLogWriter(ctx context.Context, store state.Store, runID, name string, ready func(context.Context) error, line func(string)) *logWriter {
-	w := &logWriter{ctx: ctx, store: store, runID: runID, name: name, ready: ready, line: line,
-		stop: make(chan struct{}), stopped: make(chan struct{})}
-	go w.ticker()
-	return w
+	return &logWriter{ctx: ctx, store: store, runID: runID, name: name, ready: ready, line: line}
 }
 
-func (w *logWriter) ticker() {
-	defer close(w.stopped)
-	t := time.NewTicker(flushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-t.C:
-			w.flush()
-		}
+// tick flushes and rearms the timer until Close.
+func (w *logWriter) tick() {
+	w.flush()
+	w.mu.Lock()
+	if !w.closed {
+		w.timer.Reset(flushEvery)
 	}
+	w.mu.Unlock()
 }
 
 // Write implements io.Writer; safe for concurrent use.
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
+	if w.timer == nil && !w.closed {
+		w.timer = time.AfterFunc(flushEvery, w.tick)
+	}
 	w.pending = append(w.pending, p...)
 	w.tail = append(w.tail, p...)
 	if len(w.tail) > 2*tailSize {
@@ -176,17 +175,21 @@ func (w *logWriter) Tail() string {
 	return string(t)
 }
 
-// Close emits an unterminated last line, stops the ticker and flushes what is
-// left. It returns the first store error, if any.
+// Close emits an unterminated last line, stops the timer and flushes what is
+// left. It returns the first store error, if any. A tick still running
+// finds nothing left to flush once Close's flush, which it serializes with,
+// has taken the rest.
 func (w *logWriter) Close() error {
 	w.mu.Lock()
 	if len(w.partial) > 0 {
 		w.line(string(w.partial))
 		w.partial = nil
 	}
+	w.closed = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 	w.mu.Unlock()
-	close(w.stop)
-	<-w.stopped
 	w.flush()
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 type compiledSchema struct {
 	schema *jsonschema.Schema
 	step   *jsonschema.Schema // $defs/step, to validate big specs' steps in parallel
+	ident  *jsonschema.Schema // $defs/identifier, what a step's id must be
 	raw    any
 }
 
@@ -40,11 +41,15 @@ func compileSchema() (*compiledSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile pipeline schema: %w", err)
 	}
+	ident, err := c.Compile(schemaURL + "#/$defs/identifier")
+	if err != nil {
+		return nil, fmt.Errorf("compile pipeline schema: %w", err)
+	}
 	var raw any
 	if err := json.Unmarshal(schemas.Pipeline(), &raw); err != nil {
 		return nil, fmt.Errorf("decode pipeline schema: %w", err)
 	}
-	return &compiledSchema{schema: s, step: step, raw: raw}, nil
+	return &compiledSchema{schema: s, step: step, ident: ident, raw: raw}, nil
 }
 
 // validate checks the document against the schema and reports each failure
@@ -95,9 +100,16 @@ func (cs *compiledSchema) validateSteps(steps []any, first int) []leaf {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			valid := map[string]bool{} // shapes (see shape) that validated
 			for i := lo; i < hi; i++ {
+				key, ok := cs.shape(steps[i])
+				if ok && valid[key] {
+					continue
+				}
 				if err := cs.step.Validate(steps[i]); err != nil {
 					results[w] = cs.collect(err, "/steps/"+strconv.Itoa(first+i), results[w])
+				} else if ok {
+					valid[key] = true
 				}
 			}
 		}()

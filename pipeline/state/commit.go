@@ -54,7 +54,7 @@ func (j *Journal) renew() {
 	j.run.Lease.Renewed = now
 	j.run.Lease.Expires = now.Add(j.opt.TTL)
 	j.seq++
-	j.wake()
+	j.urge()
 }
 
 // saveOnce saves pending changes, retrying transient errors. It reports
@@ -66,6 +66,11 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 		return false
 	}
 	target, ver := j.seq, j.ver
+	// This save carries whatever was posted: its timer has nothing left to do.
+	if j.posted {
+		j.posted = false
+		j.postTimer.Stop()
+	}
 	app, journaled := j.store.(Appender)
 	// A record carries steps and the run's own fields; a whole-run change
 	// (a new Order, steps added or dropped) takes a snapshot, and so do
@@ -107,7 +112,13 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 			j.ver, j.durable = nv, target
 			close(j.changed)
 			j.changed = make(chan struct{})
-			more := j.seq != j.durable
+			// Only what something waits for is saved at once; what was
+			// posted meanwhile waits for the next such save, or its timer.
+			more := j.want > j.durable
+			if !more && j.seq != j.durable && !j.posted {
+				j.posted = true
+				j.postTimer.Reset(postDelay)
+			}
 			j.mu.Unlock()
 			return more
 		}

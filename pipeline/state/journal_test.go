@@ -103,6 +103,38 @@ func TestPostIsSavedSoon(t *testing.T) {
 	}
 }
 
+// Posts wait for a save that something awaits and ride along with it: a run
+// of short steps saves once per step finished, not also once per step started.
+func TestPostRidesAlongWithUpdate(t *testing.T) {
+	cs := &countingStore{Store: newMem(t)}
+	j := create(t, cs, "r", opts("me"))
+	for i := range 3 {
+		id := fmt.Sprint("s", i)
+		before := cs.saves.Load()
+		j.PostStep(id, func(r *state.Run) { r.Steps[id] = &state.Step{ID: id, Status: state.StepRunning} })
+		j.PostStep(id, func(r *state.Run) { r.Steps[id].Resume = map[string]string{"k": "v"} })
+		if err := j.UpdateStep(t.Context(), id, func(r *state.Run) { r.Steps[id].Status = state.StepSucceeded }); err != nil {
+			t.Fatal(err)
+		}
+		if n := cs.saves.Load() - before; n != 1 {
+			t.Errorf("step %d: two Posts and an Update took %d saves, want 1", i, n)
+		}
+		if st := read(t, cs, "r").Steps[id]; st.Status != state.StepSucceeded || st.Resume["k"] != "v" {
+			t.Errorf("step %d stored as %+v", i, st)
+		}
+	}
+	// Sync saves what was posted without waiting for the delay.
+	j.Post(func(r *state.Run) { r.Status = state.RunFailed })
+	start := time.Now()
+	if err := j.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, cs, "r").Status != state.RunFailed {
+		t.Fatal("Sync returned before the Post was stored")
+	}
+	t.Logf("Sync of a Post took %s", time.Since(start))
+}
+
 func TestLostOnConflict(t *testing.T) {
 	s := newMem(t)
 	j := create(t, s, "r", opts("me"))

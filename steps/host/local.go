@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +41,11 @@ type Local struct {
 	machineOnce sync.Once
 	mach        machine
 
+	outputs atomic.Uint64 // numbers the steps' output files
+	// copyBufs holds the buffers that copy scripts' output to their logs:
+	// io.Copy allocates 32 KiB per step, most of a short step's garbage.
+	copyBufs sync.Pool
+
 	bashOnce sync.Once
 	bashPath string
 	bashErr  error
@@ -54,8 +64,9 @@ func (l *Local) bash() (string, error) {
 
 // Exec runs s.Body with bash and returns what it wrote to $GPIPE_OUTPUT.
 //
-// The script reaches bash through a pipe (bash reads /dev/fd/3) and only the
-// output file is created on disk, in one directory per executor: creating and
+// The script reaches bash as fd 3 (bash reads /dev/fd/3), a memfd on Linux
+// and a pipe elsewhere. Nothing is created on disk but the output file, by
+// the script when it writes one, in one directory per executor: creating and
 // deleting three files and a directory per step was most of a short step's
 // cost on ext4.
 //
@@ -89,28 +100,25 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := os.CreateTemp(dir, "outputs-*")
-	if err != nil {
-		return nil, fmt.Errorf("create output file: %w", err)
-	}
-	outputPath := out.Name()
-	out.Close()
-	defer os.Remove(outputPath)
+	// The output file is created by the script's first write to it: most
+	// steps write none, and creating and deleting a file per step cost
+	// about a tenth of a short step's CPU on ext4. The directory is this
+	// executor's alone and the number is never reused, so nobody else
+	// creates the name.
+	outputPath := filepath.Join(dir, "outputs-"+strconv.FormatUint(l.outputs.Add(1), 10))
+	// Unlink, not os.Remove: the file is mostly absent, and os.Remove then
+	// tries rmdir too.
+	defer syscall.Unlink(outputPath) //nolint:errcheck // absent when the script wrote no outputs
 
-	scriptR, scriptW, err := os.Pipe()
+	script, err := scriptFile(s.Body)
 	if err != nil {
-		return nil, fmt.Errorf("make script pipe: %w", err)
+		return nil, fmt.Errorf("pass the script to bash: %w", err)
 	}
-	defer scriptR.Close()
-	go func() {
-		// bash reads the script as it runs; an early exit closes the read end
-		// and this write fails, which is fine.
-		_, _ = io.WriteString(scriptW, s.Body)
-		scriptW.Close()
-	}()
+	defer script.Close()
 
-	// An *os.File as Stdout keeps exec from starting a copy goroutine that
-	// would wait for every background child to close its end of the pipe.
+	// The log is a pipe that this process reads: a file as the script's
+	// stdout and stderr, and no copy goroutine that would wait for every
+	// background child to close its end.
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("make log pipe: %w", err)
@@ -121,38 +129,66 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		pw.Close()
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
-	cmd := exec.Command(bash, "--noprofile", "--norc", "/dev/fd/3")
-	cmd.Args[0] = "bash"
-	cmd.ExtraFiles = []*os.File{scriptR}
-	cmd.Env = l.env(s.Env, outputPath, token)
-	cmd.Stdin = nil
-	cmd.Stdout = pw
-	cmd.Stderr = pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	l.noteStarted(token)
-	if err := cmd.Start(); err != nil {
+	// The script's stdin; a raw descriptor, without the poller registration
+	// and mode changes that os.Open makes.
+	devNull, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
 		pr.Close()
 		pw.Close()
+		return nil, fmt.Errorf("start bash: open %s: %w", os.DevNull, err)
+	}
+	l.noteStarted(token)
+	c, err := startChild(bash, []string{"bash", "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, script)
+	syscall.Close(devNull)
+	pw.Close()
+	script.Close()
+	if err != nil {
+		pr.Close()
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
-	pw.Close()
-	scriptR.Close()
 	copied := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(log, pr)
+		buf, _ := l.copyBufs.Get().(*[]byte)
+		if buf == nil {
+			b := make([]byte, 32<<10)
+			buf = &b
+		}
+		// Only Read: *os.File's WriteTo would allocate a buffer of its own.
+		_, err := io.CopyBuffer(log, struct{ io.Reader }{pr}, *buf)
+		l.copyBufs.Put(buf)
 		pr.Close()
 		copied <- err
 	}()
 
-	pgid := cmd.Process.Pid
-	l.noteGroup(s, pgid, token)
+	pgid := c.pid
+	// Where the group runs is noted once the script has run for a while:
+	// the attempt's token already finds its processes, and reading /proc
+	// and saving the note cost a short step a tenth of its CPU. The lock
+	// keeps the note from racing the step's end: once the script exited it
+	// is not made any more.
+	var noteMu sync.Mutex
+	ended := false
+	noteTimer := time.AfterFunc(noteGroupAfter, func() {
+		noteMu.Lock()
+		defer noteMu.Unlock()
+		if !ended {
+			l.noteGroup(s, pgid, token)
+		}
+	})
 	exited := make(chan struct{})
-	go l.stopOnCancel(ctx, pgid, exited)
-	waitErr := cmd.Wait()
+	stopCancel := context.AfterFunc(ctx, func() { l.stopGroup(pgid, exited) })
+	c.awaitExit()
+	noteMu.Lock()
+	ended = true
+	noteMu.Unlock()
+	noteTimer.Stop()
+	stopCancel()
 	close(exited)
 	// The script is done; whatever it left running in the background would
-	// otherwise outlive the step and hold its log open.
+	// otherwise outlive the step and hold its log open. Until reaped, the
+	// exited leader keeps the group's number from being reused.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	ws, waitErr := c.reap()
 	if err := drainOutput(copied, pr, log); err != nil {
 		return nil, fmt.Errorf("copy step output: %w", err)
 	}
@@ -161,17 +197,18 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		return nil, context.Cause(ctx)
 	}
 	if waitErr != nil {
-		var ee *exec.ExitError
-		if errors.As(waitErr, &ee) {
-			code := ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				code = 128 + int(ws.Signal())
-			}
-			return nil, &pipeline.ExitError{Code: code}
-		}
 		return nil, fmt.Errorf("run bash: %w", waitErr)
 	}
+	switch {
+	case ws.Signaled():
+		return nil, &pipeline.ExitError{Code: 128 + int(ws.Signal())}
+	case ws.ExitStatus() != 0:
+		return nil, &pipeline.ExitError{Code: ws.ExitStatus()}
+	}
 	f, err := os.Open(outputPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil // the script wrote no outputs
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read outputs: %w", err)
 	}
@@ -203,15 +240,14 @@ func drainOutput(copied <-chan error, pr *os.File, log io.Writer) error {
 	return err
 }
 
-// stopOnCancel sends SIGTERM to the script's process group when ctx ends and
-// SIGKILL after the grace period or once l.Hard is closed, unless the script
-// exits first.
-func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct{}) {
-	select {
-	case <-exited:
-		return
-	case <-ctx.Done():
-	}
+// noteGroupAfter is how long a script runs before Exec notes its process
+// group (see noteGroup).
+const noteGroupAfter = 20 * time.Millisecond
+
+// stopGroup runs when a step is cancelled: it sends SIGTERM to the script's
+// process group, and SIGKILL after the grace period or once l.Hard is
+// closed, unless the script exits first.
+func (l *Local) stopGroup(pgid int, exited <-chan struct{}) {
 	select {
 	case <-l.Hard:
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -234,12 +270,16 @@ func (l *Local) stopOnCancel(ctx context.Context, pgid int, exited <-chan struct
 	}
 }
 
+// env is the script's environment: the base, the step's variables, the
+// attempt's token and $GPIPE_OUTPUT, a later entry of a name replacing an
+// earlier one in its place (as exec.Cmd does).
 func (l *Local) env(extra map[string]string, outputPath, token string) []string {
 	base := l.BaseEnv
 	if base == nil {
 		base = os.Environ()
 	}
-	env := append([]string(nil), base...)
+	env := make([]string, 0, len(base)+len(extra)+2)
+	env = append(env, base...)
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
 		keys = append(keys, k)
@@ -251,5 +291,34 @@ func (l *Local) env(extra map[string]string, outputPath, token string) []string 
 	if token != "" {
 		env = append(env, tokenEnv+"="+token)
 	}
-	return append(env, "GPIPE_OUTPUT="+outputPath)
+	return dedupEnv(append(env, "GPIPE_OUTPUT="+outputPath))
+}
+
+// dedupEnv keeps the last entry of each name, where the last one was.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, len(env))
+	n := len(out)
+	for i := len(env) - 1; i >= 0; i-- {
+		kv := env[i]
+		i := strings.IndexByte(kv, '=')
+		if i == 0 { // "=C:=..." names on Windows, as exec.Cmd reads them
+			i = strings.IndexByte(kv[1:], '=') + 1
+		}
+		if i <= 0 {
+			if kv != "" { // not name=value: kept as it is, as exec.Cmd does
+				n--
+				out[n] = kv
+			}
+			continue
+		}
+		k := kv[:i]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		n--
+		out[n] = kv
+	}
+	return out[n:]
 }

@@ -165,8 +165,10 @@ func TestLocalNotesItsProcessGroup(t *testing.T) {
 		testtool.Unavailable(t, "no /proc: Local notes nothing here")
 	}
 	var notes []string
+	// Only a script that runs for longer than noteGroupAfter is noted.
 	out, err := (&Local{}).Exec(t.Context(), Script{
-		Body: "echo \"pgid=$(ps -o pgid= $$ | tr -d ' ')\" >> \"$GPIPE_OUTPUT\"\necho \"token=$" + tokenEnv + "\" >> \"$GPIPE_OUTPUT\"\n",
+		Body: "echo \"pgid=$(ps -o pgid= $$ | tr -d ' ')\" >> \"$GPIPE_OUTPUT\"\necho \"token=$" + tokenEnv + "\" >> \"$GPIPE_OUTPUT\"\n" +
+			"sleep " + strconv.FormatFloat((5*noteGroupAfter).Seconds(), 'f', 3, 64) + "\n",
 		NoteResume: func(key, value string) {
 			notes = append(notes, key+"="+value)
 		},

@@ -54,6 +54,54 @@ func TestLocalOutputsEnvAndLog(t *testing.T) {
 	}
 }
 
+// The output file is the script's to create: a step that writes none leaves
+// no file behind, and each step gets a name of its own.
+func TestLocalOutputFileCreatedByFirstWrite(t *testing.T) {
+	l := &Local{TempDir: t.TempDir()}
+	defer l.Close()
+	seen := map[string]bool{}
+	for i := range 3 {
+		var log syncBuffer
+		body := "[ ! -e \"$GPIPE_OUTPUT\" ] || { echo exists; exit 3; }\necho \"$GPIPE_OUTPUT\"\n"
+		if i == 1 {
+			body += "echo n=1 >>\"$GPIPE_OUTPUT\"\n"
+		}
+		out, err := l.Exec(context.Background(), Script{Body: body, Log: &log})
+		if err != nil {
+			t.Fatalf("step %d: %v (log %q)", i, err, log.String())
+		}
+		if want := map[bool]int{true: 1}[i == 1]; len(out) != want {
+			t.Errorf("step %d: outputs %q", i, out)
+		}
+		path := strings.TrimSpace(log.String())
+		if seen[path] {
+			t.Errorf("step %d: output path %s reused", i, path)
+		}
+		seen[path] = true
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("step %d: output file left behind: %v", i, err)
+		}
+	}
+}
+
+// The environment follows exec.Cmd's rule: a later entry of a name wins, in
+// its own place.
+func TestDedupEnv(t *testing.T) {
+	got := dedupEnv([]string{"A=1", "B=2", "junk", "A=3", "", "=C:=x", "C=4", "=C:=y", "B=5"})
+	want := []string{"junk", "A=3", "C=4", "=C:=y", "B=5"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dedupEnv = %q, want %q", got, want)
+	}
+	var log syncBuffer
+	l := &Local{BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "X=base"}}
+	if _, err := l.Exec(t.Context(), Script{Body: "echo \"$X\"; env | grep -c '^X='", Env: map[string]string{"X": "step"}, Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if got := log.String(); got != "step\n1\n" {
+		t.Errorf("a step's variable over the runner's: log %q, want step and one X", got)
+	}
+}
+
 func TestLocalExitCode(t *testing.T) {
 	l := &Local{}
 	_, err := l.Exec(context.Background(), Script{Body: "exit 7"})

@@ -60,6 +60,7 @@ type runCache struct {
 	jBase   state.Version // the snapshot version in the journal's header
 	jNonce  string        // the journal's id in its header
 	jValid  int64         // bytes of valid records after the header
+	jSize   int64         // bytes of the whole journal file
 }
 
 func joinVersion(snap state.Version, nonce string, records int64) state.Version {
@@ -101,10 +102,11 @@ func (s *Store) current(runID, dir string) (state.Version, int64, error) {
 	jfi, err := os.Stat(filepath.Join(dir, journalFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		c.jID, c.jBase, c.jNonce, c.jValid = fileID{}, "", "", 0
+		c.jID, c.jBase, c.jNonce, c.jValid, c.jSize = fileID{}, "", "", 0, 0
 	case err != nil:
 		return "", 0, err
 	default:
+		c.jSize = jfi.Size()
 		jid, ok := idOf(jfi)
 		if !ok || jid != c.jID || c.jBase == "" {
 			b, err := os.ReadFile(filepath.Join(dir, journalFile))
@@ -233,7 +235,7 @@ func (s *Store) append(ctx context.Context, runID, dir string, rec []byte, v sta
 		return "", err
 	}
 	s.mu.Lock()
-	snap, nonce := s.cache[runID].snapVer, s.cache[runID].jNonce
+	snap, nonce, size := s.cache[runID].snapVer, s.cache[runID].jNonce, s.cache[runID].jSize
 	s.mu.Unlock()
 	path := filepath.Join(dir, journalFile)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -258,8 +260,12 @@ func (s *Store) append(ctx context.Context, runID, dir string, rec []byte, v sta
 	}
 	line := journalLine(rec)
 	buf = append(buf, line...)
-	if err := f.Truncate(off); err != nil {
-		return "", err
+	// Only a torn tail or a stale journal leaves bytes past off (the
+	// writer holds the lock, so the size seen in current still holds).
+	if !created && size != off {
+		if err := f.Truncate(off); err != nil {
+			return "", err
+		}
 	}
 	if _, err := f.WriteAt(buf, off); err != nil {
 		return "", err
@@ -281,7 +287,7 @@ func (s *Store) append(ctx context.Context, runID, dir string, rec []byte, v sta
 	if p := s.cache[runID]; p != nil {
 		c := *p
 		c.jID, _ = idOf(fi)
-		c.jBase, c.jNonce, c.jValid = snap, nonce, valid
+		c.jBase, c.jNonce, c.jValid, c.jSize = snap, nonce, valid, off+int64(len(buf))
 		s.cache[runID] = &c
 	}
 	s.mu.Unlock()
