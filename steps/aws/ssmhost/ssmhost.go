@@ -76,6 +76,9 @@ type Options struct {
 	Sleep         func(ctx context.Context, d time.Duration) error
 	// Nonce makes the output markers unguessable; tests fix it.
 	Nonce func() string
+	// NoticeGrace bounds how long a step that got a spot interruption
+	// notice may go on saving its work (default DefaultNoticeGrace).
+	NoticeGrace time.Duration
 }
 
 // Resume keys the executor saves.
@@ -110,6 +113,9 @@ func NewFactory(clients func(ctx context.Context) (*Clients, error), opt Options
 	}
 	if opt.Nonce == nil {
 		opt.Nonce = randomNonce
+	}
+	if opt.NoticeGrace == 0 {
+		opt.NoticeGrace = DefaultNoticeGrace
 	}
 	return &Factory{clients: clients, opt: opt}
 }

@@ -53,6 +53,7 @@ func wrap(s host.Script, nonce string) string {
 	b.WriteString("mkdir -p \"$gpipe_markers\" 2>/dev/null && : >\"$gpipe_markers/$$\" 2>/dev/null\n")
 	b.WriteString("gpipe_dir=$(mktemp -d /tmp/gpipe.XXXXXX) || exit 1\n")
 	b.WriteString("GPIPE_OUTPUT=\"$gpipe_dir/output\"; export GPIPE_OUTPUT; : >\"$GPIPE_OUTPUT\"\n")
+	b.WriteString(NoticeEnv + "=\"$gpipe_dir/interrupt-notice\"; export " + NoticeEnv + "\n")
 	fmt.Fprintf(&b, "echo %s | base64 -d >\"$gpipe_dir/script.sh\"\n", base64.StdEncoding.EncodeToString([]byte(s.Body)))
 	b.WriteString(spotWatch(nonce))
 	b.WriteString("bash \"$gpipe_dir/script.sh\" 2>&1\n")
