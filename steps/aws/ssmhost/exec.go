@@ -341,6 +341,18 @@ func (t *tail) flush() {
 }
 
 func (t *tail) line(line string) {
+	if rest, ok := strings.CutPrefix(line, linePrefix); ok && !t.ended {
+		// The step's own line (wrap.go), blank ones included.
+		if t.inOutputs {
+			t.outputs.WriteString(rest + "\n")
+			return
+		}
+		t.blanks = 0 // blank lines without the prefix are the wrapper's
+		fmt.Fprintln(t.log, rest)
+		return
+	}
+	// Unprefixed: the wrapper's markers and blank lines, or every line of
+	// a command an older wrapper started (a resume reattaching to it).
 	switch {
 	case t.ended:
 	case line == t.begin:

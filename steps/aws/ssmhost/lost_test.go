@@ -87,12 +87,12 @@ func TestWrapperReportsSpotNotice(t *testing.T) {
 		got := string(out)
 		tail := "\n::gpipe-outputs-n0nce::\n\n::gpipe-end-n0nce::\n"
 		if notice == "" {
-			if got != "working\ndone\n"+tail {
+			if got != "|working\n|done\n"+tail {
 				t.Errorf("without a notice: %q", got)
 			}
 			continue
 		}
-		if !strings.Contains(got, "\n::gpipe-lost-n0nce:: "+notice+"\n") || !strings.HasSuffix(got, "done\n"+tail) {
+		if !strings.Contains(got, "\n::gpipe-lost-n0nce:: "+notice+"\n") || !strings.HasSuffix(got, "|done\n"+tail) {
 			t.Errorf("with a notice: %q", got)
 		}
 	}
@@ -208,11 +208,11 @@ echo "notice: $(cat "$GPIPE_INTERRUPT_NOTICE")"
 		t.Fatalf("wrapper: %v\n%s", err, out.String())
 	}
 	got := out.String()
-	if !strings.HasPrefix(got, "no notice yet\n") || !strings.Contains(got, "notice: "+notice+"\n") {
+	if !strings.HasPrefix(got, "|no notice yet\n") || !strings.Contains(got, "|notice: "+notice+"\n") {
 		t.Errorf("the step did not find the notice in its file:\n%s", got)
 	}
 	_, outs, _ := strings.Cut(got, "::gpipe-outputs-n0nce::\n")
-	file := strings.TrimSpace(strings.TrimPrefix(strings.Split(outs, "\n")[0], "notice_file="))
+	file := strings.TrimSpace(strings.TrimPrefix(strings.Split(outs, "\n")[0], "|notice_file="))
 	if !strings.HasSuffix(file, "/interrupt-notice") {
 		t.Fatalf("GPIPE_INTERRUPT_NOTICE = %q", file)
 	}
