@@ -31,6 +31,11 @@ func (e *Executor) Exec(ctx context.Context, s host.Script) (map[string]string, 
 	if cmdID != "" && nonce != "" {
 		fmt.Fprintf(log, "reattaching to SSM command %s on %s\n", cmdID, e.InstanceID)
 	} else {
+		if prev := s.Previous[ResumeCommandID]; prev != "" {
+			if err := e.stopPrevious(ctx, cl.SSM, prev, log); err != nil {
+				return nil, err
+			}
+		}
 		if err := e.waitOnline(ctx, cl.SSM, log); err != nil {
 			return nil, err
 		}

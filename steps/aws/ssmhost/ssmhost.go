@@ -22,7 +22,9 @@
 // than sending it again. Cancellation cancels the command (CancelCommand),
 // except a detach (pipeline.ErrDetached as the context's cause: the runner is
 // about to be killed by its CI job's time limit): then Exec returns a
-// *pipeline.DetachedError and the command keeps running for a resume.
+// *pipeline.DetachedError and the command keeps running for a resume. A step
+// that reruns instead (Script.Previous names an earlier runner's command)
+// cancels that command first if it still runs (previous.go).
 package ssmhost
 
 import (

@@ -68,8 +68,7 @@ type Host struct {
 	ScriptTimeout bool
 	// Leftover, when not nil, starts body with env as an attempt of a runner
 	// that was killed with SIGKILL left it running, and returns the resume
-	// data that runner had noted. Nil: the host has no such leftovers to stop
-	// (SSM reattaches to an earlier runner's command instead; see Reattach).
+	// data that runner had noted. Nil: the host has no such leftovers to stop.
 	Leftover func(t *testing.T, body string, env map[string]string) map[string]string
 }
 

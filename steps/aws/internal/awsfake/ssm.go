@@ -258,7 +258,7 @@ func (m *SSM) do(op string, in map[string]any) (out any, status int, typ, msg st
 		}
 		cmds := []map[string]any{}
 		for _, c := range m.ordered() {
-			if (in["InstanceId"] == nil || in["InstanceId"] == c.instance) && !c.requested.Before(after) {
+			if (in["InstanceId"] == nil || in["InstanceId"] == c.instance) && (in["CommandId"] == nil || in["CommandId"] == c.id) && !c.requested.Before(after) {
 				st, _ := c.status()
 				cmds = append(cmds, map[string]any{"CommandId": c.id, "Comment": c.comment, "DocumentName": "AWS-RunShellScript",
 					"InstanceIds": []string{c.instance}, "RequestedDateTime": float64(c.requested.UnixMilli()) / 1000, "Status": st})
