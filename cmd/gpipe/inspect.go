@@ -66,6 +66,10 @@ func (a *App) setupValidate(fs *flag.FlagSet) handler {
 				failed = append(failed, err)
 				continue
 			}
+			if err := holdsDeadlock(sp); err != nil {
+				failed = append(failed, fmt.Errorf("%s: %w", path, err))
+				continue
+			}
 			a.reportSpecWarnings(sp.Warnings)
 			fmt.Fprintf(a.Stdout, "%s: valid (%d steps)\n", path, len(sp.Steps))
 		}

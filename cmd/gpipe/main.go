@@ -20,6 +20,7 @@ import (
 	"github.com/gpipe/gpipe/internal/awsconfig"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/engine"
+	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
@@ -80,6 +81,7 @@ func exitCode(err error) int {
 		detach  *engine.DetachedRunError
 		drift   *SpecMismatchError
 		badURL  *store.URLError
+		holds   *plan.HoldsDeadlockError
 	)
 	// Order matters: a failed pipeline wraps its steps' errors, which may be
 	// of any kind, so the run-level outcomes are checked first.
@@ -98,7 +100,7 @@ func exitCode(err error) int {
 		return exitHeld
 	case errors.As(err, &usage), errors.As(err, &specErr), errors.As(err, &param), errors.As(err, &drift),
 		errors.As(err, &readErr), errors.Is(err, aws.ErrUnresolved), errors.Is(err, aws.ErrBadTrust),
-		errors.As(err, &badURL):
+		errors.As(err, &badURL), errors.As(err, &holds):
 		return exitUsage
 	case errors.As(err, &newer):
 		return exitFailed

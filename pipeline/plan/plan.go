@@ -159,6 +159,9 @@ func New(s *spec.Spec, params map[string]string) (*Plan, error) {
 	for i, id := range order {
 		p.Steps[i] = p.byID[id]
 	}
+	if err := p.checkHolds(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -65,7 +65,7 @@ func TestBigSpecShapesKeepErrors(t *testing.T) {
 	src := string(bigSpec(400))
 	src = strings.Replace(src, "  - id: s350\n", "  - id: 9bad\n", 1)
 	src = strings.Replace(src, "    needs: [s300, s307]\n", "    needs: s300\n", 1)
-	_, err := Parse("big.yaml", []byte(src))
+	_, err := testLoader().Parse("big.yaml", []byte(src))
 	if err == nil {
 		t.Fatal("no error")
 	}

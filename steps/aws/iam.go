@@ -41,6 +41,7 @@ const (
 	featBuckets                  // buckets the spec names
 	featSecrets                  // secret params read from SSM Parameter Store or Secrets Manager (from:)
 	featKMS                      // a results bucket encrypted with a customer-managed key
+	featSpot                     // provision-stack may launch spot instances
 )
 
 // scope is where an action is granted: which resources, under which
@@ -67,6 +68,7 @@ const (
 	secretValues               // the Secrets Manager secrets they come from
 	bucketKeys                 // the customer-managed KMS keys of the named buckets
 	taggedByRun                // any resource carrying the run tag
+	spotRole                   // the account's spot service-linked role
 )
 
 // apiCall is one API operation gpipe's own code calls, as the IAM action it
@@ -178,6 +180,14 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 			add(c.scope, c.action)
 		}
 	}
+	if in.features[featSpot] {
+		// Not a call of gpipe's: EC2 makes the account's spot
+		// service-linked role with the credentials of the first spot
+		// launch, here CloudFormation's with the runner's (EC2 User Guide,
+		// "Service-linked role for Spot Instances"); without the grant that
+		// launch fails with AuthFailure.ServiceLinkedRoleCreationNotPermitted.
+		add(spotRole, "iam:CreateServiceLinkedRole")
+	}
 	if in.features[featStacks] {
 		table, err := template.Handlers()
 		if err != nil {
@@ -207,7 +217,7 @@ func IAMPolicy(s *spec.Spec, stateURL string) ([]byte, error) {
 		}
 	}
 	var sts []statement
-	for sc := anyResource; sc <= taggedByRun; sc++ {
+	for sc := anyResource; sc <= spotRole; sc++ {
 		if len(grants[sc]) == 0 {
 			continue
 		}
@@ -301,6 +311,10 @@ func (in *policyInputs) statement(sc scope) statement {
 		return statement{Sid: "BucketKeys", Resource: in.kmsKeys}
 	case taggedByRun:
 		return statement{Sid: "DestroyOnlyRunResources", Resource: []string{"*"}, Condition: hasRunTag}
+	case spotRole:
+		return statement{Sid: "SpotServiceLinkedRole",
+			Resource:  []string{"arn:aws:iam::*:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"},
+			Condition: map[string]map[string]string{"StringLike": {"iam:AWSServiceName": "spot.amazonaws.com"}}}
 	}
 	panic(fmt.Sprintf("scope %d has no statement", sc))
 }

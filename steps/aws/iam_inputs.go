@@ -69,6 +69,10 @@ func inputs(s *spec.Spec, stateURL string) (*policyInputs, error) {
 		switch st.Type {
 		case "provision-stack":
 			in.features[featProvision], in.features[featStacks], in.features[featSSM] = true, true, true
+			// A market still an expression may turn out spot.
+			if m, _ := st.With["market"].(string); m == cfn.MarketSpot || strings.Contains(m, "${{") {
+				in.features[featSpot] = true
+			}
 			path, err := literal(st.ID, "template", st.With["template"])
 			if err != nil {
 				return nil, err

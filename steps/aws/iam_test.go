@@ -328,3 +328,28 @@ func TestIAMPolicyFitsAManagedPolicy(t *testing.T) {
 	}
 	t.Logf("%d characters without white space", n)
 }
+
+// TestIAMPolicySpotRole: a spec that may launch spot (market spot, or a
+// market only known at run time) may create the spot service-linked role,
+// and only that role, for spot.amazonaws.com; an on-demand spec may not.
+func TestIAMPolicySpotRole(t *testing.T) {
+	for market, want := range map[string]bool{"spot": true, "${{ params.market }}": true, "on-demand": false, "": false} {
+		sp := iamTestSpec()
+		sp.Steps[0].With["market"] = market
+		doc := policyOf(t, sp, "")
+		found := false
+		for _, st := range doc.Statement {
+			if !contains(st.Action, "iam:CreateServiceLinkedRole") {
+				continue
+			}
+			found = true
+			if len(st.Action) != 1 || len(st.Resource) != 1 || st.Resource[0] != "arn:aws:iam::*:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot" ||
+				st.Condition["StringLike"]["iam:AWSServiceName"] != "spot.amazonaws.com" {
+				t.Errorf("market %q: statement %+v grants more than the spot role", market, st)
+			}
+		}
+		if found != want {
+			t.Errorf("market %q: iam:CreateServiceLinkedRole granted %v, want %v", market, found, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -130,5 +131,72 @@ func TestWireQuotaCountsLiveInstances(t *testing.T) {
 	sr, log, _ = stepRun(wireRun, "three", with)
 	if res, err := steps.ProvisionStack().Run(t.Context(), sr); err != nil || res.Outputs["instance_type"] != "dl1.24xlarge" {
 		t.Fatalf("after teardown: %v %v\n%s", err, res.Outputs, log)
+	}
+}
+
+// TestWireSpotServiceLinkedRole: the account's first spot launch makes EC2
+// create the AWSServiceRoleForEC2Spot service-linked role with the
+// caller's credentials (CloudFormation's, the runner's). Under the printed
+// policy without iam:CreateServiceLinkedRole the stack fails with EC2's
+// AuthFailure.ServiceLinkedRoleCreationNotPermitted and no role is made;
+// under the printed policy the launch makes it, and the next spot launch
+// needs nothing more.
+func TestWireSpotServiceLinkedRole(t *testing.T) {
+	sp := iamTestSpec()
+	sp.Steps[0].With["market"] = "spot"
+	policy, err := IAMPolicy(sp, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(policy, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kept []any
+	for _, st := range doc["Statement"].([]any) {
+		if st.(map[string]any)["Sid"] != "SpotServiceLinkedRole" {
+			kept = append(kept, st)
+		}
+	}
+	if len(kept) != len(doc["Statement"].([]any))-1 {
+		t.Fatalf("the printed policy has no SpotServiceLinkedRole statement:\n%s", policy)
+	}
+	doc["Statement"] = kept
+	without, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e := newWire(t, -3*time.Second)
+	if err := e.srv.SetPolicy(without); err != nil {
+		t.Fatal(err)
+	}
+	sr, log, _ := stepRun(wireRun, "provision", map[string]any{"market": "spot", "results_bucket": "my-results"})
+	_, err = e.runner().ProvisionStack().Run(t.Context(), sr)
+	if err == nil || !strings.Contains(err.Error()+log.String(), "AuthFailure.ServiceLinkedRoleCreationNotPermitted") {
+		t.Fatalf("spot launch without the grant: %v\n%s", err, log)
+	}
+	if e.srv.EC2.SpotRoleExists() {
+		t.Error("the spot role was made without the permission")
+	}
+	if d := e.srv.Denied(); len(d) != 1 || !strings.HasPrefix(d[0], "iam:CreateServiceLinkedRole on arn:aws:iam::") {
+		t.Errorf("denied %v, want only the service-linked role", d)
+	}
+
+	e = newWire(t, -3*time.Second)
+	if err := e.srv.SetPolicy(policy); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		sr, log, _ := stepRun(wireRun+"-"+itoa(i), "provision", map[string]any{"market": "spot", "results_bucket": "my-results"})
+		if _, err := e.runner().ProvisionStack().Run(t.Context(), sr); err != nil {
+			t.Fatalf("spot launch %d under the printed policy: %v\n%s", i+1, err, log)
+		}
+		if !e.srv.EC2.SpotRoleExists() {
+			t.Error("no spot role after a spot launch")
+		}
+	}
+	if d := e.srv.Denied(); len(d) > 0 {
+		t.Errorf("the printed policy refused %v", d)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestUNetFlow runs preprocess, train-unet and evaluate against the fake
@@ -176,5 +177,59 @@ func TestTrainFlakeInLog(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "Expected status == synStatus::synSuccess") {
 		t.Errorf("flake text not in the step log:\n%s", log)
+	}
+}
+
+// TestTrainSavesCheckpointsOnNotice: when the spot interruption notice
+// appears ($GPIPE_INTERRUPT_NOTICE, which the SSM wrapper creates), the
+// training is stopped at once and its checkpoints and epoch log go to S3
+// before the step ends, well within the two minutes the instance has left.
+func TestTrainSavesCheckpointsOnNotice(t *testing.T) {
+	f := newFakeEnv(t)
+	f.Env["FAKE_TRAIN_BLOCK"] = "1"
+	notice := filepath.Join(t.TempDir(), "interrupt-notice")
+	f.Env["GPIPE_INTERRUPT_NOTICE"] = notice
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "config.pkl"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuf{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&TrainUNet{Exec: localExecutors{}}).Run(t.Context(), stepRun(TypeTrainUNet, "train",
+			map[string]any{"task": "01", "data": data, "workdir": t.TempDir(), "results": "s3://bucket/run1"}, f.Env, log))
+		done <- err
+	}()
+	for !strings.Contains(log.String(), "epoch 0 done") {
+		select {
+		case err := <-done:
+			t.Fatalf("training ended before the notice: %v\n%s", err, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := os.WriteFile(notice, []byte(`{"action": "terminate", "time": "2026-12-05T08:20:00Z"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the training still runs 30 s after the notice:\n%s", log)
+	}
+	if err == nil {
+		t.Errorf("a training stopped by the notice succeeded")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("stopped %s after the notice", took)
+	}
+	if !strings.Contains(log.String(), `gpipe: spot interruption notice ({"action": "terminate", "time": "2026-12-05T08:20:00Z"}): stopping the training`) {
+		t.Errorf("the log does not say why the training stopped:\n%s", log)
+	}
+	fold := filepath.Join(f.S3, "bucket", "run1", "01_2d", "fold_0")
+	for _, name := range []string{"checkpoints/last.ckpt", "logs-attempt-1.json"} {
+		if _, err := os.Stat(filepath.Join(fold, name)); err != nil {
+			t.Errorf("%s not synced to S3 on the notice: %v", name, err)
+		}
 	}
 }

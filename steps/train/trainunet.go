@@ -25,6 +25,11 @@ import (
 // it), synced with the checkpoints and never written again; a rerun brings
 // the earlier attempts' files back from S3 (see history.go).
 //
+// On a spot interruption notice ($GPIPE_INTERRUPT_NOTICE appears, see
+// steps/aws/ssmhost) the training is stopped and the fold directory synced
+// to S3 at once, within the two minutes before the instance goes; the
+// replacement instance resumes from that last checkpoint.
+//
 // The container's output goes to the step log unchanged, so the known early
 // Gaudi failure ("Expected status == synStatus::synSuccess") is there for a
 // spec's retry.on: ["synStatus"] to match.
@@ -191,12 +196,30 @@ if [ -n "$results_url" ]; then
   ) &
   sync_pid=$!
 fi
+notice_pid=""
+if [ -n "$results_url" ] && [ -n "${GPIPE_INTERRUPT_NOTICE:-}" ]; then
+  # A spot interruption notice (the SSM wrapper creates the file; EC2
+  # terminates the instance two minutes later): stop the training, so that
+  # finish saves its checkpoints to S3 while the instance is still there.
+  (
+    notice_sleep=""
+    trap 'kill "$notice_sleep" 2>/dev/null; exit 0' TERM
+    while [ ! -e "$GPIPE_INTERRUPT_NOTICE" ]; do
+      sleep 1 &
+      notice_sleep=$!
+      wait "$notice_sleep"
+    done
+    echo "gpipe: spot interruption notice ($(cat "$GPIPE_INTERRUPT_NOTICE")): stopping the training to save its checkpoints" >&2
+    stop_container
+  ) &
+  notice_pid=$!
+fi
 finish() {
   rc=$?
-  if [ -n "$sync_pid" ]; then
-    kill "$sync_pid" 2>/dev/null || true
-    wait "$sync_pid" 2>/dev/null || true
-  fi
+  for pid in $sync_pid $notice_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   stop_container
   if [ -n "$results_url" ]; then
     echo "gpipe: syncing $fold_dir to $results_url"

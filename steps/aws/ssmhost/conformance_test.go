@@ -2,6 +2,8 @@ package ssmhost
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -40,27 +42,51 @@ func (c *fastClock) Sleep(ctx context.Context, d time.Duration) error {
 // TestSSMConformance: the SSM executor, through the real SDK clients and the
 // AWS wire fake (which runs commands with sh on this machine, as the agent
 // does), passes the host-executor suite. It reattaches to a command after a
-// detach and enforces Script.Timeout remotely (executionTimeout); it has no
-// leftovers to stop: a rerun's earlier command is the one a resume reattaches
-// to, and nothing else of a dead runner runs on the instance.
+// detach and enforces Script.Timeout remotely (executionTimeout); a rerun
+// handed an earlier runner's command (Script.Previous) cancels it if it
+// still runs, rather than running beside it.
 func TestSSMConformance(t *testing.T) {
 	const instance = "i-0c0f0a11ce5e7e570"
 	srv := awsfake.New(t, awsfake.Options{})
 	srv.SSM.AddInstance(instance, 0)
 	clock := &fastClock{now: time.Now()}
+	newExec := func(t *testing.T) host.Executor {
+		cfg := srv.Config(nil)
+		fac := NewFactory(func(context.Context) (*Clients, error) {
+			return &Clients{SSM: ssm.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg)}, nil
+		}, Options{Now: clock.Now, Sleep: clock.Sleep})
+		ex, err := fac.For(pipeline.Host{Name: "gaudi", Address: "ssm:" + instance})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ex
+	}
 	hosttest.Run(t, hosttest.Host{
-		New: func(t *testing.T) host.Executor {
-			cfg := srv.Config(nil)
-			fac := NewFactory(func(context.Context) (*Clients, error) {
-				return &Clients{SSM: ssm.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg)}, nil
-			}, Options{Now: clock.Now, Sleep: clock.Sleep})
-			ex, err := fac.For(pipeline.Host{Name: "gaudi", Address: "ssm:" + instance})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ex
-		},
+		New:           newExec,
 		Reattach:      true,
 		ScriptTimeout: true,
+		// A runner that sent the command and was killed: it detaches the
+		// moment the command id is saved, and never comes back.
+		Leftover: func(t *testing.T, body string, env map[string]string) map[string]string {
+			ctx, stop := context.WithCancelCause(t.Context())
+			defer stop(nil)
+			var mu sync.Mutex
+			saved := map[string]string{}
+			s := host.Script{StepID: "leftover", Body: body, Env: env, SaveResume: func(_ context.Context, k, v string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				saved[k] = v
+				if saved[ResumeCommandID] != "" && saved[ResumeNonce] != "" {
+					stop(pipeline.ErrDetached)
+				}
+				return nil
+			}}
+			if _, err := newExec(t).Exec(ctx, s); !errors.As(err, new(*pipeline.DetachedError)) {
+				t.Fatalf("leftover attempt: %v, want it detached", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			return maps.Clone(saved)
+		},
 	})
 }

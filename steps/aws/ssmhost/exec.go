@@ -31,6 +31,11 @@ func (e *Executor) Exec(ctx context.Context, s host.Script) (map[string]string, 
 	if cmdID != "" && nonce != "" {
 		fmt.Fprintf(log, "reattaching to SSM command %s on %s\n", cmdID, e.InstanceID)
 	} else {
+		if prev := s.Previous[ResumeCommandID]; prev != "" {
+			if err := e.stopPrevious(ctx, cl.SSM, prev, log); err != nil {
+				return nil, err
+			}
+		}
 		if err := e.waitOnline(ctx, cl.SSM, log); err != nil {
 			return nil, err
 		}
@@ -128,6 +133,7 @@ func (e *Executor) poll(ctx context.Context, cl *Clients, cmdID string, t *tail)
 	b := &backoff{next: time.Second, max: 15 * time.Second}
 	missing := 0
 	checked := opt.Now()
+	var notice *graceful // set once the step got a spot interruption notice
 	for {
 		inv, err := api.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(cmdID), InstanceId: aws.String(e.InstanceID)})
 		switch {
@@ -136,6 +142,11 @@ func (e *Executor) poll(ctx context.Context, cl *Clients, cmdID string, t *tail)
 			case types.CommandInvocationStatusPending, types.CommandInvocationStatusInProgress,
 				types.CommandInvocationStatusDelayed, types.CommandInvocationStatusCancelling:
 			default:
+				if notice != nil {
+					e.drain(ctx, t, inv)
+					fmt.Fprintf(t.log, "the step ended (%s) %s after the interruption notice\n", inv.Status, opt.Now().Sub(notice.at).Round(time.Second))
+					return nil, notice.err
+				}
 				return inv, nil
 			}
 		case apiCode(err) == "InvocationDoesNotExist" && missing < 30:
@@ -146,10 +157,23 @@ func (e *Executor) poll(ctx context.Context, cl *Clients, cmdID string, t *tail)
 			return nil, fmt.Errorf("get command %s on %s: %w", cmdID, e.InstanceID, err)
 		}
 		t.pump(ctx)
-		if t.notice != "" {
-			// The instance has two minutes left: the step's host is lost
-			// now, and the command is left to use them (a checkpoint).
-			return nil, e.lost(e.zone(ctx, cl.EC2), fmt.Errorf("spot interruption notice from instance metadata: %s", t.notice))
+		if t.notice != "" && notice == nil {
+			// The instance has two minutes left: the step's host is lost,
+			// and the step may use them to save its work (lost.go).
+			notice = &graceful{at: opt.Now(),
+				err: e.lost(e.zone(ctx, cl.EC2), fmt.Errorf("spot interruption notice from instance metadata: %s", t.notice))}
+			fmt.Fprintf(t.log, "spot interruption notice for %s (%s): the step has up to %s to save its work ($%s)\n",
+				e.InstanceID, t.notice, opt.NoticeGrace, NoticeEnv)
+			b = &backoff{next: time.Second, max: 2 * time.Second} // its end matters now
+		}
+		if notice != nil {
+			if opt.Now().Sub(notice.at) >= opt.NoticeGrace {
+				fmt.Fprintf(t.log, "the step still runs %s after the interruption notice; leaving it to the instance's end\n", opt.NoticeGrace)
+				return nil, notice.err
+			}
+			if err := e.instanceGone(ctx, cl.EC2, t.log); err != nil {
+				return nil, notice.err
+			}
 		}
 		if now := opt.Now(); now.Sub(checked) >= instanceCheckEvery {
 			checked = now
@@ -166,6 +190,13 @@ func (e *Executor) poll(ctx context.Context, cl *Clients, cmdID string, t *tail)
 			return nil, fmt.Errorf("command %s on %s: %w", cmdID, e.InstanceID, err)
 		}
 	}
+}
+
+// graceful is a step that got a spot interruption notice: lost since at,
+// and followed until it ends or the grace runs out.
+type graceful struct {
+	at  time.Time
+	err error
 }
 
 // cancel stops the remote command. ctx is already done, so the call runs on a
@@ -315,6 +346,18 @@ func (t *tail) flush() {
 }
 
 func (t *tail) line(line string) {
+	if rest, ok := strings.CutPrefix(line, linePrefix); ok && !t.ended {
+		// The step's own line (wrap.go), blank ones included.
+		if t.inOutputs {
+			t.outputs.WriteString(rest + "\n")
+			return
+		}
+		t.blanks = 0 // blank lines without the prefix are the wrapper's
+		fmt.Fprintln(t.log, rest)
+		return
+	}
+	// Unprefixed: the wrapper's markers and blank lines, or every line of
+	// a command an older wrapper started (a resume reattaching to it).
 	switch {
 	case t.ended:
 	case line == t.begin:

@@ -33,6 +33,7 @@ type fakeSSM struct {
 	logs        *fakeLogs
 	noCloudLogs bool
 	notice      string // a spot interruption notice the wrapper prints after stdout
+	early       bool   // stdout and the notice are in the log from the first poll on
 	ec2         EC2
 }
 
@@ -90,6 +91,10 @@ func (f *fakeSSM) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvo
 	out := &ssm.GetCommandInvocationOutput{CommandId: in.CommandId, InstanceId: in.InstanceId, Status: types.CommandInvocationStatusInProgress, ResponseCode: -1}
 	// Output reaches CloudWatch line by line while the command runs.
 	shown := min(len(lines), (f.polls-1)*len(lines)/max(1, f.runFor))
+	if f.early && f.polls-1 < f.runFor {
+		lines = append(f.stdout, "", "::gpipe-lost-"+f.nonce()+":: "+f.notice)
+		shown = len(lines)
+	}
 	if !f.noCloudLogs {
 		f.logs.set(aws.ToString(in.CommandId)+"/"+aws.ToString(in.InstanceId)+"/aws-runShellScript/stdout", lines[:shown])
 	}

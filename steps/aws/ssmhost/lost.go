@@ -27,9 +27,15 @@ type EC2 interface {
 //     (spot/instance-action, IMDSv2; EC2 User Guide "Spot Instance
 //     interruption notices": 404 until EC2 decides to interrupt, then
 //     {"action": "terminate", "time": ...} two minutes ahead, and AWS
-//     recommends checking every 5 seconds) and prints lostMarker with the
-//     notice; the executor returns at once, so a new instance is being made
-//     while this one winds down.
+//     recommends checking every 5 seconds), writes the notice to the file
+//     $GPIPE_INTERRUPT_NOTICE names (absent until then: a step that can
+//     save its work, such as train-unet syncing its checkpoints to S3,
+//     watches for it) and prints lostMarker with the notice. The step is
+//     lost from then on; the executor keeps relaying its output while it
+//     winds down, for at most NoticeGrace (90 s of the two minutes, the
+//     rest for the runner to see the end), until the command ends or EC2
+//     says the instance is going, and then returns the loss, so the
+//     replacement starts from what the step saved.
 //   - The instance's state (DescribeInstances), checked every
 //     instanceCheckEvery while the command runs and whenever it ends other
 //     than in success: shutting-down, terminated, stopping or stopped. An
@@ -48,6 +54,16 @@ func lostMarker(nonce string) string { return "::gpipe-lost-" + nonce + "::" }
 // (tests; the real one is link-local).
 const IMDSEndpointEnv = "GPIPE_IMDS_ENDPOINT"
 
+// NoticeEnv names the file the wrapper creates, holding the
+// spot/instance-action document, when an interruption notice arrives.
+const NoticeEnv = "GPIPE_INTERRUPT_NOTICE"
+
+// DefaultNoticeGrace is how long a step that got an interruption notice may
+// go on to save its work: EC2 terminates the instance two minutes after the
+// notice (EC2 User Guide, "Spot Instance interruption notices"), and the last
+// 30 s are left for the runner to see the end and the upload to settle.
+const DefaultNoticeGrace = 90 * time.Second
+
 // IMDSPollEnv overrides the seconds between the wrapper's metadata polls
 // (tests; AWS recommends 5).
 const IMDSPollEnv = "GPIPE_IMDS_POLL"
@@ -63,6 +79,9 @@ func spotWatch(nonce string) string {
 	b.WriteString("  while :; do\n")
 	b.WriteString("    gpipe_tok=$(curl -sf -m 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \"$gpipe_imds/latest/api/token\" 2>/dev/null) || gpipe_tok=\n")
 	b.WriteString("    if gpipe_act=$(curl -sf -m 2 -H \"X-aws-ec2-metadata-token: $gpipe_tok\" \"$gpipe_imds/latest/meta-data/spot/instance-action\" 2>/dev/null); then\n")
+	// The file appears whole (written aside, then renamed) before the
+	// runner hears of the notice.
+	b.WriteString("      printf '%s\\n' \"$gpipe_act\" >\"$" + NoticeEnv + ".new\" && mv -f \"$" + NoticeEnv + ".new\" \"$" + NoticeEnv + "\"\n")
 	fmt.Fprintf(&b, "      printf '\\n%%s %%s\\n' '%s' \"$gpipe_act\"\n", lostMarker(nonce))
 	b.WriteString("      return 0\n")
 	b.WriteString("    fi\n")

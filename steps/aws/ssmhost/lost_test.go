@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -86,12 +87,12 @@ func TestWrapperReportsSpotNotice(t *testing.T) {
 		got := string(out)
 		tail := "\n::gpipe-outputs-n0nce::\n\n::gpipe-end-n0nce::\n"
 		if notice == "" {
-			if got != "working\ndone\n"+tail {
+			if got != "|working\n|done\n"+tail {
 				t.Errorf("without a notice: %q", got)
 			}
 			continue
 		}
-		if !strings.Contains(got, "\n::gpipe-lost-n0nce:: "+notice+"\n") || !strings.HasSuffix(got, "done\n"+tail) {
+		if !strings.Contains(got, "\n::gpipe-lost-n0nce:: "+notice+"\n") || !strings.HasSuffix(got, "|done\n"+tail) {
 			t.Errorf("with a notice: %q", got)
 		}
 	}
@@ -170,5 +171,93 @@ func TestExecTerminatedInstanceIsHostLost(t *testing.T) {
 		if e2.calls != 1 {
 			t.Errorf("EC2 asked %d times after a failure, want 1", e2.calls)
 		}
+	}
+}
+
+// TestWrapperWritesNoticeFile: on a notice the step finds the notice
+// document in the file $GPIPE_INTERRUPT_NOTICE names, which is absent
+// before; the wrapper removes it with its folder.
+func TestWrapperWritesNoticeFile(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		testtool.Unavailable(t, "curl missing (apt-get install curl)")
+	}
+	notice := `{"action": "terminate", "time": "2026-12-04T19:22:00Z"}`
+	md := &imds{}
+	srv := httptest.NewServer(md)
+	defer srv.Close()
+	body := `[ ! -e "$GPIPE_INTERRUPT_NOTICE" ] && echo "no notice yet"
+echo "notice_file=$GPIPE_INTERRUPT_NOTICE" >>"$GPIPE_OUTPUT"
+touch "$GPIPE_OUTPUT.ready"
+for _ in $(seq 100); do [ -e "$GPIPE_INTERRUPT_NOTICE" ] && break; sleep 0.05; done
+echo "notice: $(cat "$GPIPE_INTERRUPT_NOTICE")"
+`
+	w := wrap(host.Script{StepID: "s", Body: body}, "n0nce")
+	cmd := exec.Command("sh", "-c", w)
+	cmd.Env = append(os.Environ(), IMDSEndpointEnv+"="+srv.URL, IMDSPollEnv+"=0.05")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The notice comes while the step runs, after it looked once.
+	time.Sleep(300 * time.Millisecond)
+	md.mu.Lock()
+	md.notice = notice
+	md.mu.Unlock()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("wrapper: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	if !strings.HasPrefix(got, "|no notice yet\n") || !strings.Contains(got, "|notice: "+notice+"\n") {
+		t.Errorf("the step did not find the notice in its file:\n%s", got)
+	}
+	_, outs, _ := strings.Cut(got, "::gpipe-outputs-n0nce::\n")
+	file := strings.TrimSpace(strings.TrimPrefix(strings.Split(outs, "\n")[0], "|notice_file="))
+	if !strings.HasSuffix(file, "/interrupt-notice") {
+		t.Fatalf("GPIPE_INTERRUPT_NOTICE = %q", file)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the notice file outlives the step: %v", err)
+	}
+}
+
+// TestExecNoticeGrace: after a notice the executor follows the step for at
+// most NoticeGrace, relaying what it prints while it saves its work, and
+// returns the loss when the step ends, when EC2 says the instance is going,
+// or when the grace runs out, whichever comes first; it never cancels the
+// command.
+func TestExecNoticeGrace(t *testing.T) {
+	notice := `{"action": "terminate", "time": "2026-12-04T19:22:00Z"}`
+	running := []ec2types.InstanceStateName{ec2types.InstanceStateNameRunning}
+	for name, c := range map[string]struct {
+		runFor     int
+		states     []ec2types.InstanceStateName
+		minS, maxS time.Duration // time from the notice to the loss
+		want       string
+	}{
+		"step ends":      {runFor: 12, states: running, maxS: 30 * time.Second, want: "the step ended (Failed)"},
+		"instance goes":  {runFor: 1 << 20, states: append(running, running[0], running[0], running[0], ec2types.InstanceStateNameShuttingDown), maxS: 30 * time.Second},
+		"grace runs out": {runFor: 1 << 20, states: running, minS: DefaultNoticeGrace, maxS: DefaultNoticeGrace + 5*time.Second, want: "still runs 1m30s after"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := &fakeSSM{runFor: c.runFor, status: types.CommandInvocationStatusFailed, code: 137,
+				stdout: []string{"epoch 1", "", "saving checkpoints"}, notice: notice, early: true, ec2: &fakeEC2{states: c.states}}
+			ex, slept := setup(f, nil)
+			log := &syncBuf{}
+			_, err := ex.Exec(t.Context(), script(log, map[string]string{}))
+			if hl := pipeline.AsHostLost(err); hl == nil || !strings.Contains(err.Error(), notice) {
+				t.Fatalf("err = %v", err)
+			}
+			if f.cancelled != 0 {
+				t.Error("the command was cancelled")
+			}
+			l := log.String()
+			if !strings.Contains(l, "the step has up to 1m30s to save its work ($GPIPE_INTERRUPT_NOTICE)") || !strings.Contains(l, c.want) {
+				t.Errorf("log: %q", l)
+			}
+			if s := sum(*slept); s < c.minS || s > c.maxS+instanceCheckEvery {
+				t.Errorf("lost after %s of polling, want %s..%s", s, c.minS, c.maxS)
+			}
+		})
 	}
 }

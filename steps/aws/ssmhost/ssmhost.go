@@ -22,7 +22,9 @@
 // than sending it again. Cancellation cancels the command (CancelCommand),
 // except a detach (pipeline.ErrDetached as the context's cause: the runner is
 // about to be killed by its CI job's time limit): then Exec returns a
-// *pipeline.DetachedError and the command keeps running for a resume.
+// *pipeline.DetachedError and the command keeps running for a resume. A step
+// that reruns instead (Script.Previous names an earlier runner's command)
+// cancels that command first if it still runs (previous.go).
 package ssmhost
 
 import (
@@ -76,6 +78,9 @@ type Options struct {
 	Sleep         func(ctx context.Context, d time.Duration) error
 	// Nonce makes the output markers unguessable; tests fix it.
 	Nonce func() string
+	// NoticeGrace bounds how long a step that got a spot interruption
+	// notice may go on saving its work (default DefaultNoticeGrace).
+	NoticeGrace time.Duration
 }
 
 // Resume keys the executor saves.
@@ -110,6 +115,9 @@ func NewFactory(clients func(ctx context.Context) (*Clients, error), opt Options
 	}
 	if opt.Nonce == nil {
 		opt.Nonce = randomNonce
+	}
+	if opt.NoticeGrace == 0 {
+		opt.NoticeGrace = DefaultNoticeGrace
 	}
 	return &Factory{clients: clients, opt: opt}
 }

@@ -208,12 +208,12 @@ func TestForRejectsBadAddress(t *testing.T) {
 	}
 }
 
-// TestWrapperMarksStepRunning: while the step runs, a marker named by the
-// wrapper's pid exists (the idle watchdog's sign of a running step); when it
-// ends, the marker is gone.
+// TestWrapperMarksStepRunning: while the step runs, a marker named by a
+// live process, the wrapper's, exists (the idle watchdog's sign of a running
+// step); when it ends, the marker is gone.
 func TestWrapperMarksStepRunning(t *testing.T) {
 	markers := t.TempDir()
-	w := wrap(host.Script{StepID: "s", Body: "if [ -e \"$M/$PPID\" ]; then echo marked; fi\n",
+	w := wrap(host.Script{StepID: "s", Body: "for f in \"$M\"/*; do if kill -0 \"${f##*/}\"; then echo marked; fi; done\n",
 		Env: map[string]string{"M": markers}}, "n0nce")
 	line := "gpipe_markers=" + StepMarkerDir + "\n"
 	if !strings.Contains(w, line) {
@@ -224,7 +224,7 @@ func TestWrapperMarksStepRunning(t *testing.T) {
 	if err != nil {
 		t.Fatalf("wrapper: %v\n%s", err, out)
 	}
-	if !strings.HasPrefix(string(out), "marked\n") {
+	if !strings.HasPrefix(string(out), "|marked\n") {
 		t.Errorf("no marker while the step ran: %q", out)
 	}
 	if left, _ := os.ReadDir(markers); len(left) != 0 {
@@ -244,7 +244,9 @@ func TestWrapperRunsLocally(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
 		t.Fatalf("exit: %v", err)
 	}
-	want := "it's $HOME\nerr\n\n::gpipe-outputs-n0nce::\nout=1\n\n::gpipe-end-n0nce::\n"
+	// Every line of the step's is relayed behind the prefix; the wrapper's
+	// own lines are not.
+	want := "|it's $HOME\n|err\n\n::gpipe-outputs-n0nce::\n|out=1\n\n::gpipe-end-n0nce::\n"
 	if string(got) != want {
 		t.Errorf("output %q, want %q", got, want)
 	}

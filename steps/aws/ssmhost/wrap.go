@@ -17,6 +17,10 @@ func randomNonce() string {
 	return hex.EncodeToString(b)
 }
 
+// linePrefix starts every line the wrapper relays from the step; a line
+// without it is the wrapper's own.
+const linePrefix = "|"
+
 func beginMarker(nonce string) string { return "::gpipe-outputs-" + nonce + "::" }
 func endMarker(nonce string) string   { return "::gpipe-end-" + nonce + "::" }
 
@@ -53,13 +57,20 @@ func wrap(s host.Script, nonce string) string {
 	b.WriteString("mkdir -p \"$gpipe_markers\" 2>/dev/null && : >\"$gpipe_markers/$$\" 2>/dev/null\n")
 	b.WriteString("gpipe_dir=$(mktemp -d /tmp/gpipe.XXXXXX) || exit 1\n")
 	b.WriteString("GPIPE_OUTPUT=\"$gpipe_dir/output\"; export GPIPE_OUTPUT; : >\"$GPIPE_OUTPUT\"\n")
+	b.WriteString(NoticeEnv + "=\"$gpipe_dir/interrupt-notice\"; export " + NoticeEnv + "\n")
 	fmt.Fprintf(&b, "echo %s | base64 -d >\"$gpipe_dir/script.sh\"\n", base64.StdEncoding.EncodeToString([]byte(s.Body)))
 	b.WriteString(spotWatch(nonce))
-	b.WriteString("bash \"$gpipe_dir/script.sh\" 2>&1\n")
-	b.WriteString("gpipe_rc=$?\n")
+	// Every line of the step's (and of its outputs) goes out behind
+	// linePrefix: CloudWatch Logs has no empty events, so the agent drops
+	// empty lines, which would lose blank lines of the log and of heredoc
+	// outputs; and the wrapper's own lines (markers) are told apart by
+	// their lack of it. sh has no PIPESTATUS: the status goes through a file.
+	b.WriteString("gpipe_relay() { while IFS= read -r gpipe_l || [ -n \"$gpipe_l\" ]; do printf '" + linePrefix + "%s\\n' \"$gpipe_l\"; done; }\n")
+	b.WriteString("{ bash \"$gpipe_dir/script.sh\" 2>&1; echo \"$?\" >\"$gpipe_dir/rc\"; } | gpipe_relay\n")
+	b.WriteString("gpipe_rc=$(cat \"$gpipe_dir/rc\" 2>/dev/null) || gpipe_rc=1\n")
 	b.WriteString(stopWatch)
-	fmt.Fprintf(&b, "echo; echo %s; cat \"$GPIPE_OUTPUT\"; echo; echo %s\n", beginMarker(nonce), endMarker(nonce))
+	fmt.Fprintf(&b, "echo; echo %s; gpipe_relay <\"$GPIPE_OUTPUT\"; echo; echo %s\n", beginMarker(nonce), endMarker(nonce))
 	b.WriteString("rm -rf \"$gpipe_dir\"; rm -f \"$gpipe_markers/$$\"\n")
-	b.WriteString("exit $gpipe_rc\n")
+	b.WriteString("exit \"$gpipe_rc\"\n")
 	return b.String()
 }

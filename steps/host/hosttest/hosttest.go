@@ -6,9 +6,9 @@
 // Contract checked here:
 //   - Outputs: key=value lines and heredoc values (key<<DELIM ... DELIM)
 //     written to $GPIPE_OUTPUT come back from Exec; an empty file gives no
-//     outputs. (Not yet for SSM: an empty line inside a heredoc value; see
-//     testOutputs.) Script.Env reaches the script literally (no expansion).
-//     stdout and stderr reach Script.Log in order; outputs never do.
+//     outputs; empty lines inside a heredoc value are kept. Script.Env
+//     reaches the script literally (no expansion). stdout and stderr reach
+//     Script.Log in order, blank lines included; outputs never do.
 //   - Exit codes: a script that exits non-zero returns a *pipeline.ExitError
 //     with its status (128+n for a script killed by signal n).
 //   - Cancellation: cancelling the context ends Exec promptly with an error
@@ -68,8 +68,7 @@ type Host struct {
 	ScriptTimeout bool
 	// Leftover, when not nil, starts body with env as an attempt of a runner
 	// that was killed with SIGKILL left it running, and returns the resume
-	// data that runner had noted. Nil: the host has no such leftovers to stop
-	// (SSM reattaches to an earlier runner's command instead; see Reattach).
+	// data that runner had noted. Nil: the host has no such leftovers to stop.
 	Leftover func(t *testing.T, body string, env map[string]string) map[string]string
 }
 
@@ -133,21 +132,21 @@ func script(body string, env map[string]string) (host.Script, *Log, *resumeSaver
 func testOutputs(t *testing.T, h Host) {
 	body := `set -euo pipefail
 echo hello
+echo
 echo oops >&2
 echo "greeting=$GREETING" >>"$GPIPE_OUTPUT"
 echo "eq=a=b" >>"$GPIPE_OUTPUT"
 echo "empty=" >>"$GPIPE_OUTPUT"
-printf 'multi<<EOF\na\nb\nEOF\n' >>"$GPIPE_OUTPUT"
+printf 'multi<<EOF\na\n\nb\nEOF\n' >>"$GPIPE_OUTPUT"
 `
-	// No empty line inside multi: over SSM, outputs travel in the CloudWatch
-	// log stream, which has no empty events, so the SSM host loses them
-	// (a known divergence, not yet fixed; Local keeps them).
+	// The empty lines matter over SSM: outputs and log travel in the
+	// CloudWatch log stream, which has no empty events.
 	s, log, _ := script(body, map[string]string{"GREETING": `it's "$HOME" & $(x)`})
 	out, err := h.New(t).Exec(t.Context(), s)
 	if err != nil {
 		t.Fatalf("Exec: %v\n%s", err, log)
 	}
-	want := map[string]string{"greeting": `it's "$HOME" & $(x)`, "eq": "a=b", "empty": "", "multi": "a\nb"}
+	want := map[string]string{"greeting": `it's "$HOME" & $(x)`, "eq": "a=b", "empty": "", "multi": "a\n\nb"}
 	if len(out) != len(want) {
 		t.Errorf("outputs %q, want %q", out, want)
 	}
@@ -157,8 +156,8 @@ printf 'multi<<EOF\na\nb\nEOF\n' >>"$GPIPE_OUTPUT"
 		}
 	}
 	l := log.String()
-	if i, j := strings.Index(l, "hello\n"), strings.Index(l, "oops\n"); i < 0 || j < i {
-		t.Errorf("log lacks stdout then stderr:\n%s", l)
+	if i, j := strings.Index(l, "hello\n\n"), strings.Index(l, "oops\n"); i < 0 || j < i {
+		t.Errorf("log lacks stdout (with its blank line) then stderr:\n%q", l)
 	}
 	if strings.Contains(l, "greeting=") || strings.Contains(l, "EOF") {
 		t.Errorf("outputs leaked into the log:\n%s", l)

@@ -110,12 +110,30 @@ if [ -n "$results_url" ]; then
   ) &
   sync_pid=$!
 fi
+notice_pid=""
+if [ -n "$results_url" ] && [ -n "${GPIPE_INTERRUPT_NOTICE:-}" ]; then
+  # A spot interruption notice (the SSM wrapper creates the file; EC2
+  # terminates the instance two minutes later): stop the training, so that
+  # finish saves its checkpoints to S3 while the instance is still there.
+  (
+    notice_sleep=""
+    trap 'kill "$notice_sleep" 2>/dev/null; exit 0' TERM
+    while [ ! -e "$GPIPE_INTERRUPT_NOTICE" ]; do
+      sleep 1 &
+      notice_sleep=$!
+      wait "$notice_sleep"
+    done
+    echo "gpipe: spot interruption notice ($(cat "$GPIPE_INTERRUPT_NOTICE")): stopping the training to save its checkpoints" >&2
+    stop_container
+  ) &
+  notice_pid=$!
+fi
 finish() {
   rc=$?
-  if [ -n "$sync_pid" ]; then
-    kill "$sync_pid" 2>/dev/null || true
-    wait "$sync_pid" 2>/dev/null || true
-  fi
+  for pid in $sync_pid $notice_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   stop_container
   if [ -n "$results_url" ]; then
     echo "gpipe: syncing $fold_dir to $results_url"

@@ -293,7 +293,14 @@ func (c *CloudFormation) createStack(form url.Values) (any, *cfnError) {
 			st.instType = typ
 			st.instMarket, st.maxPrice = st.market(r)
 			l := launch{typ: typ, zone: st.zone(), market: st.instMarket, maxPrice: st.maxPrice, live: c.live(typ, st.instMarket)}
-			if reason := c.s.EC2.launchFailure(l, len(c.stacks)+1); reason != "" {
+			reason := ""
+			if st.instMarket == "spot" {
+				reason = c.s.spotRoleFailure(len(c.stacks) + 1)
+			}
+			if reason == "" {
+				reason = c.s.EC2.launchFailure(l, len(c.stacks)+1)
+			}
+			if reason != "" {
 				st.fail = &Failure{Resource: r.Logical, Reason: reason}
 			}
 		}

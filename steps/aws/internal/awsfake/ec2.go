@@ -31,6 +31,7 @@ type EC2 struct {
 	spotPrice  map[string]float64   // instance type → current spot price
 	quota      map[[2]string]int    // market, instance type → instances allowed at once
 	instances  map[string]*instance // by id (interrupt.go)
+	spotRole   bool                 // the account's spot service-linked role exists (spotrole.go)
 	// spotHistory is what DescribeSpotPriceHistory lists (spotprice.go).
 	spotHistory []spotChange
 }

@@ -3,6 +3,7 @@ package awsfake
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -18,7 +19,8 @@ import (
 //
 // Only what gpipe's policies use is understood, and anything else is refused
 // when the policy is parsed rather than ignored: the String* operators and
-// the aws:ResourceTag/KEY and aws:RequestTag/KEY keys.
+// the aws:ResourceTag/KEY and aws:RequestTag/KEY keys, and the keys of a
+// request's context the fake models (iam:AWSServiceName).
 type Policy struct {
 	stmts []pstmt
 }
@@ -42,7 +44,13 @@ type pcond struct {
 type Resource struct {
 	ARN  string
 	Tags map[string]string
+	// Context holds the request's other condition keys, such as
+	// iam:AWSServiceName for iam:CreateServiceLinkedRole.
+	Context map[string]string
 }
+
+// contextKeys are the condition keys other than tags the fake evaluates.
+var contextKeys = []string{"iam:awsservicename"}
 
 // ParsePolicy reads an IAM policy document.
 func ParsePolicy(doc []byte) (*Policy, error) {
@@ -85,7 +93,8 @@ func ParsePolicy(doc []byte) (*Policy, error) {
 				return nil, fmt.Errorf("%s: condition operator %s is not understood by the fake", where, op)
 			}
 			for key, vals := range keys {
-				if !strings.HasPrefix(strings.ToLower(key), "aws:resourcetag/") && !strings.HasPrefix(strings.ToLower(key), "aws:requesttag/") {
+				if !strings.HasPrefix(strings.ToLower(key), "aws:resourcetag/") && !strings.HasPrefix(strings.ToLower(key), "aws:requesttag/") &&
+					!slices.Contains(contextKeys, strings.ToLower(key)) {
 					return nil, fmt.Errorf("%s: condition key %s is not understood by the fake", where, key)
 				}
 				st.conds = append(st.conds, pcond{op: base, ifExists: ifExists, key: key, values: vals})
@@ -143,8 +152,15 @@ func (st pstmt) matches(action string, r Resource, requestTags map[string]string
 func (c pcond) holds(r Resource, requestTags map[string]string) bool {
 	prefix, tag, _ := strings.Cut(c.key, "/")
 	tags := r.Tags
-	if strings.EqualFold(prefix, "aws:RequestTag") {
+	switch {
+	case strings.EqualFold(prefix, "aws:RequestTag"):
 		tags = requestTags
+	case slices.Contains(contextKeys, strings.ToLower(c.key)):
+		// Condition keys are case-insensitive.
+		tags, tag = map[string]string{}, strings.ToLower(c.key)
+		for k, v := range r.Context {
+			tags[strings.ToLower(k)] = v
+		}
 	}
 	v, present := tags[tag]
 	if !present {

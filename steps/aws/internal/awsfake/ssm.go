@@ -31,6 +31,10 @@ type SSM struct {
 	// HiddenPolls is how many GetCommandInvocation calls of a new command
 	// answer InvocationDoesNotExist (default 1), as right after SendCommand.
 	HiddenPolls int
+	// Env, when set, adds to the environment of the commands an instance
+	// runs: tests give each instance folders of its own, as each real
+	// instance is a machine of its own. Set it before commands are sent.
+	Env func(instance string) []string
 }
 
 type command struct {
@@ -254,7 +258,7 @@ func (m *SSM) do(op string, in map[string]any) (out any, status int, typ, msg st
 		}
 		cmds := []map[string]any{}
 		for _, c := range m.ordered() {
-			if (in["InstanceId"] == nil || in["InstanceId"] == c.instance) && !c.requested.Before(after) {
+			if (in["InstanceId"] == nil || in["InstanceId"] == c.instance) && (in["CommandId"] == nil || in["CommandId"] == c.id) && !c.requested.Before(after) {
 				st, _ := c.status()
 				cmds = append(cmds, map[string]any{"CommandId": c.id, "Comment": c.comment, "DocumentName": "AWS-RunShellScript",
 					"InstanceIds": []string{c.instance}, "RequestedDateTime": float64(c.requested.UnixMilli()) / 1000, "Status": st})
@@ -356,6 +360,9 @@ func (m *SSM) start(c *command, timeout time.Duration) error {
 	c.proc = exec.Command("sh", "-c", c.script)
 	c.proc.Env = append(os.Environ(), "AWS_SSM_INSTANCE_ID="+c.instance, "GPIPE_IMDS_ENDPOINT="+m.s.URL+IMDSPath+c.instance,
 		"GPIPE_IMDS_POLL=0.1") // a notice is seen in a tenth of a second, not 5 s
+	if m.Env != nil {
+		c.proc.Env = append(c.proc.Env, m.Env(c.instance)...)
+	}
 	c.proc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := c.proc.StdoutPipe()
 	if err != nil {
