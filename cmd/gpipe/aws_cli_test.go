@@ -31,15 +31,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
-	"github.com/gpipe/gpipe/steps/aws/awsfaketest"
 )
 
 // awsCLI is one test's fake AWS account, state store and gpipe environment.
 type awsCLI struct {
-	aws      *awsfaketest.Server
+	aws      *awsfake.Server
 	gw       *testtool.S3Server // nil: no S3 endpoint (the stacks own no bucket)
 	gpipe    string
 	dir      string
@@ -55,13 +55,13 @@ func newAWSCLI(t *testing.T, withS3 bool) *awsCLI {
 	}
 	c := &awsCLI{gpipe: gpipe, dir: t.TempDir()}
 	c.stateURL = "file://" + filepath.Join(c.dir, "state")
-	opt := awsfaketest.Options{}
+	opt := awsfake.Options{}
 	if withS3 {
 		// The fake checks every signature, so it and versitygw share keys.
 		c.gw = testtool.Versitygw(t)
-		opt = awsfaketest.Options{AccessKey: c.gw.AccessKey, SecretKey: c.gw.SecretKey, S3Endpoint: c.gw.Endpoint}
+		opt = awsfake.Options{AccessKey: c.gw.AccessKey, SecretKey: c.gw.SecretKey, S3Endpoint: c.gw.Endpoint}
 	}
-	c.aws = awsfaketest.New(t, opt)
+	c.aws = awsfake.New(t, opt)
 	// Stacks take real time here: a phase every 50ms keeps the tests fast.
 	c.aws.CFN.PhaseTime = 50 * time.Millisecond
 	key, secret := "AKIDGPIPETEST", "gpipe-test-secret" // awsfake's default credentials
@@ -71,7 +71,7 @@ func newAWSCLI(t *testing.T, withS3 bool) *awsCLI {
 	c.env = isolatedAWSEnv(c.dir,
 		"AWS_ACCESS_KEY_ID="+key,
 		"AWS_SECRET_ACCESS_KEY="+secret,
-		"AWS_REGION="+awsfaketest.Region,
+		"AWS_REGION="+awsfake.Region,
 		"AWS_ENDPOINT_URL="+c.aws.URL)
 	if withS3 {
 		c.env = append(c.env, "AWS_ENDPOINT_URL_S3="+c.gw.Endpoint)
@@ -378,7 +378,7 @@ steps:
 func TestTeardownKilledRunner(t *testing.T) {
 	t.Parallel()
 	c := newAWSCLI(t, true)
-	awsfaketest.AddUbuntuImage(c.aws, "ami-0c11000000000001")
+	addUbuntuImage(c.aws, "ami-0c11000000000001")
 	writeFile(t, filepath.Join(c.dir, "bucket.yaml"), bucketTemplate)
 	writeFile(t, filepath.Join(c.dir, "spec.yaml"), killedSpec)
 	const runID = "killed"
@@ -418,7 +418,7 @@ func TestTeardownKilledRunner(t *testing.T) {
 		}
 	}
 	// The fake's CloudFormation created the bucket on versitygw.
-	s3c := s3.New(s3.Options{Region: awsfaketest.Region, BaseEndpoint: sdkaws.String(c.gw.Endpoint), UsePathStyle: true,
+	s3c := s3.New(s3.Options{Region: awsfake.Region, BaseEndpoint: sdkaws.String(c.gw.Endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(c.gw.AccessKey, c.gw.SecretKey, "")})
 	for i := range 3 {
 		if _, err := s3c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket,

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/pipeline/state"
-	"github.com/gpipe/gpipe/steps/aws/awsfaketest"
 )
 
 // TestTeardownGCRegionFromState: with no region configured, teardown and gc
@@ -35,7 +35,7 @@ func TestTeardownGCRegionFromState(t *testing.T) {
 		return &state.Step{ID: "provision", Type: "provision-stack", Status: state.StepSucceeded, Outputs: out}
 	}
 	c.putRun(t, &state.Run{ID: "r1", Status: state.RunFailed, Order: []string{"provision"},
-		Steps: map[string]*state.Step{"provision": provision(awsfaketest.Region)}})
+		Steps: map[string]*state.Step{"provision": provision(awsfake.Region)}})
 	c.createStack(t, "gpipe-r1-provision", "r1")
 	c.putRun(t, &state.Run{ID: "r2", Status: state.RunFailed, Order: []string{"provision"},
 		Steps: map[string]*state.Step{"provision": provision("")}})

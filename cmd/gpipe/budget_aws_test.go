@@ -10,7 +10,6 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
-	"github.com/gpipe/gpipe/steps/aws/awsfaketest"
 )
 
 // instanceTemplate is a stack with one instance and no bucket.
@@ -57,7 +56,7 @@ steps:
 func TestBudgetStopsRunCleanly(t *testing.T) {
 	t.Parallel()
 	c := newAWSCLI(t, false)
-	awsfaketest.AddUbuntuImage(c.aws, "ami-0b0d000000000001")
+	addUbuntuImage(c.aws, "ami-0b0d000000000001")
 	writeFile(t, filepath.Join(c.dir, "instance.yaml"), instanceTemplate)
 	writeFile(t, filepath.Join(c.dir, "spec.yaml"), budgetSpec)
 

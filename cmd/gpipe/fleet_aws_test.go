@@ -11,7 +11,6 @@ import (
 
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
-	"github.com/gpipe/gpipe/steps/aws/awsfaketest"
 )
 
 // fleetSpec is specs/unet-brain-5fold-fleet.yaml's shape with a shell step
@@ -73,7 +72,7 @@ steps:
 func TestFleetOneFoldFails(t *testing.T) {
 	t.Parallel()
 	c := newAWSCLI(t, false)
-	awsfaketest.AddUbuntuImage(c.aws, "ami-0f1e000000000001")
+	addUbuntuImage(c.aws, "ami-0f1e000000000001")
 	c.aws.EC2.Quota("spot", "dl1.24xlarge", 3)
 	c.aws.SSM.BootPolls = 0 // instances answer SSM at once: the test waits less
 	writeFile(t, filepath.Join(c.dir, "spec.yaml"), fleetSpec)

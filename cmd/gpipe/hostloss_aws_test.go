@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gpipe/gpipe/steps/aws/awsfaketest"
 )
 
 // interruptedSpec stands in for the unet chain on a spot instance: provision, a
@@ -88,7 +86,7 @@ func epochLines(t *testing.T, dir string) [][2]string {
 // result and the instances interrupted.
 func runSpotInterrupted(t *testing.T, maxLosses int) (*awsCLI, gpipeResult, []string, string) {
 	c := newAWSCLI(t, false)
-	awsfaketest.AddUbuntuImage(c.aws, "ami-0f1e000000000001")
+	addUbuntuImage(c.aws, "ami-0f1e000000000001")
 	c.aws.SSM.BootPolls = 0
 	work := filepath.Join(c.dir, "work")
 	if err := os.Mkdir(work, 0o755); err != nil {

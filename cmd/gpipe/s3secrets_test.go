@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/gpipe/gpipe/steps/aws/awsfaketest"
+	"github.com/gpipe/gpipe/internal/awsfake"
 )
 
 const s3SecretSpec = `version: 1
@@ -39,7 +39,7 @@ steps:
 // them again, and without the one it cannot read it stops with exit 2.
 func TestS3StateKeepsNoSecret(t *testing.T) {
 	h := newS3Harness(t)
-	fake := awsfaketest.New(t, awsfaketest.Options{AccessKey: h.srv.AccessKey, SecretKey: h.srv.SecretKey})
+	fake := awsfake.New(t, awsfake.Options{AccessKey: h.srv.AccessKey, SecretKey: h.srv.SecretKey})
 	const fromSSM, fromEnv = "TokFromSSM-5d1c", "KeyFromEnv-9a7e"
 	fake.Secrets.PutParameter("/gpipe/token", fromSSM, true)
 	h.writeFile("spec.yaml", s3SecretSpec)

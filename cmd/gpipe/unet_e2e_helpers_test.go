@@ -20,15 +20,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/pipeline/state"
-	"github.com/gpipe/gpipe/steps/aws/awsfaketest"
 )
 
 // unetE2E is the shared fixture of the end-to-end runs.
 type unetE2E struct {
 	s3     *testtool.S3Server
-	aws    *awsfaketest.Server
+	aws    *awsfake.Server
 	client *s3.Client
 	gpipe  string // the gpipe binary
 	bin    string // testdata/unet/bin
@@ -56,12 +56,12 @@ func newUnetE2E(t *testing.T) *unetE2E {
 	repo := repoRoot(t)
 	e := &unetE2E{
 		s3:    srv,
-		aws:   awsfaketest.New(t, awsfaketest.Options{AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}),
+		aws:   awsfake.New(t, awsfake.Options{AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}),
 		gpipe: gpipe,
 		bin:   filepath.Join(repo, "testdata", "unet", "bin"),
 		repo:  repo,
 	}
-	awsfaketest.AddUbuntuImage(e.aws, "ami-0e2e0000000000001")
+	addUbuntuImage(e.aws, "ami-0e2e0000000000001")
 	e.client = s3.New(s3.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: sdkaws.String(srv.Endpoint),
@@ -101,13 +101,13 @@ func (e *unetE2E) getObject(t *testing.T, key string) (string, error) {
 }
 
 // stack returns the fake's stack of a run (the provision step tags it).
-func (e *unetE2E) stack(runID string) (awsfaketest.StackInfo, bool) {
+func (e *unetE2E) stack(runID string) (awsfake.StackInfo, bool) {
 	for _, st := range e.aws.CFN.Stacks() {
 		if st.Tags["gpipe:run-id"] == runID {
 			return st, true
 		}
 	}
-	return awsfaketest.StackInfo{}, false
+	return awsfake.StackInfo{}, false
 }
 
 // unetRun is one `gpipe run` of a spec in its own folders.

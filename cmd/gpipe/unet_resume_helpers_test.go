@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store"
-	"github.com/gpipe/gpipe/steps/aws/awsfaketest"
 )
 
 // resumeRun is a unetRun whose training blocks at its first checkpoint.
@@ -31,8 +31,8 @@ type resumeRun struct {
 func (e *unetE2E) withOwnAWS(t *testing.T) *unetE2E {
 	t.Helper()
 	own := *e
-	own.aws = awsfaketest.New(t, awsfaketest.Options{AccessKey: e.s3.AccessKey, SecretKey: e.s3.SecretKey})
-	awsfaketest.AddUbuntuImage(own.aws, "ami-0e2e0000000000002")
+	own.aws = awsfake.New(t, awsfake.Options{AccessKey: e.s3.AccessKey, SecretKey: e.s3.SecretKey})
+	addUbuntuImage(own.aws, "ami-0e2e0000000000002")
 	return &own
 }
 
@@ -303,7 +303,7 @@ func (r *resumeRun) wantHistory(t *testing.T, run *state.Run) {
 }
 
 // stackByID returns the fake's stack with that id.
-func (r *resumeRun) stackByID(t *testing.T, id string) awsfaketest.StackInfo {
+func (r *resumeRun) stackByID(t *testing.T, id string) awsfake.StackInfo {
 	t.Helper()
 	for _, st := range r.e.aws.CFN.Stacks() {
 		if st.ID == id {
@@ -311,7 +311,7 @@ func (r *resumeRun) stackByID(t *testing.T, id string) awsfaketest.StackInfo {
 		}
 	}
 	t.Fatalf("the fake AWS has no stack %q", id)
-	return awsfaketest.StackInfo{}
+	return awsfake.StackInfo{}
 }
 
 // wantStacks checks that the run created n stacks, each deleted exactly once,

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
-	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
 )
 
 const wireRun = "unet-20260301T120000Z-ab12"

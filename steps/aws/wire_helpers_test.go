@@ -13,9 +13,9 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
-	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
 	"github.com/gpipe/gpipe/steps/aws/ssmhost"
 )
 

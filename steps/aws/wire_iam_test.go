@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/spec"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
-	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
 	"github.com/gpipe/gpipe/steps/aws/ssmhost"
 )
 

@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/internal/testtool"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
-	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
 )
 
 // bucketTemplate is a user template whose stack owns a bucket: CloudFormation

@@ -19,7 +19,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
+	"github.com/gpipe/gpipe/internal/awsfake"
 )
 
 // fakeCFN behaves like CloudFormation for one account and region: a stack

@@ -17,11 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/gpipe/gpipe/internal/awsconfig"
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/pipeline/state"
 	"github.com/gpipe/gpipe/pipeline/store/memory"
 	"github.com/gpipe/gpipe/steps/aws"
 	"github.com/gpipe/gpipe/steps/aws/cfn"
-	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
 )
 
 // clock is the fake's and the policy's time: each sleep moves it on, so the

@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/gpipe/gpipe/internal/awsfake"
 	"github.com/gpipe/gpipe/pipeline"
-	"github.com/gpipe/gpipe/steps/aws/internal/awsfake"
 	"github.com/gpipe/gpipe/steps/host"
 	"github.com/gpipe/gpipe/steps/host/hosttest"
 )
