@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gpipe/gpipe/pipeline/engine"
+	"github.com/gpipe/gpipe/internal/duration"
 )
 
 // Detaching: a CI job has a time limit (6 hours on GitHub-hosted runners)
@@ -66,7 +66,7 @@ func (a *App) startDetach(o detachOptions) (<-chan struct{}, func()) {
 	var stops []func()
 	if o.after > 0 {
 		t := time.AfterFunc(max(0, o.after-time.Since(o.started)), func() {
-			trigger("--detach-after " + engine.FormatDuration(o.after) + " elapsed")
+			trigger("--detach-after " + duration.Format(o.after) + " elapsed")
 		})
 		stops = append(stops, func() { t.Stop() })
 	}

@@ -130,10 +130,10 @@ func TestJobSummaryListsHostLosses(t *testing.T) {
 	}
 	summary := string(b)
 	for _, want := range []string{
-		"**Host losses:** 1 host loss, up to 31m0s lost.",
-		"| `train` (attempt 1) | box (ssm:i-1, us-east-1a) | 2026-05-01 10:30:00 UTC | host box (ssm:i-1) lost in us-east-1a: spot interruption notice from instance metadata | up to 31m0s lost (the attempt had run 25m0s; it ran again 6m0s later) | ran again: provision, train |",
-		"**Estimated instance cost:** 2 instances, 1h36m0s in all ≈ **$7.54** against $20.98 on demand, saved ≈ **$13.44** (64%), an estimate:",
-		"- provision: dl1.24xlarge spot in us-east-1a from 10:03:00 UTC, 27m0s at $6.55/h (assumed: 50% of on-demand, no spot price history) ≈ $0.00, $5.90 on demand; lost under a running step; interrupted by EC2 in its first hour: not charged",
+		"**Host losses:** 1 host loss, up to 31m lost.",
+		"| `train` (attempt 1) | box (ssm:i-1, us-east-1a) | 2026-05-01 10:30:00 UTC | host box (ssm:i-1) lost in us-east-1a: spot interruption notice from instance metadata | up to 31m lost (the attempt had run 25m; it ran again 6m later) | ran again: provision, train |",
+		"**Estimated instance cost:** 2 instances, 1h36m in all ≈ **$7.54** against $20.98 on demand, saved ≈ **$13.44** (64%), an estimate:",
+		"- provision: dl1.24xlarge spot in us-east-1a from 10:03:00 UTC, 27m at $6.55/h (assumed: 50% of on-demand, no spot price history) ≈ $0.00, $5.90 on demand; lost under a running step; interrupted by EC2 in its first hour: not charged",
 	} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("the job summary lacks\n%s\n%s", want, summary)

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/duration"
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/plan"
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -122,20 +123,7 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	return "timed out after " + FormatDuration(e.Timeout)
-}
-
-// FormatDuration prints a duration as a spec would write it: 90m, 2h, 45s.
-func FormatDuration(d time.Duration) string {
-	switch {
-	case d > 0 && d%time.Hour == 0:
-		return fmt.Sprintf("%dh", d/time.Hour)
-	case d > 0 && d%time.Minute == 0:
-		return fmt.Sprintf("%dm", d/time.Minute)
-	case d > 0 && d%time.Second == 0:
-		return fmt.Sprintf("%ds", d/time.Second)
-	}
-	return d.String()
+	return "timed out after " + duration.Format(e.Timeout)
 }
 
 // journal is what the engine needs of a state.Journal.

@@ -344,14 +344,6 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
-func TestFormatDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{90 * time.Minute: "90m", 2 * time.Hour: "2h", 45 * time.Second: "45s", 1500 * time.Millisecond: "1.5s"} {
-		if got := FormatDuration(d); got != want {
-			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
-		}
-	}
-}
-
 func TestBackoff(t *testing.T) {
 	top := func(n int64) int64 { return n - 1 } // the largest draw
 	r := spec.Retry{Backoff: time.Second, MaxBackoff: 5 * time.Second}

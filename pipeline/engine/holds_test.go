@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gpipe/gpipe/pipeline"
 	"github.com/gpipe/gpipe/pipeline/spec"
@@ -49,14 +50,31 @@ func fleet(n, limit int) *spec.Spec {
 // folds run.
 func TestHoldsLimitsStacksUntilTheirCleanup(t *testing.T) {
 	var mu sync.Mutex
-	alive, most := 0, 0
+	alive, most, started := 0, 0, 0
 	h := newHarness(t, nil)
 	h.reg["fake"] = byPrefix(map[string]fn{
 		"up": func(context.Context, *pipeline.StepRun) (pipeline.Result, error) {
 			mu.Lock()
 			alive++
+			started++
 			most = max(most, alive)
 			mu.Unlock()
+			return pipeline.Result{}, nil
+		},
+		// A fold's work lasts until a second stack exists (or no fold is
+		// left to make one), so that reaching the limit does not depend on
+		// how fast the scheduler is.
+		"work": func(ctx context.Context, _ *pipeline.StepRun) (pipeline.Result, error) {
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				mu.Lock()
+				done := alive >= 2 || started == 5
+				mu.Unlock()
+				if done {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
 			return pipeline.Result{}, nil
 		},
 		"down": func(context.Context, *pipeline.StepRun) (pipeline.Result, error) {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/gpipe/gpipe/internal/duration"
 )
 
 // Charge is what a billable step (one that starts an instance) may cost, as
@@ -116,19 +118,19 @@ func WriteCharges(w io.Writer, cs []Charge) error {
 		default:
 			fmt.Fprintf(&b, " at $%.2f/h", *c.PricePerHour)
 		}
-		fmt.Fprintf(&b, "; max_lifetime %s", c.MaxLifetime)
+		fmt.Fprintf(&b, "; max_lifetime %s", duration.Format(c.MaxLifetime))
 		if c.IdleTimeout > 0 {
-			fmt.Fprintf(&b, ", idle_timeout %s", c.IdleTimeout)
+			fmt.Fprintf(&b, ", idle_timeout %s", duration.Format(c.IdleTimeout))
 		} else {
 			b.WriteString(", no idle_timeout")
 		}
 		if c.Timeout > 0 {
-			fmt.Fprintf(&b, ", timeout %s", c.Timeout)
+			fmt.Fprintf(&b, ", timeout %s", duration.Format(c.Timeout))
 		} else {
 			b.WriteString(", no timeout")
 		}
 		if c.ChainTimeout > 0 {
-			fmt.Fprintf(&b, ", steps after it time out within %s", c.ChainTimeout)
+			fmt.Fprintf(&b, ", steps after it time out within %s", duration.Format(c.ChainTimeout))
 		} else {
 			b.WriteString(", a step after it has no timeout")
 		}

@@ -25,8 +25,8 @@ func TestBriefBigRun(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	want := []string{
-		"summary: run big failed after 2m0s (30 succeeded, 1 failed)",
-		"  ✗ bad  1m0s  exit status 1",
+		"summary: run big failed after 2m (30 succeeded, 1 failed)",
+		"  ✗ bad  1m  exit status 1",
 		"  … and 30 more succeeded (gpipe status big lists them)",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {

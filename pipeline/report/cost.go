@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/duration"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -361,7 +362,7 @@ func instanceLine(ic InstanceCost) string {
 	if where == "" {
 		where = ic.Region
 	}
-	fmt.Fprintf(&b, " in %s from %s, %s", where, ic.Start.UTC().Format("15:04:05 UTC"), FormatDuration(ic.duration))
+	fmt.Fprintf(&b, " in %s from %s, %s", where, ic.Start.UTC().Format("15:04:05 UTC"), duration.Format(ic.duration))
 	if ic.USD != nil {
 		fmt.Fprintf(&b, " at $%.2f/h", ic.PricePerHour)
 		if ic.PriceBasis != "" {

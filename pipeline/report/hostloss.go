@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/duration"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -92,7 +93,7 @@ func lossHeadline(ins []Interruption) string {
 	if len(ins) == 1 {
 		word = "host loss"
 	}
-	return fmt.Sprintf("%d %s, up to %s lost", len(ins), word, FormatDuration(timeLost(ins)))
+	return fmt.Sprintf("%d %s, up to %s lost", len(ins), word, duration.Format(timeLost(ins)))
 }
 
 // where names the machine lost: the host, its address and zone.
@@ -114,10 +115,10 @@ func (in Interruption) where() string {
 // lost says the time the loss cost and how it adds up.
 func (in Interruption) lost() string {
 	if in.ReplacedAfterSeconds == nil {
-		return fmt.Sprintf("%s of work lost (the attempt had run that long)", FormatDuration(in.ran))
+		return fmt.Sprintf("%s of work lost (the attempt had run that long)", duration.Format(in.ran))
 	}
 	return fmt.Sprintf("up to %s lost (the attempt had run %s; it ran again %s later)",
-		FormatDuration(in.ran+in.back), FormatDuration(in.ran), FormatDuration(in.back))
+		duration.Format(in.ran+in.back), duration.Format(in.ran), duration.Format(in.back))
 }
 
 // outcome says what the run did about the loss.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/duration"
 	"github.com/gpipe/gpipe/internal/shell"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
@@ -262,27 +263,13 @@ func ResumeCommand(stateURL, runID string) string {
 	return strings.Join(append(args, shell.Quote(runID)), " ")
 }
 
-// FormatDuration prints a duration at the precision a person wants: whole
-// seconds from a second up, milliseconds below; none is 0s. Tables, the
-// summary and the console all show durations this way.
-func FormatDuration(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0s"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	default:
-		return d.Round(time.Second).String()
-	}
-}
-
-// formatDuration is FormatDuration for tables and labels, where "-" says
+// formatDuration is duration.Format for tables and labels, where "-" says
 // that nothing ran.
 func formatDuration(d time.Duration) string {
 	if d <= 0 {
 		return "-"
 	}
-	return FormatDuration(d)
+	return duration.Format(d)
 }
 
 // truncate shortens s to n runes with an ellipsis.

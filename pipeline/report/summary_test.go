@@ -128,7 +128,7 @@ func TestCostFromRealLifetimes(t *testing.T) {
 		{"launch to deleted_at",
 			newRun("r", state.RunSucceeded, prov(state.StepSucceeded, launch),
 				teardown(state.StepSucceeded, map[string]string{"deleted_at": at(70).Format(time.RFC3339)})),
-			58, false, "58m0s of dl1.24xlarge in us-east-1 at $13.11/h ≈ $12.67"},
+			58, false, "58m of dl1.24xlarge in us-east-1 at $13.11/h ≈ $12.67"},
 		{"a failed teardown leaves it up",
 			newRun("r", state.RunFailed, prov(state.StepSucceeded, launch), teardown(state.StepFailed, nil)),
 			82, true, "still up"},
@@ -138,7 +138,7 @@ func TestCostFromRealLifetimes(t *testing.T) {
 				r.Steps["provision"].Released = ptr(at(40))
 				return r
 			}(),
-			28, false, "28m0s of"},
+			28, false, "28m of"},
 		{"seconds are not a round number",
 			newRun("r", state.RunSucceeded, prov(state.StepSucceeded, launch),
 				teardown(state.StepSucceeded, map[string]string{"deleted_at": at(12.001).Format(time.RFC3339Nano)})),

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gpipe/gpipe/internal/duration"
 	"github.com/gpipe/gpipe/pipeline/engine"
-	"github.com/gpipe/gpipe/pipeline/report"
 )
 
 // Reporter consumes a run's events. Pass Event as engine.Options.Events and
@@ -32,15 +32,15 @@ func describe(ev engine.Event) string {
 		}
 		return "started"
 	case engine.StepRetry:
-		return fmt.Sprintf("attempt %d failed: %s; retrying in %s", ev.Attempt, errText(ev.Err), report.FormatDuration(ev.Delay))
+		return fmt.Sprintf("attempt %d failed: %s; retrying in %s", ev.Attempt, errText(ev.Err), duration.Format(ev.Delay))
 	case engine.StepFinished:
 		switch ev.Status {
 		case "succeeded":
-			return "succeeded in " + report.FormatDuration(ev.Duration)
+			return "succeeded in " + duration.Format(ev.Duration)
 		case "cancelled":
-			return "cancelled after " + report.FormatDuration(ev.Duration) + reasonText(ev.Reason, ev.Err)
+			return "cancelled after " + duration.Format(ev.Duration) + reasonText(ev.Reason, ev.Err)
 		default:
-			return fmt.Sprintf("%s after %s%s", ev.Status, report.FormatDuration(ev.Duration), reasonText("", ev.Err))
+			return fmt.Sprintf("%s after %s%s", ev.Status, duration.Format(ev.Duration), reasonText("", ev.Err))
 		}
 	case engine.StepSkipped:
 		return string(ev.Status) + reasonText(ev.Reason, nil)
@@ -73,7 +73,7 @@ func errText(err error) string {
 func runLine(ev engine.Event, elapsed time.Duration) string {
 	s := fmt.Sprintf("run %s", ev.RunStatus)
 	if elapsed > 0 {
-		s += " in " + report.FormatDuration(elapsed)
+		s += " in " + duration.Format(elapsed)
 	}
 	if ev.Err != nil && ev.RunStatus != "succeeded" {
 		s += ": " + ev.Err.Error()

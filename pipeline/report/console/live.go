@@ -9,8 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gpipe/gpipe/internal/duration"
 	"github.com/gpipe/gpipe/pipeline/engine"
-	"github.com/gpipe/gpipe/pipeline/report"
 	"github.com/gpipe/gpipe/pipeline/state"
 )
 
@@ -288,7 +288,7 @@ func (l *Live) view() []string {
 	}
 	width := max(l.opt.Width()-1, 20)
 	lines := []string{fit(l.paint(bold, "gpipe")+" "+strings.Join(parts, " · ")+
-		l.paint(dim, " · "+report.FormatDuration(now.Sub(l.first).Truncate(time.Second))), width)}
+		l.paint(dim, " · "+duration.Format(now.Sub(l.first).Truncate(time.Second))), width)}
 
 	idw := 0
 	for _, id := range l.running {
@@ -302,7 +302,7 @@ func (l *Live) view() []string {
 		}
 		st := l.steps[id]
 		row := fmt.Sprintf("%s %s%-*s%s %7s", l.paint(blue, spin), l.stepColor(id), idw, id, l.reset(),
-			report.FormatDuration(now.Sub(st.start).Truncate(time.Second)))
+			duration.Format(now.Sub(st.start).Truncate(time.Second)))
 		if st.attempt > 1 {
 			row += fmt.Sprintf(" (attempt %d)", st.attempt)
 		}

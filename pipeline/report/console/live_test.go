@@ -159,7 +159,7 @@ func TestLiveManyRunning(t *testing.T) {
 		Duration: time.Minute})
 	l.Draw()
 	if got := strings.SplitN(scr.String(), "\n", 4); got[0]+got[1] != "[train-fold-0] epoch 12/1000 loss 0.1234 dice 0.7 a very long line indeed" ||
-		got[2] != "✓ train-fold-5 succeeded in 1m0s" {
+		got[2] != "✓ train-fold-5 succeeded in 1m" {
 		t.Errorf("after a redraw the screen is:\n%s", scr.String())
 	}
 }
