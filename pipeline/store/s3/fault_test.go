@@ -21,11 +21,7 @@ import (
 // succeeds, and is then in the stored state, or fails with a clear error;
 // the stored state always loads.
 func TestJournalThroughFlakyS3(t *testing.T) {
-	srv := testtool.Versitygw(t)
-	direct := openTest(t, srv, srv.Endpoint, "s3://flaky/runs", Options{})
-	makeBucket(t, direct)
-	proxy := testtool.NewFaultProxy(t, srv.Endpoint, 0.25, 1)
-	flaky := openTest(t, srv, proxy.URL, "s3://flaky/runs", Options{})
+	direct, flaky, proxy := flakyStores(t, "s3://flaky/runs", 1)
 	ctx := t.Context()
 
 	j, err := state.Create(ctx, flaky, &state.Run{ID: "r", Steps: map[string]*state.Step{}},
@@ -183,4 +179,16 @@ func TestBadObjectsS3(t *testing.T) {
 			t.Errorf("%s: object was overwritten", id)
 		}
 	}
+}
+
+// flakyStores opens a store at url (making its bucket) twice on one S3
+// server: directly, and through a proxy that fails a quarter of the requests
+// (some after the server handled them), its faults drawn from seed.
+func flakyStores(t *testing.T, url string, seed uint64) (direct, flaky *Store, proxy *testtool.FaultProxy) {
+	t.Helper()
+	srv := testtool.Versitygw(t)
+	direct = openTest(t, srv, srv.Endpoint, url, Options{})
+	makeBucket(t, direct)
+	proxy = testtool.NewFaultProxy(t, srv.Endpoint, 0.25, seed)
+	return direct, openTest(t, srv, proxy.URL, url, Options{}), proxy
 }

@@ -18,11 +18,7 @@ import (
 // durable is in what a fresh store reads, replayed from slots and segments.
 // (The records outweigh the 64 kB below which no snapshot is taken.)
 func TestJournalRecordsThroughFlakyS3(t *testing.T) {
-	srv := testtool.Versitygw(t)
-	direct := openTest(t, srv, srv.Endpoint, "s3://flakyrec/runs", Options{})
-	makeBucket(t, direct)
-	proxy := testtool.NewFaultProxy(t, srv.Endpoint, 0.25, 3)
-	flaky := openTest(t, srv, proxy.URL, "s3://flakyrec/runs", Options{})
+	direct, flaky, proxy := flakyStores(t, "s3://flakyrec/runs", 3)
 	ctx := t.Context()
 
 	const workers, each = 8, 20
