@@ -110,87 +110,54 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	// tries rmdir too.
 	defer syscall.Unlink(outputPath) //nolint:errcheck // absent when the script wrote no outputs
 
-	script, err := scriptFile(s.Body)
+	script, err := scriptFD(s.Body)
 	if err != nil {
 		return nil, fmt.Errorf("pass the script to bash: %w", err)
 	}
-	defer script.Close()
-
-	// The log is a pipe that this process reads: a file as the script's
+	// The log is a pipe that this goroutine reads: a file as the script's
 	// stdout and stderr, and no copy goroutine that would wait for every
 	// background child to close its end.
-	pr, pw, err := os.Pipe()
+	pr, pw, err := logPipe()
 	if err != nil {
+		syscall.Close(script)
 		return nil, fmt.Errorf("make log pipe: %w", err)
 	}
+	defer pr.Close()
 	bash, err := l.bash()
 	if err != nil {
-		pr.Close()
-		pw.Close()
+		syscall.Close(script)
+		syscall.Close(pw)
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
 	// The script's stdin; a raw descriptor, without the poller registration
 	// and mode changes that os.Open makes.
 	devNull, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		pr.Close()
-		pw.Close()
+		syscall.Close(script)
+		syscall.Close(pw)
 		return nil, fmt.Errorf("start bash: open %s: %w", os.DevNull, err)
 	}
 	l.noteStarted(token)
 	c, err := startChild(bash, []string{"bash", "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, script)
 	syscall.Close(devNull)
-	pw.Close()
-	script.Close()
+	syscall.Close(pw)
+	syscall.Close(script)
 	if err != nil {
-		pr.Close()
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
-	copied := make(chan error, 1)
-	go func() {
-		buf, _ := l.copyBufs.Get().(*[]byte)
-		if buf == nil {
-			b := make([]byte, 32<<10)
-			buf = &b
-		}
-		// Only Read: *os.File's WriteTo would allocate a buffer of its own.
-		_, err := io.CopyBuffer(log, struct{ io.Reader }{pr}, *buf)
-		l.copyBufs.Put(buf)
-		pr.Close()
-		copied <- err
-	}()
-
-	pgid := c.pid
-	// Where the group runs is noted once the script has run for a while:
-	// the attempt's token already finds its processes, and reading /proc
-	// and saving the note cost a short step a tenth of its CPU. The lock
-	// keeps the note from racing the step's end: once the script exited it
-	// is not made any more.
-	var noteMu sync.Mutex
-	ended := false
-	noteTimer := time.AfterFunc(noteGroupAfter, func() {
-		noteMu.Lock()
-		defer noteMu.Unlock()
-		if !ended {
-			l.noteGroup(s, pgid, token)
-		}
-	})
-	exited := make(chan struct{})
-	stopCancel := context.AfterFunc(ctx, func() { l.stopGroup(pgid, exited) })
-	c.awaitExit()
-	noteMu.Lock()
-	ended = true
-	noteMu.Unlock()
-	noteTimer.Stop()
+	w := newScriptWait(l, s, c, token, pr)
+	stopCancel := context.AfterFunc(ctx, func() { l.stopGroup(c.pid, w.exited) })
+	w.timer = time.AfterFunc(noteGroupAfter, w.longRunning)
+	copyErr := w.copyOutput(log)
+	w.awaitExit()
 	stopCancel()
-	close(exited)
 	// The script is done; whatever it left running in the background would
-	// otherwise outlive the step and hold its log open. Until reaped, the
-	// exited leader keeps the group's number from being reused.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	// otherwise outlive the step. Until reaped, the exited leader keeps the
+	// group's number from being reused.
+	_ = syscall.Kill(-c.pid, syscall.SIGKILL)
 	ws, waitErr := c.reap()
-	if err := drainOutput(copied, pr, log); err != nil {
-		return nil, fmt.Errorf("copy step output: %w", err)
+	if copyErr != nil {
+		return nil, fmt.Errorf("copy step output: %w", copyErr)
 	}
 
 	if ctx.Err() != nil {
@@ -215,34 +182,6 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	defer f.Close()
 	return ParseOutputs(f)
 }
-
-// outputDrain bounds the wait for the log pipe to close after the script's
-// process group was killed. Only a process that left the group (setsid, a
-// daemon) can still hold it, and the step must not wait for that to end.
-const outputDrain = time.Second
-
-// drainOutput waits for the copy of the script's output to finish, reading what the
-// killed group left in the pipe, but no longer than outputDrain.
-func drainOutput(copied <-chan error, pr *os.File, log io.Writer) error {
-	t := time.NewTimer(outputDrain)
-	defer t.Stop()
-	select {
-	case err := <-copied:
-		return err
-	case <-t.C:
-	}
-	_ = pr.SetReadDeadline(time.Now())
-	err := <-copied
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		fmt.Fprintf(log, "gpipe: stopped reading output: a process that left the step's process group still holds it\n")
-		return nil
-	}
-	return err
-}
-
-// noteGroupAfter is how long a script runs before Exec notes its process
-// group (see noteGroup).
-const noteGroupAfter = 20 * time.Millisecond
 
 // stopGroup runs when a step is cancelled: it sends SIGTERM to the script's
 // process group, and SIGKILL after the grace period or once l.Hard is

@@ -5,62 +5,111 @@ package host
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"syscall"
+	"time"
 )
 
-// scriptFile returns the read end of a pipe that body is written into, for
-// bash to read as fd 3.
-func scriptFile(body string) (*os.File, error) {
-	r, w, err := os.Pipe()
+// pipe returns a pipe whose ends are closed on exec.
+func pipe() (r, w int, err error) {
+	var p [2]int
+	syscall.ForkLock.RLock()
+	err = syscall.Pipe(p[:])
+	if err == nil {
+		syscall.CloseOnExec(p[0])
+		syscall.CloseOnExec(p[1])
+	}
+	syscall.ForkLock.RUnlock()
+	return p[0], p[1], err
+}
+
+// scriptFD returns the read end of a pipe that body is written into, for
+// bash to read as fd 3; the caller's to close.
+func scriptFD(body string) (int, error) {
+	r, w, err := pipe()
 	if err != nil {
-		return nil, fmt.Errorf("make script pipe: %w", err)
+		return -1, fmt.Errorf("make script pipe: %w", err)
 	}
 	go func() {
 		// bash reads the script as it runs; an early exit closes the read end
 		// and this write fails, which is fine.
-		_, _ = io.WriteString(w, body)
-		w.Close()
+		for b := []byte(body); len(b) > 0; {
+			n, err := syscall.Write(w, b)
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if err != nil {
+				break
+			}
+			b = b[n:]
+		}
+		syscall.Close(w)
 	}()
 	return r, nil
 }
 
-// child is a script's process, started by startChild.
+// logPipe returns a pipe for a script's output: the read end in the
+// runtime's poller, the write end a raw descriptor, the caller's to close.
+func logPipe() (*os.File, int, error) {
+	r, w, err := pipe()
+	if err != nil {
+		return nil, -1, fmt.Errorf("make log pipe: %w", err)
+	}
+	if err := syscall.SetNonblock(r, true); err != nil {
+		syscall.Close(r)
+		syscall.Close(w)
+		return nil, -1, fmt.Errorf("make log pipe: %w", err)
+	}
+	return os.NewFile(uintptr(r), "|0"), w, nil
+}
+
+// child is a script's process, started by startChild. Without waitid's
+// WNOWAIT here, seeing it exit reaps it.
 type child struct {
 	pid  int
-	cmd  *exec.Cmd
+	ws   syscall.WaitStatus
 	err  error
 	done bool
 }
 
-// startChild starts path in a process group of its own with stdin, out as
-// stdout and stderr, and script as fd 3.
-func startChild(path string, argv, env []string, stdin int, out, script *os.File) (*child, error) {
-	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Stdout: out, Stderr: out,
-		ExtraFiles: []*os.File{script}, SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
-	// stdin is /dev/null; exec.Cmd opens its own for a nil Stdin.
-	if err := cmd.Start(); err != nil {
-		return nil, err
+// startChild starts path in a process group of its own with stdin as fd 0,
+// out as stdout and stderr, and script as fd 3.
+func startChild(path string, argv, env []string, stdin, out, script int) (*child, error) {
+	attr := &syscall.ProcAttr{
+		Env:   env,
+		Files: []uintptr{uintptr(stdin), uintptr(out), uintptr(out), uintptr(script)},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
-	return &child{pid: cmd.Process.Pid, cmd: cmd}, nil
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if err != nil {
+		return nil, &os.PathError{Op: "fork/exec", Path: path, Err: err}
+	}
+	return &child{pid: pid}, nil
 }
 
-// awaitExit returns once the process has exited; here it also reaps it.
-func (c *child) awaitExit() {
-	c.err, c.done = c.cmd.Wait(), true
+func (c *child) wait(options int) bool {
+	for !c.done {
+		pid, err := syscall.Wait4(c.pid, &c.ws, options, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil || pid == c.pid {
+			c.err, c.done = err, true
+		}
+		break
+	}
+	return c.done
 }
+
+// exitedSoon reports whether the process has exited, without waiting: a
+// wait would reap it here.
+func (c *child) exitedSoon(time.Duration) bool { return c.wait(syscall.WNOHANG) }
+
+// awaitExit returns once the process has exited; here it also reaps it.
+func (c *child) awaitExit() { c.wait(0) }
 
 // reap returns how the process ended.
 func (c *child) reap() (syscall.WaitStatus, error) {
-	if !c.done {
-		c.awaitExit()
-	}
-	var ee *exec.ExitError
-	if c.err != nil && !errors.As(c.err, &ee) {
-		return 0, c.err
-	}
-	ws, _ := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	return ws, nil
+	c.wait(0)
+	return c.ws, c.err
 }

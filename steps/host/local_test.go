@@ -255,3 +255,30 @@ func TestLocalHardKillsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// A script that closes its output and runs on is still awaited: the end of
+// its output is not its end (Exec reads the pipe until it closes, then waits
+// for bash), whether it closes it at once or after running a while.
+func TestLocalScriptThatClosesItsOutputIsAwaited(t *testing.T) {
+	for _, after := range []string{"0", "0.1"} {
+		t.Run("after "+after+"s", func(t *testing.T) {
+			var log syncBuffer
+			l := &Local{}
+			out, err := l.Exec(t.Context(), Script{
+				Body: "echo before\nsleep " + after + "\nexec >&- 2>&-\nsleep 0.3\necho k=v >> \"$GPIPE_OUTPUT\"\nexit 3\n",
+				Log:  &log,
+			})
+			var xe *pipeline.ExitError
+			if !errors.As(err, &xe) || xe.Code != 3 {
+				t.Fatalf("Exec = %v, %v; want exit status 3", out, err)
+			}
+			if got := log.String(); got != "before\n" {
+				t.Errorf("log = %q", got)
+			}
+			out, err = l.Exec(t.Context(), Script{Body: "sleep " + after + "\nexec >&- 2>&-\nsleep 0.3\necho k=v >> \"$GPIPE_OUTPUT\"\n"})
+			if err != nil || out["k"] != "v" {
+				t.Errorf("Exec = %v, %v; want k=v", out, err)
+			}
+		})
+	}
+}
