@@ -135,8 +135,10 @@ type journal interface {
 	// one step rather than the whole run.
 	UpdateStep(ctx context.Context, step string, fn func(*state.Run)) error
 	PostStep(step string, fn func(*state.Run))
-	// Sync waits until every change applied so far is durable.
+	// Sync waits until every change applied so far is durable; Flush also
+	// until it is on disk.
 	Sync(ctx context.Context) error
+	Flush(ctx context.Context) error
 	Lost() <-chan struct{}
 	Err() error
 	Store() state.Store

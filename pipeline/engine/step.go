@@ -211,9 +211,11 @@ func (e *engine) saveResume(id string) func(ctx context.Context, key, value stri
 	return func(ctx context.Context, key, value string) error {
 		// Resume data describes something that already exists (a command
 		// sent): it must become durable even when the step is being
-		// cancelled or detached at this moment. A lost journal still fails
-		// the save at once.
-		err := e.j.UpdateStep(context.WithoutCancel(ctx), id, func(r *state.Run) {
+		// cancelled or detached at this moment, and on disk, for a resume
+		// after a power loss to find it. A lost journal still fails the
+		// save at once.
+		wctx := context.WithoutCancel(ctx)
+		err := e.j.UpdateStep(wctx, id, func(r *state.Run) {
 			st := r.Steps[id]
 			if st == nil {
 				return
@@ -223,6 +225,9 @@ func (e *engine) saveResume(id string) func(ctx context.Context, key, value stri
 			}
 			st.Resume[key] = value
 		})
+		if err == nil {
+			err = e.j.Flush(wctx)
+		}
 		if err != nil {
 			return fmt.Errorf("save resume data %s of step %s: %w", key, id, err)
 		}

@@ -28,6 +28,21 @@ type Appender interface {
 	Append(ctx context.Context, runID string, rec []byte, v Version) (Version, error)
 }
 
+// Flusher is an Appender whose Append reaches the operating system at once,
+// so that a runner killed the next moment (kill -9, a panic, OOM) loses
+// nothing, but reaches the disk only on Flush: an fsync per change was the
+// largest cost of a run of short steps on a local disk. Create and Save are
+// on disk when they return. The Journal flushes at most FlushDelay after an
+// Append, at once for Flush and on Close, so a power loss or kernel crash
+// loses at most the last FlushDelay of changes that nothing asked to flush.
+// The journal is read back as a prefix (a lost or torn record ends it), so
+// what survives is always an earlier state of the run, never a mix.
+type Flusher interface {
+	Appender
+	// Flush makes everything Append wrote for the run durable on disk.
+	Flush(ctx context.Context, runID string) error
+}
+
 // record is one journal record: the run's own fields (without steps and
 // order) and the steps that changed, a null step meaning removed.
 type record struct {

@@ -41,7 +41,59 @@ func (j *Journal) commitLoop(ctx context.Context) {
 			default:
 			}
 		}
+		j.flushIfDue(ctx)
 	}
+}
+
+// flushTimeUp runs FlushDelay after a save to a Flusher store that nothing
+// flushed since.
+func (j *Journal) flushTimeUp() {
+	j.mu.Lock()
+	j.flushDue = true
+	j.mu.Unlock()
+	j.wake()
+}
+
+// flushIfDue flushes a Flusher store when a Flush waits or the flush timer
+// fired, and otherwise arms the timer for changes saved but not flushed. It
+// runs in the committer between saves: a save waits for a flush (once per
+// FlushDelay at most) rather than race it.
+func (j *Journal) flushIfDue(ctx context.Context) {
+	f, ok := j.store.(Flusher)
+	if !ok {
+		return
+	}
+	j.mu.Lock()
+	target := j.durable
+	if j.err != nil || target <= j.flushed {
+		j.mu.Unlock()
+		return
+	}
+	if j.flushWant <= j.flushed && !j.flushDue {
+		if !j.flushArmed {
+			j.flushArmed = true
+			j.flushTimer.Reset(j.opt.FlushDelay)
+		}
+		j.mu.Unlock()
+		return
+	}
+	j.flushDue, j.flushArmed = false, false
+	j.flushTimer.Stop()
+	j.mu.Unlock()
+	if err := f.Flush(ctx, j.runID); err != nil {
+		if ctx.Err() == nil {
+			// Not retried: after a failed fsync the kernel may have
+			// dropped the pages it could not write, and a second fsync
+			// would report success for data that is gone.
+			j.fail(fmt.Errorf("flush run %s to disk: %w", j.runID, err))
+		}
+		return
+	}
+	j.mu.Lock()
+	j.flushed = max(j.flushed, target)
+	close(j.changed)
+	j.changed = make(chan struct{})
+	j.mu.Unlock()
 }
 
 func (j *Journal) renew() {
@@ -110,6 +162,9 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 				j.snap, j.appended, j.order = len(doc), 0, order
 			}
 			j.ver, j.durable = nv, target
+			if _, deferred := j.store.(Flusher); !deferred || !journaled {
+				j.flushed = target // on disk already: a Save, or a store without Flusher
+			}
 			close(j.changed)
 			j.changed = make(chan struct{})
 			// Only what something waits for is saved at once; what was

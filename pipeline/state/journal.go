@@ -30,7 +30,18 @@ type LeaseOptions struct {
 	Host         string
 	PID          int
 	ProcessAlive func(pid int) bool
+
+	// FlushDelay bounds how long a change saved to a Flusher store waits
+	// for its flush to disk when nothing asks for one; default
+	// DefaultFlushDelay.
+	FlushDelay time.Duration
 }
+
+// DefaultFlushDelay is LeaseOptions.FlushDelay's default: what a power loss
+// may cost of a run's most recent changes on a local disk (steps that
+// finished in that window run again on resume), as PostgreSQL's
+// wal_writer_delay bounds it for asynchronous commits.
+const DefaultFlushDelay = 200 * time.Millisecond
 
 func (o LeaseOptions) withDefaults() LeaseOptions {
 	if o.TTL <= 0 {
@@ -47,6 +58,9 @@ func (o LeaseOptions) withDefaults() LeaseOptions {
 	}
 	if o.ProcessAlive == nil {
 		o.ProcessAlive = processAlive
+	}
+	if o.FlushDelay <= 0 {
+		o.FlushDelay = DefaultFlushDelay
 	}
 	if o.Owner == "" {
 		o.Owner = fmt.Sprintf("%s:%d:%s", o.Host, o.PID, randomSuffix())
@@ -73,7 +87,8 @@ type Journal struct {
 	ver     Version
 	seq     uint64        // number of changes applied to run
 	durable uint64        // changes contained in the last successful Save
-	changed chan struct{} // closed and replaced when durable or err changes
+	flushed uint64        // changes on disk (= durable unless the store is a Flusher)
+	changed chan struct{} // closed and replaced when durable, flushed or err change
 	err     error         // terminal: lost or failing saves
 	lost    chan struct{}
 	closing bool
@@ -83,6 +98,13 @@ type Journal struct {
 	postTimer *time.Timer
 	posted    bool
 	want      uint64 // the last change something waits for (see urge)
+	// With a Flusher store: the last change a Flush waits to see on disk,
+	// and the timer that flushes FlushDelay after a save (armed says so;
+	// due says it fired).
+	flushWant  uint64
+	flushTimer *time.Timer
+	flushArmed bool
+	flushDue   bool
 	stop      context.CancelFunc
 	done      chan struct{}
 	enc       *encoder
@@ -192,6 +214,8 @@ func start(ctx context.Context, s Store, r *Run, v Version, snapBytes int, opt L
 	j.order = orderOf(r)
 	j.postTimer = time.AfterFunc(time.Hour, j.postDue)
 	j.postTimer.Stop()
+	j.flushTimer = time.AfterFunc(time.Hour, j.flushTimeUp)
+	j.flushTimer.Stop()
 	go j.commitLoop(cctx)
 	return j
 }
@@ -282,7 +306,9 @@ func (j *Journal) wake() {
 }
 
 // Update applies fn to the run and returns once a Save containing the change
-// is durable. Concurrent Updates share Saves. When ctx ends first, the change
+// is durable: stored, so that a runner dying next loses nothing (with a
+// Flusher store, on disk within FlushDelay; Flush waits for that). Concurrent
+// Updates share Saves. When ctx ends first, the change
 // stays applied and will still be saved; Update returns ctx's error. When
 // Close gives up before the change is saved, Update returns ErrClosed.
 func (j *Journal) Update(ctx context.Context, fn func(*Run)) error {
@@ -321,10 +347,42 @@ func (j *Journal) Sync(ctx context.Context) error {
 	return j.waitDurable(ctx, seq)
 }
 
+// Flush is Sync that also waits for the changes to be on disk with a Flusher
+// store. Call it before acting on something outside this machine that a
+// resume must know about even after a power loss (a stack created, a
+// command sent).
+func (j *Journal) Flush(ctx context.Context) error {
+	j.mu.Lock()
+	seq := j.seq
+	j.requestFlush(seq)
+	j.mu.Unlock()
+	return j.waitFlushed(ctx, seq)
+}
+
+// requestFlush has the committer save and flush every change up to seq at
+// once; the caller holds the lock.
+func (j *Journal) requestFlush(seq uint64) {
+	j.flushWant = max(j.flushWant, seq)
+	if seq != j.durable {
+		j.urge()
+	} else {
+		j.wake()
+	}
+}
+
 func (j *Journal) waitDurable(ctx context.Context, seq uint64) error {
+	return j.waitFor(ctx, seq, func() uint64 { return j.durable })
+}
+
+func (j *Journal) waitFlushed(ctx context.Context, seq uint64) error {
+	return j.waitFor(ctx, seq, func() uint64 { return j.flushed })
+}
+
+// waitFor returns once reached (read under the lock) is at least seq.
+func (j *Journal) waitFor(ctx context.Context, seq uint64, reached func() uint64) error {
 	for {
 		j.mu.Lock()
-		durable, err, ch := j.durable, j.err, j.changed
+		durable, err, ch := reached(), j.err, j.changed
 		j.mu.Unlock()
 		if durable >= seq {
 			return nil
@@ -340,7 +398,7 @@ func (j *Journal) waitDurable(ctx context.Context, seq uint64) error {
 			// Close gave up and stopped the committer: nothing will save
 			// the change any more, unless its last Save just did.
 			j.mu.Lock()
-			durable, err = j.durable, j.err
+			durable, err = reached(), j.err
 			j.mu.Unlock()
 			switch {
 			case durable >= seq:
@@ -353,8 +411,8 @@ func (j *Journal) waitDurable(ctx context.Context, seq uint64) error {
 	}
 }
 
-// Close saves what is pending with the lease released, and stops the
-// heartbeat. It returns Err if the Journal was lost. Close is idempotent.
+// Close saves what is pending with the lease released, flushes it to disk, and
+// stops the heartbeat. It returns Err if the Journal was lost. Close is idempotent.
 func (j *Journal) Close(ctx context.Context) error {
 	j.mu.Lock()
 	if j.closing {
@@ -368,16 +426,17 @@ func (j *Journal) Close(ctx context.Context) error {
 		j.run.Lease = nil
 		j.run.Updated = j.opt.Now().UTC()
 		j.seq++
-		j.urge()
 		seq := j.seq
+		j.requestFlush(seq)
 		j.mu.Unlock()
-		err = j.waitDurable(ctx, seq)
+		err = j.waitFlushed(ctx, seq)
 	} else {
 		j.mu.Unlock()
 	}
 	j.stop()
 	<-j.done
 	j.postTimer.Stop()
+	j.flushTimer.Stop()
 	if lerr := j.Err(); lerr != nil {
 		return lerr
 	}

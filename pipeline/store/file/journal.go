@@ -21,7 +21,7 @@ import (
 // The journal (state.Appender) is state.journal beside state.json: a header
 // line naming the version of the snapshot it follows and a random id of
 // this journal, then one line per
-// record, "<crc32c in hex> <record>\n". Append writes a line and fsyncs; Save
+// record, "<crc32c in hex> <record>\n". Append writes a line, Flush fsyncs; Save
 // writes a new snapshot (atomically, as before) and then empties the journal.
 // A journal whose header names another snapshot is stale (a writer died
 // between the two) and is ignored, so its records are never replayed over the
@@ -192,7 +192,33 @@ func (s *Store) LoadJournal(ctx context.Context, runID string) ([]byte, [][]byte
 	return doc, recs, joinVersion(snap, nonce, valid), nil
 }
 
-// Append implements state.Appender: one write and one fsync of the journal.
+// Flush implements state.Flusher: one fsync of the run's journal. A run
+// without a journal has nothing to flush (Create and Save fsync their
+// snapshot).
+func (s *Store) Flush(ctx context.Context, runID string) error {
+	if err := state.CheckName("run id", runID); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	path := filepath.Join(s.runDir(runID), journalFile)
+	fd, err := openRaw(path, syscall.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("flush run %s in %s: %w", runID, s, err)
+	}
+	defer syscall.Close(fd)
+	if err := retryEINTR(func() error { return syscall.Fsync(fd) }); err != nil {
+		return fmt.Errorf("flush run %s in %s: %w", runID, s, &os.PathError{Op: "sync", Path: path, Err: err})
+	}
+	return nil
+}
+
+// Append implements state.Appender: one write of the journal, which reaches
+// the disk on Flush (state.Flusher).
 func (s *Store) Append(ctx context.Context, runID string, rec []byte, v state.Version) (state.Version, error) {
 	if err := state.CheckName("run id", runID); err != nil {
 		return "", err
@@ -273,10 +299,13 @@ func (s *Store) append(ctx context.Context, runID, dir string, rec []byte, v sta
 	if err := pwriteAll(fd, buf, off); err != nil {
 		return "", &os.PathError{Op: "write", Path: path, Err: err}
 	}
-	if err := retryEINTR(func() error { return syscall.Fsync(fd) }); err != nil {
-		return "", &os.PathError{Op: "sync", Path: path, Err: err}
-	}
+	// The record is in the page cache, safe from the runner's death; the
+	// disk gets it on Flush. A new journal goes to disk at once, with its
+	// directory entry, so that a Flush never has to find it.
 	if created {
+		if err := retryEINTR(func() error { return syscall.Fsync(fd) }); err != nil {
+			return "", &os.PathError{Op: "sync", Path: path, Err: err}
+		}
 		if err := syncDir(dir); err != nil {
 			return "", err
 		}
@@ -363,3 +392,6 @@ func (s *Store) forget(runID string) {
 	delete(s.cache, runID)
 	s.mu.Unlock()
 }
+
+// The Journal flushes this store's journal to disk in batches, not per Append.
+var _ state.Flusher = (*Store)(nil)
