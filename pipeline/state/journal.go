@@ -105,9 +105,9 @@ type Journal struct {
 	flushTimer *time.Timer
 	flushArmed bool
 	flushDue   bool
-	stop      context.CancelFunc
-	done      chan struct{}
-	enc       *encoder
+	stop       context.CancelFunc
+	done       chan struct{}
+	enc        *encoder
 
 	// With an Appender store: bytes of the last snapshot and of the
 	// records since, and the Order it held (see saveOnce).
