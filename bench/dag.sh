@@ -2,14 +2,19 @@
 # DAG benchmark: one random layered DAG of `true` shell steps, run alternately
 # by gpipe (durable file state, and S3 state on a local versitygw) and by its
 # peers `make -j` and go-task at the same concurrency. Every step is one bash
-# running a builtin, for every tool. Prints each tool's median wall time, its
-# median CPU per step (user+sys of the tool and its children, over the steps)
-# and the median ratio gpipe/make, with the 1-minute load average sampled before
-# each round (median and maximum: a busy machine narrows the ratio, since both
-# tools then wait for CPU), then the peak memory of a 10,000-step run and the
-# time to validate a 10,000-step spec. With S3 it also prints what a run sent
-# to the server per step: PUT requests and their body bytes (from versitygw's
-# access log), which stay constant as the run grows when state is journaled.
+# running a builtin, for every tool. go-floor (bench/floor) is the floor of any
+# Go runner: it execs per step exactly what make does, at the same concurrency
+# and respecting the same needs, with nothing else (no state, no logs), so
+# "gpipe-file / go-floor" is what gpipe adds over a bare Go fork/exec loop, and
+# go-floor's ratio to make is what forking from a Go process costs over make.
+# Prints each tool's median wall time, its median CPU per step (user+sys of the
+# tool and its children, over the steps) and its median ratio to make, with the
+# 1-minute load average sampled before each round (median and maximum: a busy
+# machine narrows the ratio, since both tools then wait for CPU), then the peak
+# memory of a 10,000-step run and the time to validate a 10,000-step spec. With
+# S3 it also prints what a run sent to the server per step: PUT requests and
+# their body bytes (from versitygw's access log), which stay constant as the
+# run grows when state is journaled.
 #
 #   bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task] [--no-big]
 set -euo pipefail
@@ -39,6 +44,7 @@ trap cleanup EXIT
 gobin="$(go env GOPATH)/bin"
 export PATH="$gobin:$PATH"
 go build -o "$work/gpipe" ./cmd/gpipe
+go build -o "$work/floor" ./bench/floor
 go run ./bench/gendag -steps "$steps" -seed 7 -out "$work"
 if [ "$task" = 1 ] && ! command -v task >/dev/null 2>&1; then
   go install github.com/go-task/task/v3/cmd/task@latest >/dev/null 2>&1 || task=0
@@ -84,6 +90,7 @@ for r in $(seq "$rounds"); do
   cut -d' ' -f1 /proc/loadavg >>"$work/load"
   run_timed gpipe-file "$work/gpipe" run --state "file://$work/state" --concurrency "$jobs" --run-id "file-$r" "$work/spec.yaml"
   run_timed make make -s -j "$jobs" -f "$work/Makefile"
+  run_timed go-floor "$work/floor" -j "$jobs" "$work/dag.txt"
   if [ "$task" = 1 ]; then run_timed task task --concurrency "$jobs" --silent --taskfile "$work/Taskfile.yml"; fi
   if [ "$s3" = 1 ]; then
     run_timed gpipe-s3 "$work/gpipe" run --state "s3://bench/runs" --concurrency "$jobs" --run-id "s3-$r" "$work/spec.yaml"
@@ -96,12 +103,13 @@ done
 
 echo "DAG of $steps steps, concurrency $jobs, $rounds alternating rounds (medians); $(nproc) cores, load before a round: median $(median "$work/load"), max $(sort -g "$work/load" | tail -1)"
 m_make=$(median "$work/make.times")
-for t in make gpipe-file gpipe-s3 task; do
+for t in make go-floor gpipe-file gpipe-s3 task; do
   [ -f "$work/$t.times" ] || continue
   m=$(median "$work/$t.times")
   cpu=$(echo "$(median "$work/$t.cpu") * 1000 / $steps" | bc -l)
   printf '  %-12s %8.3f s   CPU %.2f ms/step   ratio to make %.2f\n' "$t" "$m" "$cpu" "$(echo "$m / $m_make" | bc -l)"
 done
+printf '  gpipe-file / go-floor: %.2f\n' "$(echo "$(median "$work/gpipe-file.times") / $(median "$work/go-floor.times")" | bc -l)"
 if [ -f "$work/gpipe-s3.times" ]; then
   printf '  S3 / file state: %.2f\n' "$(echo "$(median "$work/gpipe-s3.times") / $(median "$work/gpipe-file.times")" | bc -l)"
   printf '  S3 server: %.2f PUTs/step, %.0f bytes/step (PUT bodies: state, journal, logs, spec)\n' \

@@ -1,6 +1,8 @@
 // Command gendag writes one random layered DAG of shell steps that run `true`
-// in one bash process each (the same work for every tool), three times over: as a gpipe spec, as a Makefile and as a Taskfile, so the
-// benchmark in bench/dag.sh can run the same graph with each tool.
+// in one bash process each (the same work for every tool), four times over: as
+// a gpipe spec, as a Makefile, as a Taskfile and as a plain dag.txt for
+// bench/floor, so the benchmark in bench/dag.sh can run the same graph with
+// each tool.
 package main
 
 import (
@@ -17,7 +19,7 @@ func main() {
 	steps := flag.Int("steps", 800, "number of steps")
 	layers := flag.Int("layers", 20, "number of layers")
 	seed := flag.Uint64("seed", 1, "random seed")
-	out := flag.String("out", ".", "directory to write spec.yaml, Makefile and Taskfile.yml to")
+	out := flag.String("out", ".", "directory to write spec.yaml, Makefile, Taskfile.yml and dag.txt to")
 	flag.Parse()
 	if *steps < 1 || *layers < 1 || *layers > *steps {
 		log.Fatal("gendag: need steps >= layers >= 1")
@@ -32,7 +34,16 @@ func main() {
 	write("spec.yaml", gpipeSpec(needs))
 	write("Makefile", makefile(needs))
 	write("Taskfile.yml", taskfile(needs))
+	write("dag.txt", dagText(needs))
 }
+
+// makeShell and recipe are what make runs for every step: a recipe that is not
+// a simple command goes to one `$(SHELL) -c RECIPE`. dag.txt names both, so
+// bench/floor execs exactly the same process make does.
+const (
+	makeShell = "/bin/bash"
+	recipe    = "true && true"
+)
 
 // graph spreads the steps over layers; each step after the first layer needs
 // one to three steps of earlier layers, mostly the previous one.
@@ -93,7 +104,7 @@ func gpipeSpec(needs [][]int) string {
 
 func makefile(needs [][]int) string {
 	var b strings.Builder
-	b.WriteString("SHELL := /bin/bash\n.PHONY: all")
+	b.WriteString("SHELL := " + makeShell + "\n.PHONY: all")
 	for i := range needs {
 		b.WriteString(" " + name(i))
 	}
@@ -110,7 +121,7 @@ func makefile(needs [][]int) string {
 		// `true && true` is not a simple command, so make hands it to one
 		// $(SHELL) -c, which runs both builtins: one bash per step, as for a
 		// gpipe shell step (bash running its script's builtin).
-		b.WriteString("\n\t@true && true\n")
+		b.WriteString("\n\t@" + recipe + "\n")
 	}
 	return b.String()
 }
@@ -137,6 +148,22 @@ func taskfile(needs [][]int) string {
 			}
 			b.WriteString("]\n")
 		}
+	}
+	return b.String()
+}
+
+// dagText is the graph for bench/floor, one line per record: "shell PATH" and
+// "run SCRIPT" (the process every step execs: PATH -c SCRIPT), then
+// "step ID NEED..." in an order where needs come first.
+func dagText(needs [][]int) string {
+	var b strings.Builder
+	b.WriteString("shell " + makeShell + "\nrun " + recipe + "\n")
+	for i, ns := range needs {
+		b.WriteString("step " + name(i))
+		for _, d := range ns {
+			b.WriteString(" " + name(d))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
