@@ -39,6 +39,7 @@ const (
 )
 
 func main() {
+	raiseStartupGC(os.Getenv)
 	os.Exit(runMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 

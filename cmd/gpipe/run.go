@@ -227,6 +227,7 @@ func (a *App) drive(ctx context.Context, j *state.Journal, p *plan.Plan, storeUR
 	if budget > 0 {
 		stopBudget = a.watchBudget(runCtx, stopRun, j, budget, a.cloud().SpotPrices())
 	}
+	endStartupGC(a.Getenv)
 	runErr := engine.Run(runCtx, p, j, engine.Options{
 		Registry:    a.registry(),
 		Concurrency: concurrency,

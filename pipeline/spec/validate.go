@@ -17,12 +17,14 @@ import (
 
 // compiledSchema is the embedded schema, compiled, plus its raw JSON: error
 // messages look keyword values up in it (the limit of a maximum, the names of
-// the allowed properties) instead of parsing the validator's English.
+// the allowed properties) instead of parsing the validator's English. The raw
+// JSON is decoded when the first message needs it: a valid spec, the common
+// case, never does.
 type compiledSchema struct {
 	schema *jsonschema.Schema
 	step   *jsonschema.Schema // $defs/step, to validate big specs' steps in parallel
 	ident  *jsonschema.Schema // $defs/identifier, what a step's id must be
-	raw    any
+	raw    func() any
 }
 
 const schemaURL = "pipeline.schema.json"
@@ -45,11 +47,18 @@ func compileSchema() (*compiledSchema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile pipeline schema: %w", err)
 	}
+	return &compiledSchema{schema: s, step: step, ident: ident, raw: sync.OnceValue(decodeSchema)}, nil
+}
+
+// decodeSchema decodes the embedded schema. It cannot fail once the
+// compiler has parsed the same bytes; if it did, messages would lack the
+// schema's values rather than the spec go unchecked.
+func decodeSchema() any {
 	var raw any
 	if err := json.Unmarshal(schemas.Pipeline(), &raw); err != nil {
-		return nil, fmt.Errorf("decode pipeline schema: %w", err)
+		return nil
 	}
-	return &compiledSchema{schema: s, step: step, ident: ident, raw: raw}, nil
+	return raw
 }
 
 // validate checks the document against the schema and reports each failure
@@ -220,7 +229,7 @@ func (cs *compiledSchema) schemaAt(absLoc string) any {
 	if i := strings.IndexByte(absLoc, '#'); i >= 0 {
 		frag = absLoc[i+1:]
 	}
-	v := cs.raw
+	v := cs.raw()
 	for _, t := range pointerTokens(frag) {
 		switch x := v.(type) {
 		case map[string]any:
