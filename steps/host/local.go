@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +48,17 @@ type Local struct {
 	bashOnce sync.Once
 	bashPath string
 	bashErr  error
+
+	// The script's stdin, opened once: every child gets a copy as fd 0.
+	nullOnce sync.Once
+	nullFD   int
+	nullErr  error
+
+	// The base environment, without repeated names, and its names: taken
+	// once, so that a step only copies it (see env).
+	envOnce  sync.Once
+	envBase  []string
+	envNames map[string]bool
 
 	leftMu   sync.Mutex
 	snapshot map[string]bool // attempt tokens of the user's processes when first needed (see mayRun)
@@ -106,9 +116,6 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	// executor's alone and the number is never reused, so nobody else
 	// creates the name.
 	outputPath := filepath.Join(dir, "outputs-"+strconv.FormatUint(l.outputs.Add(1), 10))
-	// Unlink, not os.Remove: the file is mostly absent, and os.Remove then
-	// tries rmdir too.
-	defer syscall.Unlink(outputPath) //nolint:errcheck // absent when the script wrote no outputs
 
 	script, err := scriptFD(s.Body)
 	if err != nil {
@@ -129,17 +136,14 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		syscall.Close(pw)
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
-	// The script's stdin; a raw descriptor, without the poller registration
-	// and mode changes that os.Open makes.
-	devNull, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	devNull, err := l.devNull()
 	if err != nil {
 		syscall.Close(script)
 		syscall.Close(pw)
-		return nil, fmt.Errorf("start bash: open %s: %w", os.DevNull, err)
+		return nil, fmt.Errorf("start bash: %w", err)
 	}
 	l.noteStarted(token)
 	c, err := startChild(bash, []string{"bash", "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, script)
-	syscall.Close(devNull)
 	syscall.Close(pw)
 	syscall.Close(script)
 	if err != nil {
@@ -156,6 +160,7 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	// group's number from being reused.
 	_ = syscall.Kill(-c.pid, syscall.SIGKILL)
 	ws, waitErr := c.reap()
+	outputs, outErr := takeOutputs(outputPath)
 	if copyErr != nil {
 		return nil, fmt.Errorf("copy step output: %w", copyErr)
 	}
@@ -172,15 +177,45 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 	case ws.ExitStatus() != 0:
 		return nil, &pipeline.ExitError{Code: ws.ExitStatus()}
 	}
-	f, err := os.Open(outputPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil // the script wrote no outputs
+	if outErr != nil {
+		return nil, fmt.Errorf("read outputs: %w", outErr)
+	}
+	return outputs, nil
+}
+
+// takeOutputs reads and removes the file a script wrote its outputs to. Most
+// scripts write none: one failed open then, no unlink.
+func takeOutputs(path string) (map[string]string, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ENOENT) {
+		return map[string]string{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read outputs: %w", err)
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	// Unlink, not os.Remove, which tries rmdir too; the open file stays
+	// readable.
+	uerr := syscall.Unlink(path)
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
-	return ParseOutputs(f)
+	out, err := ParseOutputs(f)
+	if err == nil && uerr != nil {
+		err = &os.PathError{Op: "remove", Path: path, Err: uerr}
+	}
+	return out, err
+}
+
+// devNull is a descriptor of /dev/null, a raw one (without the poller
+// registration and mode changes of os.Open), opened on first use and closed
+// by Close.
+func (l *Local) devNull() (int, error) {
+	l.nullOnce.Do(func() {
+		l.nullFD, l.nullErr = syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if l.nullErr != nil {
+			l.nullErr = &os.PathError{Op: "open", Path: os.DevNull, Err: l.nullErr}
+		}
+	})
+	return l.nullFD, l.nullErr
 }
 
 // stopGroup runs when a step is cancelled: it sends SIGTERM to the script's
@@ -212,25 +247,43 @@ func (l *Local) stopGroup(pgid int, exited <-chan struct{}) {
 // env is the script's environment: the base, the step's variables, the
 // attempt's token and $GPIPE_OUTPUT, a later entry of a name replacing an
 // earlier one in its place (as exec.Cmd does).
+// The base is taken once, on the first step (os.Environ() when BaseEnv is
+// nil): deduplicating it per step was a tenth of a short step's cost here.
 func (l *Local) env(extra map[string]string, outputPath, token string) []string {
-	base := l.BaseEnv
-	if base == nil {
-		base = os.Environ()
-	}
-	env := make([]string, 0, len(base)+len(extra)+2)
-	env = append(env, base...)
+	l.envOnce.Do(func() {
+		base := l.BaseEnv
+		if base == nil {
+			base = os.Environ()
+		}
+		l.envBase = dedupEnv(base)
+		l.envNames = make(map[string]bool, len(l.envBase))
+		for _, kv := range l.envBase {
+			if k, _, ok := strings.Cut(kv, "="); ok {
+				l.envNames[k] = true
+			}
+		}
+	})
+	env := make([]string, len(l.envBase), len(l.envBase)+len(extra)+2)
+	copy(env, l.envBase)
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// Only a name given twice needs the deduplication.
+	twice := l.envNames["GPIPE_OUTPUT"] || token != "" && l.envNames[tokenEnv]
 	for _, k := range keys {
 		env = append(env, k+"="+extra[k])
+		twice = twice || l.envNames[k] || k == "GPIPE_OUTPUT" || token != "" && k == tokenEnv
 	}
 	if token != "" {
 		env = append(env, tokenEnv+"="+token)
 	}
-	return dedupEnv(append(env, "GPIPE_OUTPUT="+outputPath))
+	env = append(env, "GPIPE_OUTPUT="+outputPath)
+	if twice {
+		return dedupEnv(env)
+	}
+	return env
 }
 
 // dedupEnv keeps the last entry of each name, where the last one was.

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -278,6 +280,43 @@ func TestLocalScriptThatClosesItsOutputIsAwaited(t *testing.T) {
 			out, err = l.Exec(t.Context(), Script{Body: "sleep " + after + "\nexec >&- 2>&-\nsleep 0.3\necho k=v >> \"$GPIPE_OUTPUT\"\n"})
 			if err != nil || out["k"] != "v" {
 				t.Errorf("Exec = %v, %v; want k=v", out, err)
+			}
+		})
+	}
+}
+
+// env takes the base once and deduplicates only when a name repeats; the
+// result is what deduplicating everything gives (exec.Cmd's rule).
+func TestEnvSameAsDedupOfAll(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		base  []string
+		extra map[string]string
+		token string
+	}{
+		{"no repeats", []string{"PATH=/bin", "HOME=/h"}, map[string]string{"B": "1", "A": "2"}, "r/s/1"},
+		{"repeats in base", []string{"A=1", "B=2", "A=3"}, nil, ""},
+		{"step over base", []string{"X=base", "Y=y"}, map[string]string{"X": "step"}, "r/s/1"},
+		{"step sets the output", []string{"P=p"}, map[string]string{"GPIPE_OUTPUT": "/x"}, ""},
+		{"base has the output and token", []string{"GPIPE_OUTPUT=/old", tokenEnv + "=old", "Z=z"}, nil, "r/s/2"},
+		{"step sets the token", []string{"P=p"}, map[string]string{tokenEnv: "mine"}, "r/s/3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &Local{BaseEnv: tc.base}
+			var all []string
+			all = append(all, tc.base...)
+			keys := slices.Sorted(maps.Keys(tc.extra))
+			for _, k := range keys {
+				all = append(all, k+"="+tc.extra[k])
+			}
+			if tc.token != "" {
+				all = append(all, tokenEnv+"="+tc.token)
+			}
+			want := dedupEnv(append(all, "GPIPE_OUTPUT=/out"))
+			for range 2 { // the second call uses the cached base
+				if got := l.env(tc.extra, "/out", tc.token); !slices.Equal(got, want) {
+					t.Fatalf("env = %q, want %q", got, want)
+				}
 			}
 		})
 	}

@@ -54,6 +54,10 @@ func (l *Local) tempDir() string {
 // Close removes the executor's directory, and those of dead runners whose
 // last steps were still running when it started.
 func (l *Local) Close() error {
+	if l.nullErr == nil && l.nullFD > 0 {
+		syscall.Close(l.nullFD)
+		l.nullFD, l.nullErr = -1, errors.New("host: executor closed")
+	}
 	if l.dir == "" {
 		return nil
 	}
