@@ -34,12 +34,14 @@ func (j *Journal) commitLoop(ctx context.Context) {
 		}
 		for j.saveOnce(ctx) {
 			// A busy run keeps this loop saving; the lease must still be
-			// renewed, or it expires while its runner drives the run.
+			// renewed, or it expires while its runner drives the run, and
+			// what waits for the disk must not wait for a quiet moment.
 			select {
 			case <-heartbeat.C:
 				j.renew()
 			default:
 			}
+			j.flushIfDue(ctx)
 		}
 		j.flushIfDue(ctx)
 	}
