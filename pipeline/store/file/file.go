@@ -31,6 +31,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -51,12 +52,16 @@ type Store struct {
 
 	mu    sync.Mutex
 	cache map[string]*runCache // see runCache
+	fds   *fdCache             // see runFDs
 }
 
 // New returns a store rooted at dir. Nothing is created until the first write,
 // so read-only commands do not leave an empty .gpipe behind.
 func New(dir string) *Store {
-	return &Store{dir: dir, name: "file://" + dir, cache: map[string]*runCache{}}
+	s := &Store{dir: dir, name: "file://" + dir, cache: map[string]*runCache{}, fds: &fdCache{}}
+	// A Store has no Close; what it keeps open goes with it.
+	runtime.AddCleanup(s, func(c *fdCache) { c.drop("") }, s.fds)
+	return s
 }
 
 func (s *Store) String() string { return s.name }
@@ -202,6 +207,8 @@ func (s *Store) Delete(ctx context.Context, runID string) error {
 		return fmt.Errorf("delete run %s from %s: %w", runID, s, err)
 	}
 	defer unlock()
+	// The journal kept open would keep the deleted run's blocks.
+	s.fds.drop(runID)
 	trash, err := os.MkdirTemp(filepath.Dir(dir), ".deleted-")
 	if err != nil {
 		return fmt.Errorf("delete run %s from %s: %w", runID, s, err)
