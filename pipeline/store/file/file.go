@@ -108,6 +108,13 @@ func (s *Store) Create(ctx context.Context, runID string, doc []byte) (state.Ver
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("create run %s in %s: %w", runID, s, err)
 	}
+	// The journal's file is made now, empty, so that the directory fsync
+	// that makes state.json durable covers its name too: the run's first
+	// Append then writes to a file that is already on disk, where it had to
+	// fsync the new file and the directory.
+	if err := createJournal(dir); err != nil {
+		return "", fmt.Errorf("create run %s in %s: %w", runID, s, err)
+	}
 	if err := writeAtomic(dir, stateFile, doc); err != nil {
 		return "", fmt.Errorf("create run %s in %s: %w", runID, s, err)
 	}
@@ -263,7 +270,19 @@ func (s *Store) PutBlob(ctx context.Context, runID, name string, data []byte) er
 		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
 	}
 	defer unlock()
-	if err := writeAtomic(dir, name, data); err != nil {
+	// A blob of a run not created yet (gpipe run puts the spec snapshot
+	// first) needs no directory fsync of its own: Create's, after its
+	// rename of state.json, makes both names durable, and until then a
+	// power loss loses the run anyway. Its data is fsynced before its
+	// rename all the same, and the rename comes first: filesystems that
+	// journal the namespace (ext4, xfs, btrfs) commit renames in order, so
+	// state.json never reaches the disk without the blob.
+	_, err = os.Lstat(filepath.Join(dir, stateFile))
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
+	}
+	if err := replaceFile(dir, name, data, exists); err != nil {
 		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
 	}
 	return nil
@@ -384,7 +403,13 @@ func sweep(dir string) {
 
 // writeAtomic replaces dir/name with data so that a crash leaves either the
 // old or the new content: temp file, fsync, rename, fsync of the directory.
-func writeAtomic(dir, name string, data []byte) (err error) {
+func writeAtomic(dir, name string, data []byte) error {
+	return replaceFile(dir, name, data, true)
+}
+
+// replaceFile is writeAtomic, leaving the directory's fsync to a later
+// write when syncDirectory is false.
+func replaceFile(dir, name string, data []byte, syncDirectory bool) (err error) {
 	f, err := os.CreateTemp(dir, "."+name+tmpInfix)
 	if err != nil {
 		return err
@@ -407,6 +432,9 @@ func writeAtomic(dir, name string, data []byte) (err error) {
 	}
 	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
+	}
+	if !syncDirectory {
+		return nil
 	}
 	return syncDir(dir)
 }

@@ -394,6 +394,16 @@ func emptyJournal(dir string) error {
 	return f.Sync()
 }
 
+// createJournal makes an empty journal for a run being created; the caller
+// fsyncs the directory. An empty journal holds no records, as none does.
+func createJournal(dir string) error {
+	fd, err := openRaw(filepath.Join(dir, journalFile), syscall.O_RDWR|syscall.O_CREAT|syscall.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	return syscall.Close(fd)
+}
+
 func newNonce() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
