@@ -15,10 +15,14 @@
 // by writing a temporary file, fsyncing it, renaming it over state.json and
 // fsyncing the directory, so a kill -9 (or power loss) at any moment leaves
 // either the old or the new document, never a torn one; the temporary file a
-// killed writer leaves (.state.json.tmp-*) goes with the run's next Save. Logs are appended with
-// O_APPEND (one write per AppendLog, so concurrent appenders do not interleave
-// within a chunk) and are not fsynced: they survive a killed process, and
-// losing a log tail on power loss is an accepted trade for speed.
+// killed writer leaves (.state.json.tmp-*) goes with the run's next Save.
+// Appends to the journal keep the run's lock file and journal open between
+// calls (see runFDs), still taking and releasing the flock each time.
+//
+// Logs are appended with O_APPEND (one write per AppendLog, so concurrent
+// appenders do not interleave within a chunk) and are not fsynced: they
+// survive a killed process, and losing a log tail on power loss is an
+// accepted trade for speed.
 package file
 
 import (
