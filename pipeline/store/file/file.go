@@ -15,10 +15,14 @@
 // by writing a temporary file, fsyncing it, renaming it over state.json and
 // fsyncing the directory, so a kill -9 (or power loss) at any moment leaves
 // either the old or the new document, never a torn one; the temporary file a
-// killed writer leaves (.state.json.tmp-*) goes with the run's next Save. Logs are appended with
-// O_APPEND (one write per AppendLog, so concurrent appenders do not interleave
-// within a chunk) and are not fsynced: they survive a killed process, and
-// losing a log tail on power loss is an accepted trade for speed.
+// killed writer leaves (.state.json.tmp-*) goes with the run's next Save.
+// Appends to the journal keep the run's lock file and journal open between
+// calls (see runFDs), still taking and releasing the flock each time.
+//
+// Logs are appended with O_APPEND (one write per AppendLog, so concurrent
+// appenders do not interleave within a chunk) and are not fsynced: they
+// survive a killed process, and losing a log tail on power loss is an
+// accepted trade for speed.
 package file
 
 import (
@@ -31,6 +35,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -51,12 +56,16 @@ type Store struct {
 
 	mu    sync.Mutex
 	cache map[string]*runCache // see runCache
+	fds   *fdCache             // see runFDs
 }
 
 // New returns a store rooted at dir. Nothing is created until the first write,
 // so read-only commands do not leave an empty .gpipe behind.
 func New(dir string) *Store {
-	return &Store{dir: dir, name: "file://" + dir, cache: map[string]*runCache{}}
+	s := &Store{dir: dir, name: "file://" + dir, cache: map[string]*runCache{}, fds: &fdCache{}}
+	// A Store has no Close; what it keeps open goes with it.
+	runtime.AddCleanup(s, func(c *fdCache) { c.drop("") }, s.fds)
+	return s
 }
 
 func (s *Store) String() string { return s.name }
@@ -101,6 +110,13 @@ func (s *Store) Create(ctx context.Context, runID string, doc []byte) (state.Ver
 	if _, err := os.Lstat(filepath.Join(dir, stateFile)); err == nil {
 		return "", fmt.Errorf("create run %s in %s: %w", runID, s, state.ErrExists)
 	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("create run %s in %s: %w", runID, s, err)
+	}
+	// The journal's file is made now, empty, so that the directory fsync
+	// that makes state.json durable covers its name too: the run's first
+	// Append then writes to a file that is already on disk, where it had to
+	// fsync the new file and the directory.
+	if err := createJournal(dir); err != nil {
 		return "", fmt.Errorf("create run %s in %s: %w", runID, s, err)
 	}
 	if err := writeAtomic(dir, stateFile, doc); err != nil {
@@ -202,6 +218,8 @@ func (s *Store) Delete(ctx context.Context, runID string) error {
 		return fmt.Errorf("delete run %s from %s: %w", runID, s, err)
 	}
 	defer unlock()
+	// The journal kept open would keep the deleted run's blocks.
+	s.fds.drop(runID)
 	trash, err := os.MkdirTemp(filepath.Dir(dir), ".deleted-")
 	if err != nil {
 		return fmt.Errorf("delete run %s from %s: %w", runID, s, err)
@@ -256,7 +274,19 @@ func (s *Store) PutBlob(ctx context.Context, runID, name string, data []byte) er
 		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
 	}
 	defer unlock()
-	if err := writeAtomic(dir, name, data); err != nil {
+	// A blob of a run not created yet (gpipe run puts the spec snapshot
+	// first) needs no directory fsync of its own: Create's, after its
+	// rename of state.json, makes both names durable, and until then a
+	// power loss loses the run anyway. Its data is fsynced before its
+	// rename all the same, and the rename comes first: filesystems that
+	// journal the namespace (ext4, xfs, btrfs) commit renames in order, so
+	// state.json never reaches the disk without the blob.
+	_, err = os.Lstat(filepath.Join(dir, stateFile))
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
+	}
+	if err := replaceFile(dir, name, data, exists); err != nil {
 		return fmt.Errorf("put %s of run %s in %s: %w", name, runID, s, err)
 	}
 	return nil
@@ -377,7 +407,13 @@ func sweep(dir string) {
 
 // writeAtomic replaces dir/name with data so that a crash leaves either the
 // old or the new content: temp file, fsync, rename, fsync of the directory.
-func writeAtomic(dir, name string, data []byte) (err error) {
+func writeAtomic(dir, name string, data []byte) error {
+	return replaceFile(dir, name, data, true)
+}
+
+// replaceFile is writeAtomic, leaving the directory's fsync to a later
+// write when syncDirectory is false.
+func replaceFile(dir, name string, data []byte, syncDirectory bool) (err error) {
 	f, err := os.CreateTemp(dir, "."+name+tmpInfix)
 	if err != nil {
 		return err
@@ -400,6 +436,9 @@ func writeAtomic(dir, name string, data []byte) (err error) {
 	}
 	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
+	}
+	if !syncDirectory {
+		return nil
 	}
 	return syncDir(dir)
 }

@@ -76,6 +76,12 @@ func joinVersion(snap state.Version, nonce string, records int64) state.Version 
 // journal (0 when it has none or a stale one), leaving what it saw in the
 // cache. The caller holds the lock.
 func (s *Store) current(runID, dir string) (state.Version, int64, error) {
+	v, records, _, err := s.look(runID, dir)
+	return v, records, err
+}
+
+// look is current, also returning what it cached.
+func (s *Store) look(runID, dir string) (state.Version, int64, runCache, error) {
 	// A copy: the entry is replaced, never changed in place, so other
 	// goroutines of this Store read it safely under s.mu (the file lock
 	// serialises writers, but the race detector cannot know that).
@@ -87,12 +93,12 @@ func (s *Store) current(runID, dir string) (state.Version, int64, error) {
 	s.mu.Unlock()
 	id, _, ok, err := statID(filepath.Join(dir, stateFile))
 	if err != nil {
-		return "", 0, err
+		return "", 0, runCache{}, err
 	}
 	if !ok || id != c.snapID || c.snapVer == "" {
 		doc, err := os.ReadFile(filepath.Join(dir, stateFile))
 		if err != nil {
-			return "", 0, err
+			return "", 0, runCache{}, err
 		}
 		c.snapVer = version(doc)
 		// The stat before the read keeps a change between the two from
@@ -105,13 +111,13 @@ func (s *Store) current(runID, dir string) (state.Version, int64, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		c.jID, c.jBase, c.jNonce, c.jValid, c.jSize = fileID{}, "", "", 0, 0
 	case err != nil:
-		return "", 0, err
+		return "", 0, runCache{}, err
 	default:
 		c.jSize = jsize
 		if !ok || jid != c.jID || c.jBase == "" {
 			b, err := os.ReadFile(filepath.Join(dir, journalFile))
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return "", 0, err
+				return "", 0, runCache{}, err
 			}
 			base, nonce, _, valid := parseJournal(b)
 			c.jID, c.jBase, c.jNonce, c.jValid = jid, base, nonce, valid
@@ -124,7 +130,7 @@ func (s *Store) current(runID, dir string) (state.Version, int64, error) {
 	s.mu.Lock()
 	s.cache[runID] = &c
 	s.mu.Unlock()
-	return joinVersion(c.snapVer, c.jNonce, records), records, nil
+	return joinVersion(c.snapVer, c.jNonce, records), records, c, nil
 }
 
 // parseJournal returns the snapshot version and journal id in b's header,
@@ -230,53 +236,60 @@ func (s *Store) Append(ctx context.Context, runID string, rec []byte, v state.Ve
 		return "", err
 	}
 	dir := s.runDir(runID)
-	unlock, err := lock(ctx, dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, state.ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, err)
-	}
-	defer unlock()
-	nv, err := s.append(ctx, runID, dir, rec, v)
-	if err != nil {
-		s.forget(runID)
+	// Twice at most: descriptors kept from an earlier Append may name a
+	// run directory that was replaced since (errStaleLock); new ones name
+	// the one there now, as every other write's do.
+	for attempt := 0; ; attempt++ {
+		f, err := s.lockAppend(ctx, runID, dir)
 		if errors.Is(err, fs.ErrNotExist) {
-			err = state.ErrNotFound
+			return "", fmt.Errorf("append to run %s in %s: %w", runID, s, state.ErrNotFound)
 		}
-		return "", fmt.Errorf("append to run %s in %s: %w", runID, s, err)
+		if err != nil {
+			return "", fmt.Errorf("append to run %s in %s: %w", runID, s, err)
+		}
+		nv, err := s.append(ctx, runID, dir, f, rec, v)
+		if err != nil {
+			s.forget(runID)
+		}
+		// Without an identity (fdID) the kept lock cannot be
+		// verified: nothing is kept then.
+		s.unlockAppend(f, err == nil && f.lockID.ino != 0)
+		if errors.Is(err, errStaleLock) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				err = state.ErrNotFound
+			}
+			return "", fmt.Errorf("append to run %s in %s: %w", runID, s, err)
+		}
+		return nv, nil
 	}
-	return nv, nil
 }
 
-func (s *Store) append(ctx context.Context, runID, dir string, rec []byte, v state.Version) (state.Version, error) {
-	cur, records, err := s.current(runID, dir)
+func (s *Store) append(ctx context.Context, runID, dir string, f *runFDs, rec []byte, v state.Version) (state.Version, error) {
+	cur, records, c, err := s.look(runID, dir)
+	if err == nil && cur != v {
+		err = fmt.Errorf("have version %s, stored %s: %w", v, cur, state.ErrConflict)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
+		// What current saw counts only under the run's own lock.
+		if verr := f.verify(dir); verr != nil {
+			return "", verr
+		}
 		return "", err
 	}
-	if cur != v {
-		return "", fmt.Errorf("have version %s, stored %s: %w", v, cur, state.ErrConflict)
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	s.mu.Lock()
-	snap, nonce, size := s.cache[runID].snapVer, s.cache[runID].jNonce, s.cache[runID].jSize
-	s.mu.Unlock()
+	snap, nonce, size := c.snapVer, c.jNonce, c.jSize
 	// Raw descriptors: os.OpenFile tries every file on the runtime's
-	// poller, five system calls wasted on a regular file, twice per
-	// Append with the lock's.
+	// poller, five system calls wasted on a regular file.
 	path := filepath.Join(dir, journalFile)
-	fd, err := openRaw(path, syscall.O_RDWR, 0)
-	created := false
-	if errors.Is(err, fs.ErrNotExist) {
-		fd, err = openRaw(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL, 0o600)
-		created = true
-	}
+	fd, created, err := f.journalFD(dir, c.jID)
 	if err != nil {
 		return "", err
 	}
-	defer syscall.Close(fd)
 	var buf []byte
 	var off int64
 	if records == 0 {
@@ -379,6 +392,16 @@ func emptyJournal(dir string) error {
 		return err
 	}
 	return f.Sync()
+}
+
+// createJournal makes an empty journal for a run being created; the caller
+// fsyncs the directory. An empty journal holds no records, as none does.
+func createJournal(dir string) error {
+	fd, err := openRaw(filepath.Join(dir, journalFile), syscall.O_RDWR|syscall.O_CREAT|syscall.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	return syscall.Close(fd)
 }
 
 func newNonce() string {

@@ -258,3 +258,61 @@ func TestKill9Journal(t *testing.T) {
 		t.Fatalf("the writer only wrote %d entries: no snapshot was taken under the kills", last)
 	}
 }
+
+// Create makes the run's journal, empty, so that the directory fsync that
+// makes the run durable covers it and the first Append need not. An empty
+// journal holds no records, and a run made without one (by an older gpipe)
+// still gets one on its first Append.
+func TestCreateMakesEmptyJournal(t *testing.T) {
+	ctx := t.Context()
+	s := New(t.TempDir())
+	for _, id := range []string{"new", "old"} {
+		v, err := s.Create(ctx, id, []byte("snap"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jpath := filepath.Join(s.runDir(id), journalFile)
+		if fi, err := os.Stat(jpath); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("journal after Create: %v, %v; want an empty file of mode 0600", fi, err)
+		}
+		doc, recs, lv, err := New(s.dir).LoadJournal(ctx, id)
+		if err != nil || string(doc) != "snap" || len(recs) != 0 || lv != v {
+			t.Fatalf("LoadJournal of a new run = %q, %q, %q, %v; want the snapshot alone at %q", doc, recs, lv, err, v)
+		}
+		if id == "old" {
+			if err := os.Remove(jpath); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nv, err := s.Append(ctx, id, []byte("a"), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, recs, lv, err = New(s.dir).LoadJournal(ctx, id)
+		if err != nil || len(recs) != 1 || string(recs[0]) != "a" || lv != nv {
+			t.Fatalf("after an Append: %q, %q, %v; want [a] at %q", recs, lv, err, nv)
+		}
+	}
+}
+
+// gpipe run puts the spec snapshot before it creates the run; the blob is
+// there once the run is, and a blob of an existing run is replaced.
+func TestBlobBeforeCreate(t *testing.T) {
+	ctx := t.Context()
+	s := New(filepath.Join(t.TempDir(), "new", ".gpipe"))
+	if err := s.PutBlob(ctx, "r", "spec.yaml", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Load(ctx, "r"); err == nil {
+		t.Fatal("a blob alone made a run")
+	}
+	if _, err := s.Create(ctx, "r", []byte("snap")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBlob(ctx, "r", "spec.yaml", []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := New(s.dir).GetBlob(ctx, "r", "spec.yaml"); err != nil || string(b) != "two" {
+		t.Fatalf("GetBlob = %q, %v; want two", b, err)
+	}
+}

@@ -20,31 +20,44 @@ import (
 // runtime's poller, five system calls wasted on a regular file per lock.
 func lock(ctx context.Context, dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, lockFile)
-	fd, err := openRaw(path, syscall.O_RDWR|syscall.O_CREAT, 0o644)
+	fd, err := openLock(dir)
 	if err != nil {
 		return nil, err
 	}
+	if err := flockWait(ctx, fd, path); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	return func() {
+		// Explicitly: a child forked meanwhile holds the open
+		// file until it execs, and with it the lock.
+		syscall.Flock(fd, syscall.LOCK_UN)
+		syscall.Close(fd)
+	}, nil
+}
+
+// openLock opens dir/.lock, creating it in an existing dir.
+func openLock(dir string) (int, error) {
+	return openRaw(filepath.Join(dir, lockFile), syscall.O_RDWR|syscall.O_CREAT, 0o644)
+}
+
+// flockWait takes an exclusive flock on fd (the file at path), polling until
+// ctx ends.
+func flockWait(ctx context.Context, fd int, path string) error {
 	wait := 100 * time.Microsecond
 	for {
 		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() {
-				// Explicitly: a child forked meanwhile holds the open
-				// file until it execs, and with it the lock.
-				syscall.Flock(fd, syscall.LOCK_UN)
-				syscall.Close(fd)
-			}, nil
+			return nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			syscall.Close(fd)
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return fmt.Errorf("lock %s: %w", path, err)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			syscall.Close(fd)
-			return nil, fmt.Errorf("lock %s: %w", path, context.Cause(ctx))
+			return fmt.Errorf("lock %s: %w", path, context.Cause(ctx))
 		case <-t.C:
 		}
 		wait = min(2*wait, 20*time.Millisecond)
