@@ -310,16 +310,13 @@ func appendStringMap(dst []byte, m map[string]string) []byte {
 		return append(dst, "null"...)
 	}
 	dst = append(dst, '{')
-	if len(m) == 1 {
-		// The usual case (one output) without sorting's allocation.
-		for k, v := range m {
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, v)
-		}
-		return append(dst, '}')
+	var room [16]string // on the stack for maps of a few keys
+	keys := room[:0]
+	for k := range m {
+		keys = append(keys, k)
 	}
-	for i, k := range sortedKeys(m) {
+	slices.Sort(keys)
+	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
