@@ -5,11 +5,18 @@ import (
 	"slices"
 )
 
-// encoder turns a Run into its JSON document without re-encoding every step
-// on every save: step documents are cached and only steps marked dirty are
-// encoded again. A run of 10,000 steps would otherwise spend its time
-// encoding unchanged steps, once per save, which grows with the square of
-// the run's size.
+// encoder turns a Run into its JSON document, or a journal record, without
+// re-encoding every step on every save: only steps marked dirty are encoded
+// again, the others are copied from where they were last encoded. A run of
+// 10,000 steps would otherwise spend its time encoding unchanged steps, once
+// per snapshot.
+//
+// The cache holds no copies: a step's entry is a slice of the last record
+// or snapshot that carried it. Documents are never written to once made
+// (stores only read them), so sharing them is safe, and a record costs one
+// allocation however many steps it carries. What the cache keeps alive is
+// bounded by the journal's compaction: the last snapshot and the records
+// after it.
 type encoder struct {
 	steps map[string][]byte
 	// dirty lists the steps touched since the last record or encode, in
@@ -18,17 +25,14 @@ type encoder struct {
 	// record cost time that grew with the run.
 	dirty    []string
 	allDirty bool
-	// scratch is where a step is encoded before it is copied to its cache
-	// entry; ids is room to sort step ids; head is the size of the run's
-	// own fields when last encoded, to size the next record.
-	scratch []byte
-	ids     []string
-	head    int
+	// ids and spans are room for a document's step ids and where each
+	// step's encoding lies in it; head is the size of the run's own
+	// fields when last encoded and stepSize a step's in the last
+	// snapshot, to size the next document.
+	ids            []string
+	spans          []int
+	head, stepSize int
 }
-
-// stepSlack is room left after a step's cached encoding, so that it is
-// overwritten in place when the step grows a little (an attempt ends).
-const stepSlack = 128
 
 func newEncoder() *encoder {
 	return &encoder{steps: map[string][]byte{}, allDirty: true}
@@ -44,54 +48,50 @@ func (e *encoder) touch(id string) {
 	}
 }
 
-// refresh re-encodes the touched steps into the cache and leaves their ids
-// in dirty, sorted and without repeats; record and encode clear the marks.
-func (e *encoder) refresh(r *Run) error {
-	if e.allDirty {
-		for id := range e.steps {
-			if _, ok := r.Steps[id]; !ok {
-				delete(e.steps, id)
-			}
-		}
-		for id, s := range r.Steps {
-			if err := e.encodeStep(id, s); err != nil {
-				return err
-			}
-		}
-		e.allDirty = false
-		clear(e.dirty)
-		e.dirty = e.dirty[:0]
-		return nil
-	}
+// takeDirty returns the touched steps' ids sorted and without repeats.
+func (e *encoder) takeDirty() []string {
 	slices.Sort(e.dirty)
 	e.dirty = slices.Compact(e.dirty)
-	for _, id := range e.dirty {
-		s, ok := r.Steps[id]
-		if !ok {
+	return e.dirty
+}
+
+// clearDirty forgets the marks once a document carries them.
+func (e *encoder) clearDirty() {
+	clear(e.dirty)
+	e.dirty = e.dirty[:0]
+	e.allDirty = false
+}
+
+// appendStep appends step id of r (null when r has none) and notes where
+// its encoding lies in dst.
+func (e *encoder) appendStep(dst []byte, r *Run, id string) ([]byte, error) {
+	start := len(dst)
+	s, ok := r.Steps[id]
+	if !ok {
+		dst = append(dst, "null"...)
+	} else {
+		var err error
+		if dst, err = s.appendJSON(dst); err != nil {
+			return nil, fmt.Errorf("encode step %s: %w", id, err)
+		}
+	}
+	e.spans = append(e.spans, start, len(dst))
+	return dst, nil
+}
+
+// remember points the cache of steps ids at their encodings in doc (see
+// appendStep); a step gone from r leaves the cache.
+func (e *encoder) remember(r *Run, ids []string, doc []byte) {
+	for i, id := range ids {
+		if _, ok := r.Steps[id]; !ok {
 			delete(e.steps, id)
 			continue
 		}
-		if err := e.encodeStep(id, s); err != nil {
-			return err
-		}
+		// A full slice expression: nothing can append into doc.
+		from, to := e.spans[2*i], e.spans[2*i+1]
+		e.steps[id] = doc[from:to:to]
 	}
-	return nil
-}
-
-// encodeStep caches s's encoding, in the old entry's memory when it fits:
-// cached bytes are only ever copied into a document.
-func (e *encoder) encodeStep(id string, s *Step) error {
-	b, err := s.appendJSON(e.scratch[:0])
-	if err != nil {
-		return fmt.Errorf("encode step %s: %w", id, err)
-	}
-	e.scratch = b
-	old := e.steps[id]
-	if cap(old) < len(b) {
-		old = make([]byte, 0, len(b)+stepSlack)
-	}
-	e.steps[id] = append(old[:0], b...)
-	return nil
+	e.spans = e.spans[:0]
 }
 
 // record returns a journal record (see Appender) of the steps touched since
@@ -104,18 +104,14 @@ func (e *encoder) record(r *Run) ([]byte, error) {
 	if e.allDirty {
 		return nil, fmt.Errorf("encode record of run %s: whole-run change pending", r.ID)
 	}
-	if err := e.refresh(r); err != nil {
-		return nil, err
-	}
-	ids := e.dirty // sorted by refresh
+	ids := e.takeDirty()
 	size := e.head + len(`{"run":,"steps":{}}`)
 	for _, id := range ids {
-		size += len(id) + len(`"":null,`) + len(e.steps[id])
+		size += len(id) + len(`"":,`) + len(e.steps[id]) + 256 // the step grew
 	}
-
 	header := *r
 	header.Steps, header.Order = nil, nil
-	out := make([]byte, 0, size+size/8) // slack for escapes and a longer header
+	out := make([]byte, 0, size)
 	out = append(out, `{"run":`...)
 	out, err := header.appendJSON(out)
 	if err != nil {
@@ -123,62 +119,98 @@ func (e *encoder) record(r *Run) ([]byte, error) {
 	}
 	e.head = len(out) - len(`{"run":`)
 	out = append(out, `,"steps":{`...)
+	e.spans = e.spans[:0]
 	for k, id := range ids {
 		if k > 0 {
 			out = append(out, ',')
 		}
 		out = appendString(out, id)
 		out = append(out, ':')
-		if b, ok := e.steps[id]; ok {
-			out = append(out, b...)
-		} else {
-			out = append(out, "null"...)
+		if out, err = e.appendStep(out, r, id); err != nil {
+			return nil, err
 		}
 	}
-	clear(ids)
-	e.dirty = ids[:0]
-	return append(out, "}}"...), nil
+	out = append(out, "}}"...)
+	e.remember(r, ids, out)
+	e.clearDirty()
+	return out, nil
 }
 
-// encode returns r's document, what json.Marshal(r) gives, from the cached
-// step encodings. The caller holds the lock that guards r.
+// encode returns r's document, what json.Marshal(r) gives, copying the steps
+// not touched since they were last encoded. The caller holds the lock that
+// guards r.
 func (e *encoder) encode(r *Run) ([]byte, error) {
-	if err := e.refresh(r); err != nil {
-		return nil, err
+	dirty := e.takeDirty()
+	if e.allDirty {
+		clear(e.steps)
 	}
-	clear(e.dirty)
-	e.dirty = e.dirty[:0]
+	// Size the document from the cache, guessing the size of a step
+	// encoded afresh from the last snapshot's.
+	fresh := max(e.stepSize, 200) + 128
 	ids := e.ids[:0]
-	size := e.head + 256
-	for id, b := range e.steps {
-		if _, ok := r.Steps[id]; !ok {
-			delete(e.steps, id)
-			continue
-		}
+	size := e.head + 512
+	for id := range r.Steps {
 		ids = append(ids, id)
-		size += len(id) + len(`"":,`) + len(b)
+		size += len(id) + len(`"":,`)
+		if b, ok := e.steps[id]; ok && !e.allDirty {
+			size += len(b)
+		} else {
+			size += fresh
+		}
 	}
 	slices.Sort(ids)
+	size += len(dirty) * fresh
 	for _, id := range r.Order {
 		size += len(id) + len(`"",`)
 	}
-	out := make([]byte, 0, size+size/16)
-	out, err := r.appendJSONWith(out, func(dst []byte) []byte {
+	e.spans = e.spans[:0]
+	out, err := r.appendJSONWith(make([]byte, 0, size), func(dst []byte) ([]byte, error) {
 		if r.Steps == nil {
-			return append(dst, "null"...)
+			return append(dst, "null"...), nil
 		}
 		dst = append(dst, '{')
+		var err error
 		for k, id := range ids {
 			if k > 0 {
 				dst = append(dst, ',')
 			}
 			dst = appendString(dst, id)
 			dst = append(dst, ':')
-			dst = append(dst, e.steps[id]...)
+			// Both lists are sorted: dirty's head is the next touched step.
+			for len(dirty) > 0 && dirty[0] < id {
+				dirty = dirty[1:]
+			}
+			cached, ok := e.steps[id]
+			if !ok || len(dirty) > 0 && dirty[0] == id {
+				if dst, err = e.appendStep(dst, r, id); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			e.spans = append(e.spans, len(dst), len(dst)+len(cached))
+			dst = append(dst, cached...)
 		}
-		return append(dst, '}')
+		return append(dst, '}'), nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if r.Steps != nil {
+		// Point the cache at this document, so that older ones can go.
+		e.remember(r, ids, out)
+	}
+	if len(ids) > 0 {
+		e.stepSize = (len(out) - e.head) / len(ids)
+	}
+	if len(e.steps) != len(ids) {
+		for id := range e.steps {
+			if _, ok := r.Steps[id]; !ok {
+				delete(e.steps, id)
+			}
+		}
+	}
 	clear(ids)
 	e.ids = ids[:0]
-	return out, err
+	e.clearDirty()
+	return out, nil
 }

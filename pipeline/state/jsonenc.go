@@ -22,7 +22,7 @@ func (r *Run) appendJSON(dst []byte) ([]byte, error) {
 
 // appendJSONWith appends r's encoding with steps, when not nil, writing the
 // value of the "steps" field in place of r.Steps.
-func (r *Run) appendJSONWith(dst []byte, steps func([]byte) []byte) ([]byte, error) {
+func (r *Run) appendJSONWith(dst []byte, steps func([]byte) ([]byte, error)) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"schema_version":`...)
 	dst = strconv.AppendInt(dst, int64(r.SchemaVersion), 10)
@@ -65,7 +65,9 @@ func (r *Run) appendJSONWith(dst []byte, steps func([]byte) []byte) ([]byte, err
 	dst = append(dst, `,"steps":`...)
 	switch {
 	case steps != nil:
-		dst = steps(dst)
+		if dst, err = steps(dst); err != nil {
+			return nil, err
+		}
 	case r.Steps == nil:
 		dst = append(dst, "null"...)
 	default:
