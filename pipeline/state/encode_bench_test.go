@@ -65,3 +65,19 @@ func BenchmarkEncodeSnapshot(b *testing.B) {
 		b.SetBytes(int64(len(doc)))
 	}
 }
+
+// BenchmarkEncodeHeader is the run's own fields that every record carries,
+// encoded afresh each time since Updated changes with every change.
+func BenchmarkEncodeHeader(b *testing.B) {
+	r := benchRun(0)
+	r.Steps, r.Order = nil, nil
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = r.appendJSON(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(buf)))
+}
