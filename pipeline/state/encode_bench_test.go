@@ -81,3 +81,16 @@ func BenchmarkEncodeHeader(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+// BenchmarkAppendString is the strings a step holds: ids, digests, tokens.
+func BenchmarkAppendString(b *testing.B) {
+	ss := []string{"s0001", strings.Repeat("d", 64), "shell", "succeeded", "abcdef0123456789/s0001/1", "2026-12-05"}
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = buf[:0]
+		for _, s := range ss {
+			buf = appendString(buf, s)
+		}
+	}
+}

@@ -347,11 +347,12 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if jsonSafe(b) {
-				i++
-				continue
-			}
+		b := s[i]
+		if safeBytes[b] == '1' {
+			i++
+			continue
+		}
+		if b < utf8.RuneSelf {
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '\\', '"':
@@ -394,17 +395,10 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// safeLow and safeHigh hold, bit b for byte b (below 64, and 64 and up),
-// the ASCII bytes json.Marshal writes as they are: printable, not a quote or
-// backslash, and not <, > or &.
-const (
-	safeLow  uint64 = 0xffffffff_00000000 &^ (1<<'"' | 1<<'&' | 1<<'<' | 1<<'>')
-	safeHigh uint64 = 0xffffffff_ffffffff &^ (1 << ('\\' - 64))
-)
-
-func jsonSafe(b byte) bool {
-	if b < 64 {
-		return safeLow>>b&1 != 0
-	}
-	return safeHigh>>(b-64)&1 != 0
-}
+// safeBytes holds a '1' for each byte json.Marshal writes as it is in a
+// string: printable ASCII but for the quote, the backslash, and <, > and &
+// (HTML); every other byte is escaped or starts a UTF-8 sequence.
+const safeBytes = "0000000000000000000000000000000011011101111111111111111111110101" +
+	"1111111111111111111111111111011111111111111111111111111111111111" +
+	"0000000000000000000000000000000000000000000000000000000000000000" +
+	"0000000000000000000000000000000000000000000000000000000000000000"

@@ -258,6 +258,27 @@ func TestAppendJSONCoversEveryField(t *testing.T) {
 	}
 }
 
+// Every byte, alone and amid others, and every rune around the ones
+// json.Marshal treats apart, is written as json.Marshal writes it.
+func TestAppendStringEveryByte(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("appendString(%q) = %s, json.Marshal %s", s, got, want)
+		}
+	}
+	for b := range 256 {
+		check(string([]byte{byte(b)}))
+		check("ab" + string([]byte{byte(b)}) + "cd")
+	}
+	for _, r := range []rune{0x7f, 0x80, 0x7ff, 0x800, 0x2027, 0x2028, 0x2029, 0x202a, 0xd7ff, 0xe000, 0xfffd, 0xffff, 0x10000, 0x10ffff} {
+		check(string(r))
+		check("x" + string(r) + "y")
+		check(string(r)[:len(string(r))-1] + "z") // cut short
+	}
+}
+
 func FuzzAppendString(f *testing.F) {
 	for _, s := range edgeStrings {
 		f.Add(s)
