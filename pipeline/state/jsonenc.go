@@ -11,9 +11,10 @@ import (
 // and the run's own fields on every save; encoding/json's reflection and
 // allocations were most of that cost. Each appendJSON produces exactly the
 // bytes json.Marshal produces for the same value (field order, omitempty,
-// escaping, key order, null for nil): TestAppendJSONMatchesMarshal fills
-// every field of every type by reflection, so a field added to a type but
-// not here fails it. Decoding stays encoding/json.
+// escaping, key order, null for nil). TestAppendJSONMatchesMarshal fills
+// every field of every type with random values by reflection and
+// TestAppendJSONCoversEveryField sets each field alone, so a field added to
+// a type but not here fails them. Decoding stays encoding/json.
 
 // appendJSON appends r's encoding, as json.Marshal(r) would.
 func (r *Run) appendJSON(dst []byte) ([]byte, error) {
