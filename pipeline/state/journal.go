@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -136,7 +135,7 @@ func Create(ctx context.Context, s Store, run *Run, opt LeaseOptions) (*Journal,
 		r.Steps = make(map[string]*Step)
 	}
 	r.Lease = newLease(opt, now)
-	doc, err := json.Marshal(r)
+	doc, err := r.appendJSON(nil)
 	if err != nil {
 		return nil, fmt.Errorf("create run %s: encode state: %w", r.ID, err)
 	}
@@ -172,7 +171,7 @@ func Acquire(ctx context.Context, s Store, runID string, opt LeaseOptions) (*Jou
 		r.Lease = newLease(opt, now)
 		r.Lease.Acquired = acquired
 		r.Updated = now
-		out, err := json.Marshal(r)
+		out, err := r.appendJSON(nil)
 		if err != nil {
 			return nil, fmt.Errorf("acquire run %s: encode state: %w", runID, err)
 		}

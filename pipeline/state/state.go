@@ -139,7 +139,9 @@ type Lease struct {
 type Version string
 
 // Store keeps runs. Implementations: pipeline/store/file, pipeline/store/s3.
-// Every implementation must pass pipeline/store/storetest.
+// Every implementation must pass pipeline/store/storetest. A store never
+// changes a document or record it is given: the Journal keeps reading parts
+// of it after the call (see encoder).
 type Store interface {
 	// Create stores the first version of a run document. ErrExists if the run exists.
 	Create(ctx context.Context, runID string, doc []byte) (Version, error)
