@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"runtime/debug"
 	"testing"
 )
@@ -12,9 +13,12 @@ func gcPercent() int {
 	return p
 }
 
+// memoryLimit reads the soft memory limit (a negative value only reads it).
+func memoryLimit() int64 { return debug.SetMemoryLimit(-1) }
+
 func TestStartupGCLeavesAUsersGOGCAlone(t *testing.T) {
-	orig := gcPercent()
-	t.Cleanup(func() { debug.SetGCPercent(orig) })
+	orig, origLimit := gcPercent(), memoryLimit()
+	t.Cleanup(func() { debug.SetGCPercent(orig); debug.SetMemoryLimit(origLimit) })
 
 	debug.SetGCPercent(55) // as GOGC=55 in the environment would
 	user := func(k string) string {
@@ -38,8 +42,28 @@ func TestStartupGCLeavesAUsersGOGCAlone(t *testing.T) {
 	if got := gcPercent(); got != startupGCPercent {
 		t.Fatalf("startup without GOGC: GC percent %d, want %d", got, startupGCPercent)
 	}
+	if got := memoryLimit(); got != startupMemoryLimit {
+		t.Fatalf("startup without GOMEMLIMIT: memory limit %d, want %d", got, startupMemoryLimit)
+	}
 	endStartupGC(none)
 	if got := gcPercent(); got != 100 {
 		t.Fatalf("engine without GOGC: GC percent %d, want Go's default 100", got)
+	}
+	if got := memoryLimit(); got != math.MaxInt64 {
+		t.Fatalf("engine without GOMEMLIMIT: memory limit %d, want none", got)
+	}
+
+	// A user's GOMEMLIMIT stays, even while GOGC is raised.
+	debug.SetMemoryLimit(1 << 30)
+	limit := func(k string) string {
+		if k == "GOMEMLIMIT" {
+			return "1GiB"
+		}
+		return ""
+	}
+	raiseStartupGC(limit)
+	endStartupGC(limit)
+	if got := memoryLimit(); got != 1<<30 {
+		t.Fatalf("with GOMEMLIMIT=1GiB: memory limit %d after startup, want 1 GiB", got)
 	}
 }
