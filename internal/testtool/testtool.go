@@ -7,6 +7,8 @@ package testtool
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"go/build"
 	"net"
@@ -19,6 +21,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // Install commands printed when a tool is missing.
@@ -100,7 +105,10 @@ func (s *S3Server) Env() []string {
 func Versitygw(t testing.TB) *S3Server {
 	t.Helper()
 	bin := Find(t, "versitygw", VersitygwInstall)
-	srv := &S3Server{AccessKey: "gpipetestkey", SecretKey: "gpipetestsecretkey0123456789", Dir: t.TempDir()}
+	// Keys of this server alone: the readiness probe signs with them, so a
+	// versitygw of another test process that took the port meanwhile
+	// (refusing them) is never mistaken for this one.
+	srv := &S3Server{AccessKey: "gpipetest" + randomHex(8), SecretKey: "gpipetestsecret" + randomHex(16), Dir: t.TempDir()}
 	var lastErr error
 	for range 3 { // another process may grab the port between probe and start
 		addr, err := freePort()
@@ -114,6 +122,29 @@ func Versitygw(t testing.TB) *S3Server {
 	}
 	t.Fatalf("start versitygw: %v", lastErr)
 	return nil
+}
+
+// signedListBuckets sends ListBuckets (GET /) signed with srv's keys
+// (Signature Version 4, as the S3 API Reference requires of authenticated
+// requests): only the server started with those keys answers 200.
+func signedListBuckets(ctx context.Context, client *http.Client, srv *S3Server) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.Endpoint+"/", nil)
+	if err != nil {
+		return nil, err
+	}
+	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	creds := aws.Credentials{AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptySHA256, "s3", "us-east-1", time.Now()); err != nil {
+		return nil, err
+	}
+	return client.Do(req)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func freePort() (string, error) {
@@ -177,14 +208,16 @@ func start(t testing.TB, bin string, srv *S3Server, addr string) error {
 			return fmt.Errorf("versitygw did not answer on %s within 15s\n%s", addr, out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
-		resp, err := client.Get(srv.Endpoint + "/")
+		resp, err := signedListBuckets(ctx, client, srv)
 		if err != nil {
 			continue // not listening yet
 		}
 		resp.Body.Close()
-		if resp.Header.Get("Server") != "VERSITYGW" {
+		if resp.Header.Get("Server") != "VERSITYGW" || resp.StatusCode != http.StatusOK {
+			// Another process's server on the port: ours could not
+			// bind it and exits, or will.
 			stop()
-			return fmt.Errorf("something else answers on %s (Server: %q)", addr, resp.Header.Get("Server"))
+			return fmt.Errorf("something else answers on %s (Server: %q, %s to this server's keys)", addr, resp.Header.Get("Server"), resp.Status)
 		}
 		t.Cleanup(stop)
 		return nil

@@ -21,6 +21,32 @@ func TestVersitygw(t *testing.T) {
 	}
 }
 
+// Two test processes may probe the same free port and both start versitygw
+// on it: the one that lost must not take the winner's server for its own,
+// or its tests fail with "connection refused" once the winner's test ends.
+func TestVersitygwProbeKnowsItsOwnServer(t *testing.T) {
+	srv := Versitygw(t)
+	ctx := t.Context()
+	client := &http.Client{}
+	resp, err := signedListBuckets(ctx, client, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("own keys: %s, want 200", resp.Status)
+	}
+	other := &S3Server{Endpoint: srv.Endpoint, AccessKey: "gpipetestother", SecretKey: "gpipetestsecretother"}
+	resp, err = signedListBuckets(ctx, client, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("another server's keys were accepted: the probe cannot tell servers apart")
+	}
+}
+
 func TestFindLooksInGopathBin(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
