@@ -97,18 +97,26 @@ func (r *Run) appendJSONWith(dst []byte, steps func([]byte) ([]byte, error)) ([]
 		dst = appendStrings(dst, r.Order)
 	}
 	if len(r.HostLosses) > 0 {
-		dst = append(dst, `,"host_losses":[`...)
-		for i := range r.HostLosses {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = r.HostLosses[i].appendJSON(dst); err != nil {
-				return nil, err
-			}
+		if dst, err = appendArray(append(dst, `,"host_losses":`...), r.HostLosses, (*HostLoss).appendJSON); err != nil {
+			return nil, err
 		}
-		dst = append(dst, ']')
 	}
 	return append(dst, '}'), nil
+}
+
+// appendArray appends xs as a JSON array, each element by enc.
+func appendArray[T any](dst []byte, xs []T, enc func(*T, []byte) ([]byte, error)) ([]byte, error) {
+	dst = append(dst, '[')
+	for i := range xs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = enc(&xs[i], dst); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, ']'), nil
 }
 
 // appendJSON appends s's encoding, as json.Marshal(s) would; null for nil.
@@ -130,16 +138,9 @@ func (s *Step) appendJSON(dst []byte) ([]byte, error) {
 		dst = appendStrings(dst, s.Needs)
 	}
 	if len(s.Attempts) > 0 {
-		dst = append(dst, `,"attempts":[`...)
-		for i := range s.Attempts {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = s.Attempts[i].appendJSON(dst); err != nil {
-				return nil, err
-			}
+		if dst, err = appendArray(append(dst, `,"attempts":`...), s.Attempts, (*Attempt).appendJSON); err != nil {
+			return nil, err
 		}
-		dst = append(dst, ']')
 	}
 	if len(s.Outputs) > 0 {
 		dst = append(dst, `,"outputs":`...)
