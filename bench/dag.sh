@@ -14,7 +14,9 @@
 # memory of a 10,000-step run and the time to validate a 10,000-step spec. With
 # S3 it also prints what a run sent to the server per step: PUT requests and
 # their body bytes (from versitygw's access log), which stay constant as the
-# run grows when state is journaled.
+# run grows when state is journaled, and the CPU versitygw spent on the same
+# cores, with the S3/file ratio of gpipe's own CPU (and its children's): what a
+# remote S3 would leave of the difference.
 #
 #   bench/dag.sh [-n STEPS] [-j CONCURRENCY] [-r ROUNDS] [--no-s3] [--no-task] [--no-big]
 set -euo pipefail
@@ -84,6 +86,10 @@ run_timed() {
 put_stats() {
   awk -v run="runs/$1/" '$8 == "s3_PutObject" && index($9, run) == 1 { n++; b += ($14 == "-" ? 0 : $14) } END { printf "%d %d\n", n, b }' "$work/access.log"
 }
+# server_ticks: CPU time (user+sys, clock ticks) versitygw has used so far. It
+# runs on the same cores as the tools, so what it spends serving gpipe-s3
+# lengthens that run as a remote S3 would not.
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$vgw_pid/stat"; }
 median() { sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 for r in $(seq "$rounds"); do
@@ -93,7 +99,9 @@ for r in $(seq "$rounds"); do
   run_timed go-floor "$work/floor" -j "$jobs" "$work/dag.txt"
   if [ "$task" = 1 ]; then run_timed task task --concurrency "$jobs" --silent --taskfile "$work/Taskfile.yml"; fi
   if [ "$s3" = 1 ]; then
+    srv0=$(server_ticks)
     run_timed gpipe-s3 "$work/gpipe" run --state "s3://bench/runs" --concurrency "$jobs" --run-id "s3-$r" "$work/spec.yaml"
+    echo "($(server_ticks) - $srv0) * 1000 / $(getconf CLK_TCK) / $steps" | bc -l >>"$work/s3.srvcpu"
     sleep 0.2 # let versitygw write its last log lines
     read -r n b < <(put_stats "s3-$r")
     echo "$n / $steps" | bc -l >>"$work/s3.puts"
@@ -112,8 +120,10 @@ done
 printf '  gpipe-file / go-floor: %.2f\n' "$(echo "$(median "$work/gpipe-file.times") / $(median "$work/go-floor.times")" | bc -l)"
 if [ -f "$work/gpipe-s3.times" ]; then
   printf '  S3 / file state: %.2f\n' "$(echo "$(median "$work/gpipe-s3.times") / $(median "$work/gpipe-file.times")" | bc -l)"
-  printf '  S3 server: %.2f PUTs/step, %.0f bytes/step (PUT bodies: state, journal, logs, spec)\n' \
-    "$(median "$work/s3.puts")" "$(median "$work/s3.bytes")"
+  printf '  S3 server: %.2f PUTs/step, %.0f bytes/step (PUT bodies: state, journal, logs, spec), CPU %.2f ms/step on the same cores\n' \
+    "$(median "$work/s3.puts")" "$(median "$work/s3.bytes")" "$(median "$work/s3.srvcpu")"
+  printf '  S3 / file CPU of gpipe and its children (what a remote S3 would leave): %.2f\n' \
+    "$(echo "$(median "$work/gpipe-s3.cpu") / $(median "$work/gpipe-file.cpu")" | bc -l)"
 fi
 
 [ "$big" = 1 ] || exit 0
