@@ -143,7 +143,9 @@ func (l *Local) Exec(ctx context.Context, s Script) (map[string]string, error) {
 		return nil, fmt.Errorf("start bash: %w", err)
 	}
 	l.noteStarted(token)
-	c, err := startChild(bash, []string{"bash", "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, script)
+	// argv[0] is bash's full path: given a bare "bash", bash searches $PATH
+	// for itself to set $BASH, a stat per $PATH entry on every step.
+	c, err := startChild(bash, []string{bash, "--noprofile", "--norc", "/dev/fd/3"}, l.env(s.Env, outputPath, token), devNull, pw, script)
 	syscall.Close(pw)
 	syscall.Close(script)
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +55,33 @@ func TestLocalOutputsEnvAndLog(t *testing.T) {
 	}
 	if got := log.String(); got != "hello\noops\n" {
 		t.Errorf("log = %q", got)
+	}
+}
+
+// bash starts with its full path as argv[0]: with a bare name it would
+// search $PATH for itself on every step (a stat per entry, strace shows
+// them). $BASH must still name bash.
+func TestLocalBashArgv0IsItsPath(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/PID/cmdline")
+	}
+	l := &Local{BaseEnv: []string{"PATH=" + os.Getenv("PATH")}}
+	defer l.Close()
+	out, err := l.Exec(context.Background(), Script{
+		Body: "{ printf 'argv0='; tr '\\0' '\\n' </proc/$$/cmdline | head -n 1; echo \"bash=$BASH\"; } >>\"$GPIPE_OUTPUT\"\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["argv0"] != want {
+		t.Errorf("argv[0] = %q, want %q", out["argv0"], want)
+	}
+	if !filepath.IsAbs(out["bash"]) {
+		t.Errorf("$BASH = %q, want an absolute path", out["bash"])
 	}
 }
 

