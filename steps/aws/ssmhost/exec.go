@@ -57,6 +57,14 @@ func (e *Executor) Exec(ctx context.Context, s host.Script) (map[string]string, 
 		return nil, err
 	}
 	e.drain(ctx, t, inv)
+	if inv.Status != types.CommandInvocationStatusSuccess && t.notice != "" {
+		// The notice reached the log only with the rest of it, after the
+		// command's status said it ended (CloudWatch delivers output after
+		// the agent reports the end): the step stopped because its host
+		// goes away, as when poll sees the notice first.
+		fmt.Fprintf(log, "the step ended (%s) after a spot interruption notice\n", inv.Status)
+		return nil, e.lost(e.zone(ctx, cl.EC2), fmt.Errorf("spot interruption notice from instance metadata: %s", t.notice))
+	}
 	if inv.Status != types.CommandInvocationStatusSuccess {
 		// A script killed by its instance's shutdown fails like any other.
 		if err := e.instanceGone(ctx, cl.EC2, log); err != nil {

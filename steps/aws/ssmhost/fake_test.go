@@ -34,7 +34,12 @@ type fakeSSM struct {
 	noCloudLogs bool
 	notice      string // a spot interruption notice the wrapper prints after stdout
 	early       bool   // stdout and the notice are in the log from the first poll on
-	ec2         EC2
+	// lagged: nothing reaches the log stream before the invocation reads
+	// ended. The agent streams output to CloudWatch Logs on its own
+	// schedule (Systems Manager User Guide, "Configuring Amazon CloudWatch
+	// Logs for Run Command"), so its status may say ended first.
+	lagged bool
+	ec2    EC2
 }
 
 func apiErr(code string) error { return &smithy.GenericAPIError{Code: code, Message: code} }
@@ -94,6 +99,9 @@ func (f *fakeSSM) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvo
 	if f.early && f.polls-1 < f.runFor {
 		lines = append(f.stdout, "", "::gpipe-lost-"+f.nonce()+":: "+f.notice)
 		shown = len(lines)
+	}
+	if f.lagged && f.polls-1 < f.runFor {
+		shown = 0
 	}
 	if !f.noCloudLogs {
 		f.logs.set(aws.ToString(in.CommandId)+"/"+aws.ToString(in.InstanceId)+"/aws-runShellScript/stdout", lines[:shown])

@@ -119,6 +119,25 @@ func TestExecSpotNoticeIsHostLost(t *testing.T) {
 	}
 }
 
+// TestExecNoticeAfterTheEndIsHostLost: when the step stops on the notice
+// (train-unet saving its checkpoints) and its status reads Failed before the
+// notice reaches the log, the step still lost its host: the failure is not
+// the script's, and the engine replaces the host instead of failing the run.
+func TestExecNoticeAfterTheEndIsHostLost(t *testing.T) {
+	notice := `{"action": "terminate", "time": "2026-12-04T19:22:00Z"}`
+	f := &fakeSSM{runFor: 3, status: types.CommandInvocationStatusFailed, code: 137, stdout: []string{"epoch 1"},
+		notice: notice, lagged: true}
+	ex, _ := setup(f, nil)
+	log := &syncBuf{}
+	_, err := ex.Exec(t.Context(), script(log, map[string]string{}))
+	if hl := pipeline.AsHostLost(err); hl == nil || !strings.Contains(err.Error(), "spot interruption notice from instance metadata: "+notice) {
+		t.Fatalf("err = %v, want a host loss", err)
+	}
+	if !strings.Contains(log.String(), "the step ended (Failed) after a spot interruption notice") {
+		t.Errorf("log: %q", log)
+	}
+}
+
 type fakeEC2 struct {
 	mu     sync.Mutex
 	calls  int
