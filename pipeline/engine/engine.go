@@ -135,6 +135,12 @@ type journal interface {
 	// one step rather than the whole run.
 	UpdateStep(ctx context.Context, step string, fn func(*state.Run)) error
 	PostStep(step string, fn func(*state.Run))
+	// Apply posts a step's change and returns its Mark; Durable says how
+	// far changes are stored, Hurry saves up to a Mark at once. A step's
+	// outcome is applied, and its dependents start once Durable passes it.
+	Apply(step string, fn func(*state.Run)) (state.Mark, error)
+	Durable() (state.Mark, <-chan struct{})
+	Hurry(m state.Mark)
 	// Sync waits until every change applied so far is durable; Flush also
 	// until it is on disk.
 	Sync(ctx context.Context) error

@@ -41,7 +41,7 @@ type node struct {
 }
 
 // done is what a step goroutine reports when its step reached a final state
-// (already durable in the journal).
+// (applied to the journal; durable once the journal's Durable reaches mark).
 type done struct {
 	i       int
 	status  state.StepStatus
@@ -49,6 +49,7 @@ type done struct {
 	err     error        // the step's failure
 	fatal   error        // the journal could not record it: stop the run
 	lost    *lostAttempt // the step's host was lost (hostloss.go); status is pending
+	mark    state.Mark   // the journal change that records it; 0 when durable already
 }
 
 type engine struct {
@@ -82,6 +83,8 @@ type engine struct {
 	poolMu     sync.Mutex
 	pools      map[string]*cardPool // by host (see resolveHost)
 	doneCh     chan done
+	gated      []done // finished, waiting for their outcome to be durable (see gate)
+	hurried    state.Mark
 	active     int
 	failed     bool
 	interrupt  bool
@@ -299,24 +302,36 @@ func (e *engine) run() error {
 			ready = ready[1:]
 			ready = e.decide(i, ready)
 		}
-		if e.active == 0 && fatal == nil && len(ready) == 0 {
+		var durable <-chan struct{}
+		if len(e.gated) > 0 {
+			var more bool
+			if ready, more, durable = e.ungate(ready, fatal != nil); more {
+				continue
+			}
+		}
+		if e.active == 0 && len(e.gated) == 0 && fatal == nil && len(ready) == 0 {
 			// Steps waiting for a resource no running step will free.
 			if ready = e.unstick(ready); len(ready) > 0 {
 				continue
 			}
 		}
-		if e.active == 0 {
+		if e.active == 0 && len(e.gated) == 0 {
 			break
 		}
 		select {
 		case <-detach:
 			detach = nil
 			e.detach()
+		case <-durable:
 		case d := <-e.doneCh:
 			e.active--
 			if d.fatal != nil && fatal == nil {
 				fatal = d.fatal
 				e.cancelAll(fatal)
+			}
+			if d.mark != 0 {
+				e.gated = append(e.gated, d)
+				continue
 			}
 			ready = e.finish(d, ready)
 		case <-ctxDone:
@@ -344,6 +359,39 @@ func (e *engine) run() error {
 		e.leavePending()
 	}
 	return e.end(fatal)
+}
+
+// ungate hands the scheduler the steps whose outcome the journal has stored
+// since they finished (gated), in the order they finished, and reports
+// whether it did. A step's dependents start only then: a runner killed at any
+// moment leaves no step started whose needs a resume would run again. Saves
+// are not awaited one by one: while every slot is busy, outcomes wait for the
+// journal's next save (within its post delay), and many share it; once a slot
+// would idle, the journal is hurried. With fatal, nothing will start any
+// more: every gated step is handed over at once, for the final tally.
+//
+// It returns the channel that is closed when the journal stores more.
+func (e *engine) ungate(ready []int, fatal bool) ([]int, bool, <-chan struct{}) {
+	stored, more := e.j.Durable()
+	waiting := e.gated[:0]
+	var want state.Mark
+	released := false
+	for _, d := range e.gated {
+		if fatal || d.mark <= stored {
+			ready = e.finish(d, ready)
+			released = true
+			continue
+		}
+		waiting = append(waiting, d)
+		want = max(want, d.mark)
+	}
+	clear(e.gated[len(waiting):])
+	e.gated = waiting
+	if want > e.hurried && len(e.slots) < cap(e.slots) {
+		e.hurried = want
+		e.j.Hurry(want)
+	}
+	return ready, released, more
 }
 
 // detach stops the run without stopping remote work: every step context,

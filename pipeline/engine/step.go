@@ -338,8 +338,12 @@ func endAttempt(st *state.Step, num int, end time.Time, err error) {
 	}
 }
 
-// record makes a step's final state durable and reports it. num is the last
-// attempt's number, 0 when no attempt was left open.
+// record applies a step's final state to the journal and reports it. num is
+// the last attempt's number, 0 when no attempt was left open. It does not
+// wait for the save: the scheduler holds the step's dependents back until
+// the journal says the outcome is durable (see gate), so a step's success is
+// stored before anything that depends on it starts, while steps that do not
+// depend on it run on and many outcomes share one save.
 func (e *engine) record(n *node, num int, start, end time.Time, st state.StepStatus, outputs map[string]string, err error) done {
 	id := n.ps.ID
 	// Everything of a step's outcome that is saved, printed or handed to
@@ -361,7 +365,7 @@ func (e *engine) record(n *node, num int, start, end time.Time, st state.StepSta
 			attemptErr = errors.New(string(st))
 		}
 	}
-	werr := e.j.UpdateStep(e.saveCtx, id, func(r *state.Run) {
+	mark, werr := e.j.Apply(id, func(r *state.Run) {
 		s := r.Steps[id]
 		if s == nil {
 			return
@@ -386,7 +390,7 @@ func (e *engine) record(n *node, num int, start, end time.Time, st state.StepSta
 		ev.Kind = StepSkipped
 	}
 	e.ev.emit(ev)
-	d := done{i: n.idx, status: st, err: err}
+	d := done{i: n.idx, status: st, err: err, mark: mark}
 	if st == state.StepSucceeded || len(outputs) > 0 {
 		d.outputs = outputs
 		if d.outputs == nil {

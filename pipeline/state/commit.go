@@ -174,7 +174,7 @@ func (j *Journal) saveOnce(ctx context.Context) bool {
 			more := j.want > j.durable
 			if !more && j.seq != j.durable && !j.posted {
 				j.posted = true
-				j.postTimer.Reset(postDelay)
+				j.postTimer.Reset(j.opt.PostDelay)
 			}
 			j.mu.Unlock()
 			return more

@@ -34,6 +34,10 @@ type LeaseOptions struct {
 	// for its flush to disk when nothing asks for one; default
 	// DefaultFlushDelay.
 	FlushDelay time.Duration
+
+	// PostDelay bounds how long a posted change (Post, Apply) waits for a
+	// save that something awaits to carry it; default DefaultPostDelay.
+	PostDelay time.Duration
 }
 
 // DefaultFlushDelay is LeaseOptions.FlushDelay's default: what a power loss
@@ -60,6 +64,9 @@ func (o LeaseOptions) withDefaults() LeaseOptions {
 	}
 	if o.FlushDelay <= 0 {
 		o.FlushDelay = DefaultFlushDelay
+	}
+	if o.PostDelay <= 0 {
+		o.PostDelay = DefaultPostDelay
 	}
 	if o.Owner == "" {
 		o.Owner = fmt.Sprintf("%s:%d:%s", o.Host, o.PID, randomSuffix())
@@ -92,7 +99,7 @@ type Journal struct {
 	lost    chan struct{}
 	closing bool
 	kick    chan struct{}
-	// A Post waits up to postDelay for a save that something awaits to
+	// A Post waits up to PostDelay for a save that something awaits to
 	// carry it (see PostStep); posted says the timer is armed.
 	postTimer *time.Timer
 	posted    bool
@@ -246,7 +253,7 @@ func (j *Journal) Err() error {
 }
 
 // apply runs fn on the in-memory run and schedules a save: at once when
-// urgent, else within postDelay. It returns the change's sequence number. fn
+// urgent, else within PostDelay. It returns the change's sequence number. fn
 // runs under the Journal's lock: it must not call the Journal. step names the
 // one step fn changes besides the run's own fields, or "" when fn may change
 // any step.
@@ -268,16 +275,16 @@ func (j *Journal) apply(step string, fn func(*Run), urgent bool) (uint64, error)
 		j.urge()
 	case !j.posted:
 		j.posted = true
-		j.postTimer.Reset(postDelay)
+		j.postTimer.Reset(j.opt.PostDelay)
 	}
 	return j.seq, nil
 }
 
-// postDelay bounds how long a posted change waits for a save that something
-// awaits (a step finishing) to carry it. A short step's start rides along
-// with the save of the step that finished before it instead of costing a
-// save of its own: half the journal appends of a run of short steps.
-const postDelay = 50 * time.Millisecond
+// DefaultPostDelay is LeaseOptions.PostDelay's default. Short steps' starts
+// and ends ride along with a save that something awaits instead of costing a
+// save each; a runner that dies loses at most this much of what was only
+// posted (those steps run again on resume).
+const DefaultPostDelay = 50 * time.Millisecond
 
 // postDue saves what was posted when no other save took it along first.
 func (j *Journal) postDue() {
@@ -325,13 +332,46 @@ func (j *Journal) UpdateStep(ctx context.Context, step string, fn func(*Run)) er
 }
 
 // Post applies fn and lets the committer save it soon, without waiting: with
-// the next save of an Update, Sync or Close, or after postDelay at the
+// the next save of an Update, Sync or Close, or after PostDelay at the
 // latest. A Post after the Journal is lost or closed is dropped; Err tells.
 func (j *Journal) Post(fn func(*Run)) { j.PostStep("", fn) }
 
 // PostStep is Post for a fn that changes only the step with this id.
 func (j *Journal) PostStep(step string, fn func(*Run)) {
 	j.apply(step, fn, false) //nolint:errcheck // Err() reports a lost journal
+}
+
+// Mark is a change's place in the sequence of changes applied to a Journal:
+// the change is durable once Durable reports a Mark at least as high.
+type Mark uint64
+
+// Apply is PostStep that returns the change's Mark, or why the change was
+// not applied (the Journal is lost or closed). It does not wait: the change
+// is saved with the next save something waits for, when Hurry asks for it,
+// or within PostDelay. A caller that must not act before the change is
+// stored (start a step that depends on it) watches Durable.
+func (j *Journal) Apply(step string, fn func(*Run)) (Mark, error) {
+	seq, err := j.apply(step, fn, false)
+	return Mark(seq), err
+}
+
+// Durable returns the Mark of the last durable change and a channel that is
+// closed when that (or Err) changes.
+func (j *Journal) Durable() (Mark, <-chan struct{}) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return Mark(j.durable), j.changed
+}
+
+// Hurry has the committer save every change up to m at once rather than
+// within PostDelay: something is about to wait for it.
+func (j *Journal) Hurry(m Mark) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if uint64(m) > j.durable && uint64(m) > j.want {
+		j.want = min(uint64(m), j.seq)
+		j.wake()
+	}
 }
 
 // Sync returns once every change applied before the call is durable (as
