@@ -17,6 +17,7 @@ type resumeOptions struct {
 	store       state.Store
 	storeURL    string
 	runID       string
+	loaded      *state.Loaded // the run as read already; nil: resume reads it
 	from        string
 	specFile    string
 	planOnly    bool
@@ -43,6 +44,7 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 		if err := wantArgs(fs, args, 1, 1); err != nil {
 			return err
 		}
+		a.loader().Warm() // the spec is parsed after the state is read
 		if *budget < 0 {
 			return usagef("--budget %v: want a positive number of dollars", *budget)
 		}
@@ -58,36 +60,38 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 		if err != nil {
 			return err
 		}
-		runID, err := resolveRunID(ctx, st, url, args[0])
+		loaded, err := readForResume(ctx, st, url, args[0])
 		if err != nil {
 			return err
 		}
 		return a.resume(ctx, resumeOptions{
-			store: st, storeURL: url, runID: runID, from: *from, specFile: *specFile,
+			store: st, storeURL: url, runID: loaded.RunID(), loaded: loaded, from: *from, specFile: *specFile,
 			planOnly: *planOnly, force: *force, concurrency: *concurrency, detach: det, budget: *budget, secrets: secrets,
 		})
 	}
 }
 
 func (a *App) resume(ctx context.Context, o resumeOptions) error {
+	prev := o.loaded
+	if prev == nil {
+		var err error
+		if prev, err = state.ReadLoaded(ctx, o.store, o.runID); err != nil {
+			return runReadError(o.runID, o.storeURL, err)
+		}
+	}
 	if o.planOnly {
-		prev, err := state.Read(ctx, o.store, o.runID)
-		if errors.Is(err, state.ErrNotFound) {
-			return noRun(o.runID, o.storeURL)
-		}
-		if err != nil {
-			return err
-		}
-		p, err := a.resumePlan(ctx, o, prev)
+		p, err := a.resumePlan(ctx, o, prev.Run)
 		if err != nil {
 			return err
 		}
 		return printResumePlan(a.Stdout, p)
 	}
-	if done, err := a.nothingToResume(ctx, o); done || err != nil {
+	if done, err := a.nothingToResume(ctx, o, prev.Run); done || err != nil {
 		return err
 	}
-	j, err := state.Acquire(ctx, o.store, o.runID, a.leaseOptions(o.force))
+	// The lease is taken from the run as read above (read again only if it
+	// changed since): against S3 a read is a GET and a LIST.
+	j, err := state.AcquireLoaded(ctx, o.store, prev, a.leaseOptions(o.force))
 	if errors.Is(err, state.ErrNotFound) {
 		return noRun(o.runID, o.storeURL)
 	}
@@ -122,16 +126,9 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 // nothingToResume reports (and says) that a succeeded run has nothing to
 // rerun: resuming it does nothing, touches no state and succeeds. --from and
 // an edited spec rerun on purpose, so they are not cut short here.
-func (a *App) nothingToResume(ctx context.Context, o resumeOptions) (bool, error) {
-	if o.from != "" {
+func (a *App) nothingToResume(ctx context.Context, o resumeOptions, prev *state.Run) (bool, error) {
+	if o.from != "" || prev.Status != state.RunSucceeded {
 		return false, nil
-	}
-	prev, err := state.Read(ctx, o.store, o.runID)
-	if errors.Is(err, state.ErrNotFound) {
-		return false, noRun(o.runID, o.storeURL)
-	}
-	if err != nil || prev.Status != state.RunSucceeded {
-		return false, err
 	}
 	p, err := a.resumePlan(ctx, o, prev)
 	if err != nil {
@@ -187,6 +184,24 @@ func runReadError(runID, storeURL string, err error) error {
 		return noRun(runID, storeURL)
 	}
 	return err // the store's error names the run and the store
+}
+
+// readForResume reads the run to resume, named by what resolveRunID accepts
+// (an id, a unique prefix, latest): a run named by its id is read once,
+// not looked up first and read after.
+func readForResume(ctx context.Context, st state.Store, storeURL, typed string) (*state.Loaded, error) {
+	l, err := state.ReadLoaded(ctx, st, typed)
+	if err == nil || !errors.Is(err, state.ErrNotFound) {
+		return l, err // the store's error names the run and the store
+	}
+	id, err := resolveRunID(ctx, st, storeURL, typed)
+	if err != nil {
+		return nil, err
+	}
+	if l, err = state.ReadLoaded(ctx, st, id); err != nil {
+		return nil, runReadError(id, storeURL, err)
+	}
+	return l, nil
 }
 
 // readRun opens the store and reads one run from it, for commands that only

@@ -70,13 +70,14 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 			return usagef("--budget %v: want a positive number of dollars", *budget)
 		}
 		if *resumeExisting && *runID != "" {
-			if prev, err := state.Read(ctx, st, id); err == nil {
+			if loaded, err := state.ReadLoaded(ctx, st, id); err == nil {
+				prev := loaded.Run
 				if prev.SpecDigest != sp.Digest() {
 					return &SpecMismatchError{RunID: id, StoreURL: url, RunSpec: prev.SpecFile, RunDigest: prev.SpecDigest,
 						Spec: args[0], Digest: sp.Digest()}
 				}
 				fmt.Fprintf(a.Stderr, "gpipe: run %s exists in %s: resuming it\n", id, url)
-				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, concurrency: *concurrency, detach: det,
+				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, loaded: loaded, concurrency: *concurrency, detach: det,
 					budget: *budget, secrets: onlySecrets(sp, given)})
 			} else if !errors.Is(err, state.ErrNotFound) {
 				return fmt.Errorf("look up run %s: %w", id, err)

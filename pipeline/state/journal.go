@@ -153,52 +153,6 @@ func Create(ctx context.Context, s Store, run *Run, opt LeaseOptions) (*Journal,
 	return start(ctx, s, r, v, len(doc), opt), nil
 }
 
-// Acquire loads a run and takes its lease, following the lease rules: a lease
-// of this Owner, an expired lease, or one held by a process of this host that
-// no longer exists is taken over; a fresh one of another runner only with
-// Force, else *HeldError. A document written by a newer gpipe gives
-// *NewerSchemaError, an unreadable one *CorruptError; neither is touched.
-func Acquire(ctx context.Context, s Store, runID string, opt LeaseOptions) (*Journal, error) {
-	opt = opt.withDefaults()
-	// Two runners acquiring at once both see a free lease; CAS lets one win
-	// and the other rereads, now seeing the winner's lease.
-	for attempt := 0; ; attempt++ {
-		r, v, err := load(ctx, s, runID)
-		if err != nil {
-			return nil, err // stores name the run and themselves in errors
-		}
-		now := opt.Now().UTC()
-		if err := mayTakeOver(r, opt, now); err != nil {
-			return nil, err
-		}
-		acquired := now
-		if r.Lease != nil && r.Lease.Owner == opt.Owner {
-			acquired = r.Lease.Acquired
-		}
-		r.Lease = newLease(opt, now)
-		r.Lease.Acquired = acquired
-		r.Updated = now
-		out, err := r.appendJSON(nil)
-		if err != nil {
-			return nil, fmt.Errorf("acquire run %s: encode state: %w", runID, err)
-		}
-		nv, err := s.Save(ctx, runID, out, v)
-		if errors.Is(err, ErrConflict) && attempt < 5 {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("acquire run %s: %w", runID, err)
-		}
-		return start(ctx, s, r, nv, len(out), opt), nil
-	}
-}
-
-// Read loads a run without taking its lease, for status, logs and plans.
-func Read(ctx context.Context, s Store, runID string) (*Run, error) {
-	r, _, err := load(ctx, s, runID)
-	return r, err
-}
-
 func start(ctx context.Context, s Store, r *Run, v Version, snapBytes int, opt LeaseOptions) *Journal {
 	// The committer outlives the call that created the Journal; it stops on
 	// Close, keeping ctx's values but not its cancellation.
