@@ -98,7 +98,8 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	p, err := a.resumePlan(ctx, o, j.Snapshot())
+	held := j.Snapshot() // the run as the lease found it (a deep copy: once)
+	p, err := a.resumePlan(ctx, o, held)
 	if err != nil {
 		_ = j.Close(context.WithoutCancel(ctx))
 		return err
@@ -110,7 +111,7 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 		}
 	}
 	printResumePlan(a.Stderr, p)
-	if o.specFile != "" || len(secretParamsGiven(p.Spec, j.Snapshot().Params)) > 0 {
+	if o.specFile != "" || len(secretParamsGiven(p.Spec, held.Params)) > 0 {
 		if err := j.Update(ctx, func(r *state.Run) {
 			r.SpecDigest = p.Spec.Digest()
 			r.SpecFile = p.Spec.File
