@@ -281,3 +281,38 @@ func isCorrupt(err error) bool {
 	var ce *state.CorruptError
 	return errors.As(err, &ce) && strings.Contains(err.Error(), "memory://")
 }
+
+// TestApplyDurableHurry: an applied change is not stored before its post
+// delay unless hurried; Durable reports its Mark once it is, and its channel
+// wakes whoever watches.
+func TestApplyDurableHurry(t *testing.T) {
+	s := newMem(t)
+	o := opts("me")
+	o.PostDelay = time.Hour // only Hurry can make the change durable in time
+	j := create(t, s, "r", o)
+	m, err := j.Apply("s1", func(r *state.Run) { r.Steps["s1"] = &state.Step{ID: "s1", Status: state.StepSucceeded} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, changed := j.Durable()
+	if stored >= m {
+		t.Fatalf("Durable %d before any save, want below the change's Mark %d", stored, m)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if st := read(t, s, "r").Steps["s1"]; st != nil {
+		t.Fatalf("an applied change was stored before its post delay or a Hurry: %+v", st)
+	}
+	j.Hurry(m)
+	deadline := time.After(5 * time.Second)
+	for stored < m {
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("Durable %d five seconds after Hurry(%d)", stored, m)
+		}
+		stored, changed = j.Durable()
+	}
+	if st := read(t, s, "r").Steps["s1"]; st == nil || st.Status != state.StepSucceeded {
+		t.Fatalf("Durable passed the change's Mark but the store has %+v", st)
+	}
+}
