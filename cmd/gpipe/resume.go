@@ -16,8 +16,7 @@ import (
 type resumeOptions struct {
 	store       state.Store
 	storeURL    string
-	runID       string
-	loaded      *state.Loaded // the run as read already; nil: resume reads it
+	loaded      *state.Loaded // the run, as read to find it
 	from        string
 	specFile    string
 	planOnly    bool
@@ -28,6 +27,9 @@ type resumeOptions struct {
 	// secrets are secret params given with -p: a run saves none.
 	secrets map[string]string
 }
+
+// runID is the id of the run to resume.
+func (o resumeOptions) runID() string { return o.loaded.RunID() }
 
 func (a *App) setupResume(fs *flag.FlagSet) handler {
 	stateURL := stateFlag(fs)
@@ -65,7 +67,7 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 			return err
 		}
 		return a.resume(ctx, resumeOptions{
-			store: st, storeURL: url, runID: loaded.RunID(), loaded: loaded, from: *from, specFile: *specFile,
+			store: st, storeURL: url, loaded: loaded, from: *from, specFile: *specFile,
 			planOnly: *planOnly, force: *force, concurrency: *concurrency, detach: det, budget: *budget, secrets: secrets,
 		})
 	}
@@ -73,12 +75,6 @@ func (a *App) setupResume(fs *flag.FlagSet) handler {
 
 func (a *App) resume(ctx context.Context, o resumeOptions) error {
 	prev := o.loaded
-	if prev == nil {
-		var err error
-		if prev, err = state.ReadLoaded(ctx, o.store, o.runID); err != nil {
-			return runReadError(o.runID, o.storeURL, err)
-		}
-	}
 	if o.planOnly {
 		p, err := a.resumePlan(ctx, o, prev.Run)
 		if err != nil {
@@ -93,7 +89,7 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 	// changed since): against S3 a read is a GET and a LIST.
 	j, err := state.AcquireLoaded(ctx, o.store, prev, a.leaseOptions(o.force))
 	if errors.Is(err, state.ErrNotFound) {
-		return noRun(o.runID, o.storeURL)
+		return noRun(o.runID(), o.storeURL)
 	}
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
@@ -105,9 +101,9 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 		return err
 	}
 	if o.specFile != "" {
-		if err := o.store.PutBlob(ctx, o.runID, specBlobName(p.Spec.Digest()), p.Spec.Source); err != nil {
+		if err := o.store.PutBlob(ctx, o.runID(), specBlobName(p.Spec.Digest()), p.Spec.Source); err != nil {
 			_ = j.Close(context.WithoutCancel(ctx))
-			return fmt.Errorf("save edited spec of run %s: %w", o.runID, err)
+			return fmt.Errorf("save edited spec of run %s: %w", o.runID(), err)
 		}
 	}
 	printResumePlan(a.Stderr, p)
@@ -118,7 +114,7 @@ func (a *App) resume(ctx context.Context, o resumeOptions) error {
 			scrubSecretParams(p.Spec, r) // saved by a gpipe that kept them
 		}); err != nil {
 			_ = j.Close(context.WithoutCancel(ctx))
-			return fmt.Errorf("record spec and params of run %s: %w", o.runID, err)
+			return fmt.Errorf("record spec and params of run %s: %w", o.runID(), err)
 		}
 	}
 	return a.drive(ctx, j, p, o.storeURL, o.concurrency, o.detach, o.budget)
@@ -139,7 +135,7 @@ func (a *App) nothingToResume(ctx context.Context, o resumeOptions, prev *state.
 		return false, nil
 	}
 	fmt.Fprintf(a.Stderr, "gpipe: run %s succeeded; nothing to rerun (gpipe resume --from STEP %s reruns a step and what follows it)\n",
-		o.runID, o.runID)
+		o.runID(), o.runID())
 	return true, nil
 }
 
@@ -151,7 +147,7 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 	if o.specFile != "" {
 		sp, err = a.loadSpec(ctx, o.specFile)
 	} else {
-		sp, err = a.snapshotSpec(ctx, o.store, o.runID, prev.SpecFile, prev.SpecDigest)
+		sp, err = a.snapshotSpec(ctx, o.store, o.runID(), prev.SpecFile, prev.SpecDigest)
 	}
 	if err != nil {
 		return nil, err
@@ -165,11 +161,11 @@ func (a *App) resumePlan(ctx context.Context, o resumeOptions, prev *state.Run) 
 		return nil, err
 	}
 	if o.from != "" && p.Step(o.from) == nil && p.Instances(o.from) == nil {
-		return nil, usagef("--from %s: no such step in run %s%s (steps: %s)", o.from, o.runID,
+		return nil, usagef("--from %s: no such step in run %s%s (steps: %s)", o.from, o.runID(),
 			suggest.DidYouMean(o.from, planStepNames(p)), strings.Join(planStepNames(p), ", "))
 	}
 	if err := p.ForResume(prev, o.from); err != nil {
-		return nil, fmt.Errorf("plan resume of run %s: %w", o.runID, err)
+		return nil, fmt.Errorf("plan resume of run %s: %w", o.runID(), err)
 	}
 	return p, nil
 }

@@ -77,7 +77,7 @@ func (a *App) setupRun(fs *flag.FlagSet) handler {
 						Spec: args[0], Digest: sp.Digest()}
 				}
 				fmt.Fprintf(a.Stderr, "gpipe: run %s exists in %s: resuming it\n", id, url)
-				return a.resume(ctx, resumeOptions{store: st, storeURL: url, runID: id, loaded: loaded, concurrency: *concurrency, detach: det,
+				return a.resume(ctx, resumeOptions{store: st, storeURL: url, loaded: loaded, concurrency: *concurrency, detach: det,
 					budget: *budget, secrets: onlySecrets(sp, given)})
 			} else if !errors.Is(err, state.ErrNotFound) {
 				return fmt.Errorf("look up run %s: %w", id, err)

@@ -83,8 +83,8 @@ type engine struct {
 	poolMu     sync.Mutex
 	pools      map[string]*cardPool // by host (see resolveHost)
 	doneCh     chan done
-	gated      []done // finished, waiting for their outcome to be durable (see gate)
-	hurried    state.Mark
+	gated      []done     // finished, waiting for their outcome to be durable (see ungate)
+	hurried    state.Mark // the highest Mark the journal was hurried to
 	active     int
 	failed     bool
 	interrupt  bool
