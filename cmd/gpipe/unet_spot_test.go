@@ -17,9 +17,16 @@ import (
 )
 
 // The spot run's training: epochs 0..spotLastEpoch, each a little time, so
-// that an interruption lands in the middle of it.
+// that an interruption lands in the middle of it. A notice takes a while to
+// stop the training: the interrupter's poll (50 ms), the wrapper's metadata
+// poll (0.1 s in the fake), the training's notice watcher (1 s), the epoch
+// under way (0.3 s), more on a loaded machine; each instance trains on for
+// that long after its second epoch. The second instance must still have
+// epochs left then, or the third has nothing to resume: with 9 as the last
+// epoch it had 3 (0.9 s) and CI once saw it finish them all. 19 leaves the
+// second instance about 13 epochs (~4 s) of slack.
 const (
-	spotLastEpoch    = 9
+	spotLastEpoch    = 19
 	spotEpochSeconds = "0.3"
 	// spotTermination is the time from a notice to the instance's end: two
 	// minutes in EC2, enough here for the training to stop and sync.
